@@ -1,0 +1,83 @@
+//! The one public error type, [`DagError`].
+
+use thiserror::Error;
+
+/// Everything that can end a `compute` without a result.
+///
+/// Each variant says what failed and where, so that the message alone tells a user what to fix.
+/// `DagError` is `Send + Sync + 'static`, so `?` carries it into `anyhow::Error` or
+/// `Box<dyn std::error::Error>`.
+///
+/// ```
+/// use dag::prelude::*;
+///
+/// #[task]
+/// fn half(x: i64) -> Result<i64, String> {
+///     if x % 2 == 0 { Ok(x / 2) } else { Err(format!("{x} is odd")) }
+/// }
+///
+/// match half(3).compute() {
+///     Err(DagError::TaskFailed { task, message, .. }) => {
+///         assert!(task.ends_with("half"));
+///         assert_eq!(message, "3 is odd");
+///     }
+///     other => panic!("expected a task failure, got {other:?}"),
+/// }
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+#[non_exhaustive]
+pub enum DagError {
+    /// A task panicked, returned `Err`, or could not decode its arguments.
+    #[error("task `{task}` (node {node}) failed on attempt {attempt}: {message}")]
+    TaskFailed {
+        /// Registered name of the task (by default `module::function`).
+        task: String,
+        /// Index of the failing node in the lowered plan.
+        node: u32,
+        /// Which attempt failed (1 for the first).
+        attempt: u32,
+        /// The `Err` value's `Display` text, or the panic message.
+        message: String,
+    },
+
+    /// The plan names a task that this process has not registered.
+    #[error(
+        "task `{task}` is not registered in this program (worker `{worker}`); \
+         is the worker built from the same code as the client?"
+    )]
+    TaskNotFound {
+        /// The name the plan asked for.
+        task: String,
+        /// The worker that looked for it.
+        worker: String,
+    },
+
+    /// Two `#[task]` functions were registered under the same name.
+    #[error(
+        "two tasks are registered as `{name}`; give one of them another name with \
+         #[task(name = \"...\")]"
+    )]
+    DuplicateTaskName {
+        /// The name claimed twice.
+        name: String,
+    },
+
+    /// A value could not be turned into bytes, or bytes into a value.
+    #[error("could not {action} {what}: {message}")]
+    Codec {
+        /// `encode` or `decode`.
+        action: &'static str,
+        /// What was being encoded or decoded (for example `the result of task `f``).
+        what: String,
+        /// The serializer's message.
+        message: String,
+    },
+
+    /// The store (in-process or Redis) failed or lost the DAG's state.
+    #[error("store error: {0}")]
+    Store(String),
+
+    /// The runtime could not be built or has shut down.
+    #[error("runtime error: {0}")]
+    Runtime(String),
+}

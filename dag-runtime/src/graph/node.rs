@@ -1,0 +1,108 @@
+use std::fmt;
+use std::marker::PhantomData;
+use std::sync::Arc;
+
+use super::Arg;
+use crate::task::TaskDef;
+
+/// A lazy value of type `T`: a task and its arguments, not yet run.
+///
+/// `Node` is a cheap handle (one `Arc`): clone it to use one result in several places; a node
+/// used by several children still runs once per `compute`. A node can be computed several times
+/// and reused in new graphs.
+///
+/// ```
+/// use dag::prelude::*;
+///
+/// #[task]
+/// fn double(x: i64) -> i64 { x * 2 }
+///
+/// let four = double(2);
+/// let eight = double(&four);             // pass by reference to keep using `four`
+/// assert_eq!(eight.compute()?, 8);
+/// assert_eq!(four.compute()?, 4);
+/// # Ok::<(), DagError>(())
+/// ```
+pub struct Node<T> {
+    inner: Arc<NodeInner>,
+    // `fn() -> T` keeps `Node<T>` `Send + Sync` whatever `T` is: a node holds bytes, never a `T`.
+    _output: PhantomData<fn() -> T>,
+}
+
+/// The untyped record behind a [`Node`]: which task, with which arguments.
+pub struct NodeInner {
+    pub(crate) task: &'static TaskDef,
+    pub(crate) args: Vec<Arg>,
+}
+
+impl<T> Node<T> {
+    /// Records a call of `task` with `args`. Used by the code that `#[task]` generates.
+    #[doc(hidden)]
+    pub fn __from_task(task: &'static TaskDef, args: Vec<Arg>) -> Self {
+        Node {
+            inner: Arc::new(NodeInner { task, args }),
+            _output: PhantomData,
+        }
+    }
+
+    /// The registered name of the task that produces this node.
+    ///
+    /// ```
+    /// use dag::prelude::*;
+    ///
+    /// #[task(name = "examples::one")]
+    /// fn one() -> i64 { 1 }
+    ///
+    /// assert_eq!(one().task_name(), "examples::one");
+    /// ```
+    pub fn task_name(&self) -> &'static str {
+        self.inner.task.name
+    }
+
+    pub(crate) fn inner(&self) -> &Arc<NodeInner> {
+        &self.inner
+    }
+
+    pub(crate) fn into_inner(self) -> Arc<NodeInner> {
+        self.inner
+    }
+}
+
+impl<T> Clone for Node<T> {
+    fn clone(&self) -> Self {
+        Node {
+            inner: Arc::clone(&self.inner),
+            _output: PhantomData,
+        }
+    }
+}
+
+impl<T> fmt::Debug for Node<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Node")
+            .field("task", &self.inner.task.name)
+            .field("args", &self.inner.args.len())
+            .finish()
+    }
+}
+
+/// Dropping the last handle to a long chain must not recurse once per node (a million-node chain
+/// would overflow the stack), so nodes whose last reference goes away here are unlinked into an
+/// explicit stack instead of being dropped inside their child's drop.
+impl Drop for NodeInner {
+    fn drop(&mut self) {
+        let mut pending = std::mem::take(&mut self.args);
+        while let Some(arg) = pending.pop() {
+            match arg {
+                Arg::Node(parent) => {
+                    if let Some(mut parent) = Arc::into_inner(parent) {
+                        pending.append(&mut parent.args);
+                    }
+                }
+                Arg::List(items) => pending.extend(items),
+                Arg::Map(entries) => pending.extend(entries.into_iter().map(|(_, arg)| arg)),
+                Arg::Const(_) | Arg::Invalid(_) => {}
+            }
+        }
+    }
+}

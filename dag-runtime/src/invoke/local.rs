@@ -1,0 +1,80 @@
+//! [`LocalPool`]: a fixed set of worker threads in this process sharing one invocation queue.
+
+use std::sync::Arc;
+use std::thread;
+
+use crossbeam_channel::{Receiver, Sender};
+
+use crate::engine::{run_invocation, Delegate, Invocation, LoadedPlan, Worker};
+use crate::error::DagError;
+
+enum Job {
+    Run(Arc<LoadedPlan>, Invocation),
+    Stop,
+}
+
+/// Worker threads of the embedded runtime.
+///
+/// Each thread is a decentralized worker: it takes an invocation from the shared queue, runs the
+/// worker step, continues with one ready child and puts the others back on the queue, where idle
+/// threads pick them up. Task bodies run on these threads, never on the async executor, so a
+/// blocking or CPU-heavy body cannot stall I/O.
+pub struct LocalPool {
+    sender: Sender<Job>,
+    threads: usize,
+}
+
+struct QueueDelegate(Sender<Job>);
+
+impl Delegate for QueueDelegate {
+    fn delegate(&self, plan: &Arc<LoadedPlan>, invocation: Invocation) {
+        // The pool's receivers live as long as the pool, which outlives every running DAG.
+        let _ = self.0.send(Job::Run(Arc::clone(plan), invocation));
+    }
+}
+
+impl LocalPool {
+    /// Starts `threads` workers that share `worker`'s store and handle.
+    pub fn start(threads: usize, worker: Worker) -> Result<Self, DagError> {
+        let threads = threads.max(1);
+        let (sender, receiver) = crossbeam_channel::unbounded();
+        for i in 0..threads {
+            let worker = Worker {
+                id: format!("{}/local-{i}", worker.id),
+                ..worker.clone()
+            };
+            let receiver = receiver.clone();
+            let delegate = QueueDelegate(sender.clone());
+            thread::Builder::new()
+                .name(format!("dag-worker-{i}"))
+                .spawn(move || serve(worker, receiver, delegate))
+                .map_err(|e| DagError::Runtime(format!("could not start a worker thread: {e}")))?;
+        }
+        Ok(LocalPool { sender, threads })
+    }
+
+    /// Queues an invocation for the next idle worker.
+    pub fn submit(&self, plan: Arc<LoadedPlan>, invocation: Invocation) {
+        let _ = self.sender.send(Job::Run(plan, invocation));
+    }
+
+    /// Number of worker threads.
+    pub fn threads(&self) -> usize {
+        self.threads
+    }
+}
+
+fn serve(worker: Worker, queue: Receiver<Job>, delegate: QueueDelegate) {
+    while let Ok(Job::Run(plan, invocation)) = queue.recv() {
+        run_invocation(&worker, &plan, invocation, &delegate);
+    }
+}
+
+impl Drop for LocalPool {
+    fn drop(&mut self) {
+        // Each thread stops at the first `Stop` it takes. Work queued before is still done.
+        for _ in 0..self.threads {
+            let _ = self.sender.send(Job::Stop);
+        }
+    }
+}

@@ -1,0 +1,239 @@
+//! [`MemoryStore`]: the in-process store, the embedded default.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use tokio::sync::Notify;
+
+use super::{ChildRef, Completion, DagId, Outcome, Store, TaskErrorRecord};
+use crate::error::DagError;
+use crate::plan::Plan;
+
+/// The in-process store: the same operations and semantics as the Redis store, kept in memory.
+///
+/// Per DAG it holds what Redis holds under `dag:{id}:...`: the plan, one output slot per node,
+/// one finished-parents set per waiting child, the errors and the outcome. Outputs are
+/// reference-counted [`Bytes`], so a fan-out reads them without copying.
+///
+/// ```
+/// use dag::prelude::*;
+/// use dag::store::MemoryStore;
+///
+/// #[task]
+/// fn answer() -> i64 { 42 }
+///
+/// let runtime = Runtime::builder().store(MemoryStore::new()).build()?;
+/// assert_eq!(answer().compute_on(&runtime)?, 42);
+/// # Ok::<(), DagError>(())
+/// ```
+#[derive(Default)]
+pub struct MemoryStore {
+    dags: Mutex<HashMap<DagId, Arc<DagEntry>>>,
+}
+
+struct DagEntry {
+    state: Mutex<DagState>,
+    ended: Notify,
+}
+
+#[derive(Default)]
+struct DagState {
+    plan: Option<Arc<Plan>>,
+    outputs: Vec<Option<Bytes>>,
+    finished_parents: HashMap<u32, ParentSet>,
+    errors: Vec<TaskErrorRecord>,
+    outcome: Option<Outcome>,
+}
+
+/// The finished parents of one child. Most children have one parent, so that case needs no
+/// hash set (and no allocation).
+enum ParentSet {
+    One(u32),
+    Many(HashSet<u32>),
+}
+
+impl ParentSet {
+    /// Adds `parent`; returns whether it was new and the set's size afterwards (SADD + SCARD).
+    fn add(&mut self, parent: u32) -> (bool, usize) {
+        match self {
+            ParentSet::One(p) if *p == parent => (false, 1),
+            ParentSet::One(p) => {
+                *self = ParentSet::Many(HashSet::from([*p, parent]));
+                (true, 2)
+            }
+            ParentSet::Many(set) => (set.insert(parent), set.len()),
+        }
+    }
+}
+
+impl MemoryStore {
+    /// An empty store.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Number of DAGs whose state is still held (running, or ended but not yet collected by
+    /// the client). Lets tests check that finished DAGs leave nothing behind.
+    pub fn dag_count(&self) -> usize {
+        self.lock_dags().len()
+    }
+
+    fn lock_dags(&self) -> MutexGuard<'_, HashMap<DagId, Arc<DagEntry>>> {
+        // A panic while holding this lock cannot leave the map half-updated (every update is a
+        // single insert or remove), so a poisoned lock is safe to keep using.
+        self.dags.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn entry(&self, dag: &DagId) -> Option<Arc<DagEntry>> {
+        self.lock_dags().get(dag).cloned()
+    }
+}
+
+impl DagEntry {
+    fn lock(&self) -> MutexGuard<'_, DagState> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+impl DagState {
+    /// Ends the DAG with `outcome` and drops its intermediate state, unless it already ended.
+    fn end(&mut self, outcome: Outcome) -> bool {
+        if self.outcome.is_some() {
+            return false;
+        }
+        self.outcome = Some(outcome);
+        self.plan = None;
+        self.outputs = Vec::new();
+        self.finished_parents = HashMap::new();
+        true
+    }
+}
+
+#[async_trait]
+impl Store for MemoryStore {
+    async fn put_plan(&self, dag: &DagId, plan: &Arc<Plan>) -> Result<(), DagError> {
+        let state = DagState {
+            plan: Some(Arc::clone(plan)),
+            outputs: vec![None; plan.nodes.len()],
+            ..DagState::default()
+        };
+        let entry = Arc::new(DagEntry {
+            state: Mutex::new(state),
+            ended: Notify::new(),
+        });
+        self.lock_dags().insert(dag.clone(), entry);
+        Ok(())
+    }
+
+    async fn get_plan(&self, dag: &DagId) -> Result<Option<Arc<Plan>>, DagError> {
+        Ok(self.entry(dag).and_then(|e| e.lock().plan.clone()))
+    }
+
+    async fn fetch_outputs(
+        &self,
+        dag: &DagId,
+        nodes: &[u32],
+    ) -> Result<Option<Vec<Bytes>>, DagError> {
+        let Some(entry) = self.entry(dag) else {
+            return Ok(None);
+        };
+        let state = entry.lock();
+        if state.outcome.is_some() {
+            return Ok(None);
+        }
+        nodes
+            .iter()
+            .map(|&n| {
+                state
+                    .outputs
+                    .get(n as usize)
+                    .cloned()
+                    .flatten()
+                    .ok_or_else(|| missing_output(dag, n))
+            })
+            .collect::<Result<Vec<_>, _>>()
+            .map(Some)
+    }
+
+    async fn complete(
+        &self,
+        dag: &DagId,
+        node: u32,
+        output: Bytes,
+        children: &[ChildRef],
+    ) -> Result<Completion, DagError> {
+        let Some(entry) = self.entry(dag) else {
+            return Ok(Completion::Ended);
+        };
+        let mut state = entry.lock();
+        if state.outcome.is_some() {
+            return Ok(Completion::Ended);
+        }
+        let slot = state
+            .outputs
+            .get_mut(node as usize)
+            .ok_or_else(|| DagError::Store(format!("DAG {dag} has no node {node}")))?;
+        *slot = Some(output);
+        let mut ready = Vec::new();
+        for child in children {
+            let (added, finished) = match state.finished_parents.get_mut(&child.node) {
+                Some(set) => set.add(node),
+                None => {
+                    state
+                        .finished_parents
+                        .insert(child.node, ParentSet::One(node));
+                    (true, 1)
+                }
+            };
+            if added && finished == child.parents as usize {
+                ready.push(child.node);
+            }
+        }
+        Ok(Completion::Ready(ready))
+    }
+
+    async fn fail(&self, dag: &DagId, error: TaskErrorRecord) -> Result<(), DagError> {
+        let Some(entry) = self.entry(dag) else {
+            return Ok(());
+        };
+        let mut state = entry.lock();
+        state.errors.push(error.clone());
+        if state.end(Outcome::Failed(error)) {
+            entry.ended.notify_one();
+        }
+        Ok(())
+    }
+
+    async fn finish(&self, dag: &DagId, result: Bytes) -> Result<(), DagError> {
+        let Some(entry) = self.entry(dag) else {
+            return Ok(());
+        };
+        if entry.lock().end(Outcome::Success(result)) {
+            entry.ended.notify_one();
+        }
+        Ok(())
+    }
+
+    async fn wait(&self, dag: &DagId) -> Result<Outcome, DagError> {
+        let entry = self
+            .entry(dag)
+            .ok_or_else(|| DagError::Store(format!("DAG {dag} is unknown to this store")))?;
+        loop {
+            if let Some(outcome) = entry.lock().outcome.clone() {
+                self.lock_dags().remove(dag);
+                return Ok(outcome);
+            }
+            // `notify_one` leaves a permit when nobody waits yet, so an end between the check
+            // above and this await is not missed.
+            entry.ended.notified().await;
+        }
+    }
+}
+
+fn missing_output(dag: &DagId, node: u32) -> DagError {
+    DagError::Store(format!(
+        "output of node {node} of DAG {dag} is missing although a child of it became ready"
+    ))
+}

@@ -1,0 +1,186 @@
+//! Where a DAG's shared state lives: plan, outputs, finished-parent sets, errors and the result.
+//!
+//! The [`Store`] trait speaks the language of the worker step (see [`crate::engine`]), one method
+//! per step, so that a networked store can do each in one round trip:
+//!
+//! | step | method |
+//! | --- | --- |
+//! | submit the DAG | [`Store::put_plan`] |
+//! | fetch every input not in memory | [`Store::fetch_outputs`] |
+//! | store output, mark children, learn which became ready | [`Store::complete`] |
+//! | record a failure and wake the client | [`Store::fail`] |
+//! | store the sink's result, wake the client, clean up | [`Store::finish`] |
+//! | wait for the outcome | [`Store::wait`] |
+//!
+//! [`MemoryStore`] is the embedded default; it implements these operations with the semantics
+//! the Redis store has, so the same tests run against both.
+
+mod memory;
+
+pub use memory::MemoryStore;
+
+use std::fmt;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use serde::{Deserialize, Serialize};
+
+use crate::error::DagError;
+use crate::plan::Plan;
+
+/// Identifies one submitted DAG (one `compute`); the `<id>` in `dag:{<id>}:...` keys.
+#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct DagId(Arc<str>);
+
+impl DagId {
+    /// A fresh, globally unique id.
+    pub fn new() -> Self {
+        DagId(uuid::Uuid::new_v4().simple().to_string().into())
+    }
+
+    /// The id as text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl Default for DagId {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl From<&str> for DagId {
+    fn from(id: &str) -> Self {
+        DagId(id.into())
+    }
+}
+
+impl fmt::Display for DagId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl fmt::Debug for DagId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "DagId({})", self.0)
+    }
+}
+
+/// A child of a completing node, with the number of distinct parents it waits for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ChildRef {
+    /// The child's node index.
+    pub node: u32,
+    /// How many distinct parents the child has.
+    pub parents: u32,
+}
+
+/// What [`Store::complete`] reports back to the worker.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Completion {
+    /// These children became ready through this call (each is reported to exactly one caller).
+    Ready(Vec<u32>),
+    /// The DAG has already ended (failed, cancelled or cleaned up): stop working on it.
+    Ended,
+}
+
+/// A task failure as recorded in the store (the `dag:{id}:errors` hash holds these as JSON).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TaskErrorRecord {
+    /// What kind of failure ended the DAG.
+    #[serde(default)]
+    pub kind: FailureKind,
+    /// Registered task name.
+    pub task: String,
+    /// Node index in the plan.
+    pub node: u32,
+    /// Attempt that failed last (1-based).
+    pub attempt: u32,
+    /// The error text or panic message.
+    pub message: String,
+    /// The worker that ran the attempt.
+    pub worker: String,
+}
+
+/// Why a DAG failed: its own task, or the machinery around it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum FailureKind {
+    /// The task panicked, returned `Err` or could not decode its arguments.
+    #[default]
+    Task,
+    /// The worker had no task registered under the plan's name.
+    TaskNotFound,
+    /// The store failed while the worker ran the task's step.
+    Store,
+}
+
+impl From<TaskErrorRecord> for DagError {
+    fn from(r: TaskErrorRecord) -> Self {
+        match r.kind {
+            FailureKind::Task => DagError::TaskFailed {
+                task: r.task,
+                node: r.node,
+                attempt: r.attempt,
+                message: r.message,
+            },
+            FailureKind::TaskNotFound => DagError::TaskNotFound {
+                task: r.task,
+                worker: r.worker,
+            },
+            FailureKind::Store => DagError::Store(r.message),
+        }
+    }
+}
+
+/// How a DAG ended, as the client learns it from [`Store::wait`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// The sink's output.
+    Success(Bytes),
+    /// The first failure that ended the DAG.
+    Failed(TaskErrorRecord),
+}
+
+/// The shared state of running DAGs. See the [module docs](self) for how methods map to steps.
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    /// Stores the plan of a new DAG and marks it running.
+    async fn put_plan(&self, dag: &DagId, plan: &Arc<Plan>) -> Result<(), DagError>;
+
+    /// The plan of a running DAG, or `None` if the DAG is unknown or has ended.
+    async fn get_plan(&self, dag: &DagId) -> Result<Option<Arc<Plan>>, DagError>;
+
+    /// The stored outputs of `nodes`, in the same order, fetched together.
+    ///
+    /// `None` means the DAG has ended. A running DAG missing one of the outputs is a
+    /// [`DagError::Store`] error: a child only becomes ready after its parents' outputs are stored.
+    async fn fetch_outputs(
+        &self,
+        dag: &DagId,
+        nodes: &[u32],
+    ) -> Result<Option<Vec<Bytes>>, DagError>;
+
+    /// Stores `node`'s output, adds `node` to each child's set of finished parents and returns
+    /// the children whose set became complete through this call. Idempotent per parent: a
+    /// parent that reports twice is counted once, so each child is reported ready exactly once.
+    async fn complete(
+        &self,
+        dag: &DagId,
+        node: u32,
+        output: Bytes,
+        children: &[ChildRef],
+    ) -> Result<Completion, DagError>;
+
+    /// Records a task failure, marks the DAG failed and wakes the client. The first failure
+    /// wins; later ones are ignored.
+    async fn fail(&self, dag: &DagId, error: TaskErrorRecord) -> Result<(), DagError>;
+
+    /// Stores the sink's result, wakes the client and deletes the DAG's intermediate state.
+    async fn finish(&self, dag: &DagId, result: Bytes) -> Result<(), DagError>;
+
+    /// Waits until the DAG succeeds or fails, then removes what is left of it.
+    async fn wait(&self, dag: &DagId) -> Result<Outcome, DagError>;
+}
