@@ -1,0 +1,45 @@
+//! Fan-out and fan-in: three products, summed, squared three ways, summed and squared again.
+//!
+//! ```sh
+//! cargo run --release --example fanout_fanin
+//! ```
+//!
+//! ```text
+//!  multiply(2,3)  multiply(3,4)  multiply(4,5)      fan-in
+//!            \         |         /
+//!                    sum                       = 6 + 12 + 20 = 38
+//!            /         |         \              fan-out
+//!     square         square        square       = 1444 each
+//!            \         |         /
+//!                    sum                       = 4332
+//!                     |
+//!                  square                      = 18766224
+//! ```
+
+use dag::prelude::*;
+
+#[task]
+fn multiply(a: i64, b: i64) -> i64 {
+    a * b
+}
+
+#[task]
+fn sum(xs: Vec<i64>) -> i64 {
+    xs.iter().sum()
+}
+
+#[task]
+fn square(x: i64) -> i64 {
+    x * x
+}
+
+fn main() -> Result<(), DagError> {
+    let products = vec![multiply(2, 3), multiply(3, 4), multiply(4, 5)];
+    let total = sum(products);
+    let squares: Vec<Node<i64>> = (0..3).map(|_| square(&total)).collect();
+    let result = square(sum(squares));
+    let value = result.compute()?;
+    println!("{value}");
+    assert_eq!(value, 18766224);
+    Ok(())
+}
