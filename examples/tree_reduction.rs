@@ -40,7 +40,10 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
     let started = Instant::now();
     let mut level: Vec<Node<u64>> = (0..leaves).map(leaf).collect();
     while level.len() > 1 {
-        level = level.chunks(2).map(|pair| add(&pair[0], &pair[1])).collect();
+        level = level
+            .chunks(2)
+            .map(|pair| add(&pair[0], &pair[1]))
+            .collect();
     }
     let built = started.elapsed();
     let sum = level[0].compute()?;

@@ -54,22 +54,22 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
                 .map_err(|e| format!("could not read {path}: {e}"))?;
             (text, path)
         }
-        None => (generated_corpus(5_000_000), "a generated 5 MB corpus".to_string()),
+        None => (
+            generated_corpus(5_000_000),
+            "a generated 5 MB corpus".to_string(),
+        ),
     };
-    let chunks: usize = match args.next() {
-        Some(n) => n
-            .parse()
-            .ok()
-            .filter(|&n| n > 0)
-            .ok_or_else(|| format!("the number of chunks must be a positive integer, not {n:?}"))?,
-        None => 64,
-    };
+    let chunks: usize =
+        match args.next() {
+            Some(n) => n.parse().ok().filter(|&n| n > 0).ok_or_else(|| {
+                format!("the number of chunks must be a positive integer, not {n:?}")
+            })?,
+            None => 64,
+        };
 
     let started = Instant::now();
-    let counts: Vec<Node<HashMap<String, u64>>> = split(&text, chunks)
-        .into_iter()
-        .map(count_words)
-        .collect();
+    let counts: Vec<Node<HashMap<String, u64>>> =
+        split(&text, chunks).into_iter().map(count_words).collect();
     let merged = merge_counts(counts);
     let pairs = merged.compute()?;
     let elapsed = started.elapsed();
@@ -123,7 +123,7 @@ fn generated_corpus(bytes: usize) -> String {
         state ^= state >> 27;
         let r = (state.wrapping_mul(0x2545_f491_4f6c_dd1d) >> 33) as f64 / (1u64 << 31) as f64;
         text.push_str(WORDS[((r * r) * WORDS.len() as f64) as usize]);
-        text.push(if state % 13 == 0 { '\n' } else { ' ' });
+        text.push(if state.is_multiple_of(13) { '\n' } else { ' ' });
     }
     text
 }

@@ -38,7 +38,10 @@ fn total(xs: Vec<i64>) -> i64 {
 fn async_tasks_run_and_mix_with_sync_ones() {
     on_every_runtime(|rt| {
         let leaves: Vec<Node<i64>> = (0..20).map(|i| slow_inc(slow_inc(i))).collect();
-        assert_eq!(total(leaves).compute_on(rt), Ok((0..20).map(|i| i + 2).sum()));
+        assert_eq!(
+            total(leaves).compute_on(rt),
+            Ok((0..20).map(|i| i + 2).sum())
+        );
     });
 }
 

@@ -28,13 +28,17 @@ fn mix(a: i64, b: i64, k: i64) -> i64 {
 
 #[task]
 fn sum(xs: Vec<i64>) -> i64 {
-    xs.iter().fold(7_i64, |acc, x| acc.wrapping_mul(3).wrapping_add(*x))
+    xs.iter()
+        .fold(7_i64, |acc, x| acc.wrapping_mul(3).wrapping_add(*x))
 }
 
 #[task]
 fn nested(rows: Vec<Vec<i64>>) -> i64 {
     rows.iter()
-        .map(|r| r.iter().fold(1_i64, |a, x| a.wrapping_mul(5).wrapping_add(*x)))
+        .map(|r| {
+            r.iter()
+                .fold(1_i64, |a, x| a.wrapping_mul(5).wrapping_add(*x))
+        })
         .fold(0_i64, |a, x| a.wrapping_mul(11).wrapping_add(x))
 }
 
@@ -95,8 +99,9 @@ fn evaluate(ops: &[Op]) -> Vec<i64> {
                 let map = keyed_inputs(xs);
                 let mut keys: Vec<_> = map.keys().cloned().collect();
                 keys.sort();
-                keys.iter()
-                    .fold(0_i64, |a, k| a.wrapping_mul(13).wrapping_add(values[map[k]]))
+                keys.iter().fold(0_i64, |a, k| {
+                    a.wrapping_mul(13).wrapping_add(values[map[k]])
+                })
             }
         };
         values.push(v);

@@ -29,9 +29,12 @@ pub fn expand(task: &Task) -> TokenStream {
     let name = &function.sig.ident;
     let node_type = task.output.node_type();
 
+    // Spanned at the parameter's type, so a wrong argument's "required by this bound" note
+    // points at the parameter it was passed for.
     let wrapper_params = task.params.iter().map(|p| {
         let (ident, ty) = (&p.ident, &p.ty);
-        quote!(#ident: impl #private::IntoArg<#ty>)
+        let bound = quote_spanned!(ty.span()=> impl ::dag::__private::IntoArg<#ty>);
+        quote!(#ident: #bound)
     });
     let into_args = task.params.iter().map(|p| {
         let (ident, ty) = (&p.ident, &p.ty);
@@ -51,16 +54,10 @@ pub fn expand(task: &Task) -> TokenStream {
         quote!(#sig).to_string()
     };
 
+    let policy = policy(task);
+    let is_async = task.is_async();
     let body = body_fn(task);
     let run = run_fn(task);
-
-    // One assertion per type, spanned at the type, so "not serializable" points at it.
-    let assertions = task
-        .params
-        .iter()
-        .map(|p| &p.ty)
-        .chain(std::iter::once(node_type))
-        .map(|ty| quote_spanned!(ty.span()=> #private::assert_task_value::<#ty>();));
 
     quote! {
         #(#attrs)*
@@ -71,13 +68,34 @@ pub fn expand(task: &Task) -> TokenStream {
                 name: #registered_name,
                 params: &[#(#param_names),*],
                 signature: #signature,
+                is_async: #is_async,
+                policy: #policy,
                 run: __dag_run,
             };
             #private::inventory::submit! { #private::TaskRegistration(&__DAG_TASK) }
-            const _: () = { #(#assertions)* };
             #private::Node::__from_task(&__DAG_TASK, ::std::vec![#(#into_args),*])
         }
     }
+}
+
+/// The task's own retry policy; `None` fields fall back to the runtime's defaults.
+fn policy(task: &Task) -> TokenStream {
+    let private = quote!(::dag::__private);
+    let option_u32 = |v: Option<u32>| match v {
+        Some(n) => quote!(::core::option::Option::Some(#n)),
+        None => quote!(::core::option::Option::None),
+    };
+    let option_duration = |v: Option<std::time::Duration>| match v {
+        Some(d) => {
+            let nanos = d.as_nanos() as u64;
+            quote!(::core::option::Option::Some(::core::time::Duration::from_nanos(#nanos)))
+        }
+        None => quote!(::core::option::Option::None),
+    };
+    let retries = option_u32(task.options.retries);
+    let backoff = option_duration(task.options.backoff);
+    let timeout = option_duration(task.options.timeout);
+    quote!(#private::TaskPolicy { retries: #retries, backoff: #backoff, timeout: #timeout })
 }
 
 /// The user's function, renamed, with its body untouched.
@@ -94,9 +112,12 @@ fn run_fn(task: &Task) -> TokenStream {
     let values: Vec<_> = (0..task.params.len())
         .map(|i| format_ident!("__dag_value_{}", i))
         .collect();
+    // Every parameter and the output type are named in a turbofish with the user's own type
+    // tokens: their `TaskValue` bound is then checked once per type, and an unserializable type
+    // is reported at the type itself rather than at `#[task]`.
     let decodes = task.params.iter().enumerate().map(|(i, p)| {
         let ty = &p.ty;
-        quote!(#private::decode_arg::<#ty>(&__dag_args, #i, &__DAG_TASK)?)
+        quote!(#private::decode_arg::<#ty, _>(&__dag_args, #i, &__DAG_TASK)?)
     });
     let types = task.params.iter().map(|p| &p.ty);
     let call = if task.is_async() {
@@ -105,8 +126,10 @@ fn run_fn(task: &Task) -> TokenStream {
         quote!(__dag_body(#(#values),*))
     };
     let encode = match &task.output {
-        Output::Value(_) => quote!(#private::encode_output(&__dag_out, &__DAG_TASK)),
-        Output::Result { .. } => quote!(#private::encode_result(__dag_out, &__DAG_TASK)),
+        Output::Value(ty) => quote!(#private::encode_output::<#ty, _>(&__dag_out, &__DAG_TASK)),
+        Output::Result { ok } => {
+            quote!(#private::encode_result::<#ok, _, _>(__dag_out, &__DAG_TASK))
+        }
     };
     let finish = if task.is_async() {
         quote!(#private::pending(async move {

@@ -67,7 +67,10 @@ impl Task {
             errors.spanned(t, "a task cannot be a `const fn`; remove `const`");
         }
         if let Some(t) = &sig.unsafety {
-            errors.spanned(t, "a task cannot be `unsafe`; wrap the unsafe code in a safe function");
+            errors.spanned(
+                t,
+                "a task cannot be `unsafe`; wrap the unsafe code in a safe function",
+            );
         }
         if let Some(abi) = &sig.abi {
             errors.spanned(abi, "a task cannot have an `extern` ABI");
@@ -75,11 +78,19 @@ impl Task {
         if let Some(v) = &sig.variadic {
             errors.spanned(v, "a task cannot be variadic");
         }
-        if !sig.generics.params.is_empty() || sig.generics.where_clause.is_some() {
+        if !sig.generics.params.is_empty() {
             errors.spanned(
                 &sig.generics,
                 "a task cannot be generic: workers find it by name and decode its arguments, so \
                  every type must be concrete; write one task per type",
+            );
+        } else if let Some(clause) = &sig.generics.where_clause {
+            // `Generics` prints without its where clause, so span the clause's own tokens.
+            let (token, predicates) = (&clause.where_token, &clause.predicates);
+            errors.spanned(
+                quote::quote!(#token #predicates),
+                "a task cannot have a `where` clause: its types are concrete, so there \
+                 is nothing to bound; remove it",
             );
         }
 

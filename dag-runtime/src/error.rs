@@ -77,6 +77,39 @@ pub enum DagError {
     #[error("store error: {0}")]
     Store(String),
 
+    /// The Redis server could not be reached, refused the credentials, went away or failed a
+    /// command.
+    ///
+    /// ```no_run
+    /// use dag::prelude::*;
+    ///
+    /// match Runtime::builder().redis("redis://127.0.0.1:1").build() {
+    ///     Err(DagError::Redis { addr, message }) => eprintln!("{addr}: {message}"),
+    ///     _ => unreachable!("nothing listens on port 1"),
+    /// }
+    /// ```
+    #[error("Redis at {addr}: {message}")]
+    Redis {
+        /// The server's `host:port` (never the password).
+        addr: String,
+        /// What failed, the client's error and what to check.
+        message: String,
+    },
+
+    /// A value is larger than the store accepts (Redis: 512 MB per value).
+    #[error(
+        "{what} is {size} bytes, over the store's limit of {limit} bytes per value; \
+         split it into smaller outputs"
+    )]
+    ValueTooLarge {
+        /// Which value, e.g. ``the output of node 3 (task `load`)``.
+        what: String,
+        /// Its encoded size in bytes.
+        size: usize,
+        /// The limit in bytes.
+        limit: usize,
+    },
+
     /// The runtime could not be built or has shut down.
     #[error("runtime error: {0}")]
     Runtime(String),

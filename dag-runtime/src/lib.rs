@@ -5,7 +5,8 @@
 //!
 //! - [`graph`]: `#[task]` calls record [`Node`]s; nothing runs yet.
 //! - [`plan`]: `compute` lowers the reachable graph into a dense, serializable [`plan::Plan`].
-//! - [`store`]: the DAG's shared state ([`store::MemoryStore`] in process).
+//! - [`store`]: the DAG's shared state ([`store::MemoryStore`] in process, [`store::RedisStore`]
+//!   in Redis).
 //! - [`engine`]: the worker step each worker runs, with no central scheduler.
 //! - [`invoke`]: where invocations run ([`invoke::LocalPool`] threads by default).
 //! - [`runtime`]: [`Runtime`] ties a store to workers and implements `compute`.
@@ -22,7 +23,7 @@ pub mod task;
 
 pub use error::DagError;
 pub use graph::{IntoArg, Node};
-pub use runtime::{Runtime, RuntimeBuilder};
+pub use runtime::{Runtime, RuntimeBuilder, REDIS_MAX_DEFAULT_WORKERS, REDIS_WORKERS_PER_CORE};
 
 /// Names this process in errors and events: `host:pid`.
 pub fn worker_id() -> String {
@@ -38,7 +39,7 @@ pub fn worker_id() -> String {
 #[doc(hidden)]
 pub mod __private {
     pub use crate::graph::{Arg, IntoArg, Node};
-    pub use crate::task::{TaskDef, TaskFailure, TaskRegistration, TaskRun};
+    pub use crate::task::{TaskDef, TaskFailure, TaskPolicy, TaskRegistration, TaskRun};
     pub use bytes::Bytes;
     pub use inventory;
 
@@ -46,15 +47,19 @@ pub mod __private {
     use std::fmt::Display;
     use std::future::Future;
 
-    /// Decodes parameter `index` of `task`.
-    pub fn decode_arg<T: DeserializeOwned>(
+    /// Decodes parameter `index` of `task`. `#[task]` names `T` with the parameter's own type
+    /// tokens (`decode_arg::<T, _>`), so an unsuitable type is reported at that type.
+    pub fn decode_arg<T: TaskValue<M>, M>(
         args: &[Bytes],
         index: usize,
         task: &TaskDef,
     ) -> Result<T, TaskFailure> {
         let param = task.params.get(index).copied().unwrap_or("?");
         let bytes = args.get(index).ok_or_else(|| {
-            TaskFailure(format!("argument `{param}` of task `{}` is missing", task.name))
+            TaskFailure(format!(
+                "argument `{param}` of task `{}` is missing",
+                task.name
+            ))
         })?;
         crate::codec::decode(bytes).map_err(|e| {
             TaskFailure(format!(
@@ -65,15 +70,21 @@ pub mod __private {
         })
     }
 
-    /// Encodes a task's output.
-    pub fn encode_output<R: Serialize>(value: &R, task: &TaskDef) -> Result<Bytes, TaskFailure> {
+    /// Encodes a task's output. `#[task]` names `R` as the return type, like [`decode_arg`].
+    pub fn encode_output<R: TaskValue<M>, M>(
+        value: &R,
+        task: &TaskDef,
+    ) -> Result<Bytes, TaskFailure> {
         crate::codec::encode(value).map_err(|e| {
-            TaskFailure(format!("the output of task `{}` could not be encoded: {e}", task.name))
+            TaskFailure(format!(
+                "the output of task `{}` could not be encoded: {e}",
+                task.name
+            ))
         })
     }
 
     /// Encodes a fallible task's output: an `Err`'s `Display` text is the task's failure.
-    pub fn encode_result<R: Serialize, E: Display>(
+    pub fn encode_result<R: TaskValue<M>, M, E: Display>(
         result: Result<R, E>,
         task: &TaskDef,
     ) -> Result<Bytes, TaskFailure> {
@@ -91,17 +102,27 @@ pub mod __private {
         TaskRun::Pending(Box::pin(future))
     }
 
-    /// Fails to compile unless `T` can cross between tasks; `#[task]` calls it once per
-    /// parameter and output type, spanned at the type, so the error points there.
-    pub const fn assert_task_value<T: TaskValue>() {}
-
     /// A type that can be a task's parameter or output: MessagePack-serializable both ways.
+    ///
+    /// `M` only shapes the compile error; callers leave it to inference. With a single blanket
+    /// impl, rustc would report a plain struct twice (once for `Serialize`, once for
+    /// `Deserialize`); with two candidate impls, of which only [`Serde`] can ever apply, it
+    /// reports `T: TaskValue<_>` once, with the message below.
     #[diagnostic::on_unimplemented(
         message = "`{Self}` cannot be a task parameter or output",
         label = "this type must implement `serde::Serialize` and `serde::de::DeserializeOwned`",
-        note = "values travel between tasks as MessagePack; derive `Serialize` and `Deserialize` \
-                for your own types"
+        note = "values travel between tasks as MessagePack: derive `serde::Serialize` and \
+                `serde::Deserialize` for your own types, including those nested in this one"
     )]
-    pub trait TaskValue: Serialize + DeserializeOwned + 'static {}
-    impl<T: Serialize + DeserializeOwned + 'static> TaskValue for T {}
+    pub trait TaskValue<M>: Serialize + DeserializeOwned + 'static {}
+
+    /// The marker of the [`TaskValue`] impl that applies.
+    pub struct Serde;
+    impl<T: Serialize + DeserializeOwned + 'static> TaskValue<Serde> for T {}
+
+    /// The marker of the [`TaskValue`] impl that never applies; see there.
+    pub struct NoImpl;
+    /// Implemented by no type.
+    pub trait Never {}
+    impl<T: Never + Serialize + DeserializeOwned + 'static> TaskValue<NoImpl> for T {}
 }

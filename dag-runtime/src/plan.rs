@@ -5,10 +5,10 @@
 //! reached along several paths gets one index, so it runs once. The plan is plain data
 //! (serde-serializable): it is what a Redis-backed DAG stores for workers on other machines.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
 use bytes::Bytes;
+use rustc_hash::FxHashMap;
 use serde::{Deserialize, Serialize};
 
 use crate::error::DagError;
@@ -67,12 +67,18 @@ impl PlanNode {
     /// The distinct parents of this node, in ascending order.
     pub fn distinct_parents(&self) -> Vec<u32> {
         let mut parents = Vec::new();
+        self.distinct_parents_into(&mut parents);
+        parents
+    }
+
+    /// Like [`distinct_parents`](Self::distinct_parents), reusing `parents`' allocation.
+    pub fn distinct_parents_into(&self, parents: &mut Vec<u32>) {
+        parents.clear();
         for arg in &self.args {
             arg.for_each_parent(&mut |p| parents.push(p));
         }
         parents.sort_unstable();
         parents.dedup();
-        parents
     }
 }
 
@@ -101,14 +107,9 @@ impl Plan {
 ///
 /// Fails with [`DagError::Codec`] if a constant argument could not be encoded.
 pub fn lower(sink: &Arc<NodeInner>) -> Result<Plan, DagError> {
-    let order = topological_order(sink);
-    let index: HashMap<*const NodeInner, u32> = order
-        .iter()
-        .enumerate()
-        .map(|(i, n)| (*n as *const NodeInner, i as u32))
-        .collect();
+    let (order, index) = topological_order(sink);
 
-    let mut task_index: HashMap<&'static str, u32> = HashMap::new();
+    let mut task_index: FxHashMap<&'static str, u32> = FxHashMap::default();
     let mut tasks = Vec::new();
     let mut nodes = Vec::with_capacity(order.len());
     for node in &order {
@@ -128,11 +129,13 @@ pub fn lower(sink: &Arc<NodeInner>) -> Result<Plan, DagError> {
             parents: 0,
         });
     }
+    drop(index);
 
+    let mut parents = Vec::new();
     for child in 0..nodes.len() {
-        let parents = nodes[child].distinct_parents();
+        nodes[child].distinct_parents_into(&mut parents);
         nodes[child].parents = parents.len() as u32;
-        for parent in parents {
+        for &parent in &parents {
             nodes[parent as usize].children.push(child as u32);
         }
     }
@@ -144,55 +147,61 @@ pub fn lower(sink: &Arc<NodeInner>) -> Result<Plan, DagError> {
     })
 }
 
+/// Marks a node whose parents are being walked but that has no index yet.
+const IN_PROGRESS: u32 = u32::MAX;
+
+/// Node address -> plan index. Keys are pointers, so a fast non-cryptographic hash is safe and
+/// (at a million nodes) several times cheaper than the default SipHash.
+type NodeIndex = FxHashMap<*const NodeInner, u32>;
+
 /// Post-order walk from the sink with an explicit stack: parents come out before children.
-fn topological_order(sink: &Arc<NodeInner>) -> Vec<&NodeInner> {
-    // `false`: first visit, push the parents; `true`: the parents are done, emit the node.
+/// Returns the nodes in that order and each node's position in it.
+fn topological_order(sink: &Arc<NodeInner>) -> (Vec<&NodeInner>, NodeIndex) {
+    // `false`: first visit, push the parents; `true`: the parents are done, number the node.
     let mut stack: Vec<(&NodeInner, bool)> = vec![(sink, false)];
-    let mut seen: std::collections::HashSet<*const NodeInner> = Default::default();
+    let mut index = NodeIndex::default();
     let mut order = Vec::new();
     while let Some((node, parents_done)) = stack.pop() {
+        let key = node as *const NodeInner;
         if parents_done {
+            index.insert(key, order.len() as u32);
             order.push(node);
             continue;
         }
-        if !seen.insert(node as *const NodeInner) {
+        if index.contains_key(&key) {
             continue;
         }
+        index.insert(key, IN_PROGRESS);
         stack.push((node, true));
         for arg in node.args.iter().rev() {
-            push_parents(arg, &mut stack, &seen);
+            push_parents(arg, &mut stack, &index);
         }
     }
-    order
+    (order, index)
 }
 
-fn push_parents<'g>(
-    arg: &'g Arg,
-    stack: &mut Vec<(&'g NodeInner, bool)>,
-    seen: &std::collections::HashSet<*const NodeInner>,
-) {
+fn push_parents<'g>(arg: &'g Arg, stack: &mut Vec<(&'g NodeInner, bool)>, index: &NodeIndex) {
     // Collections of nodes are at most as deep as the parameter's type, so this recursion is
     // bounded by the source code, not by the graph.
     match arg {
         Arg::Node(parent) => {
-            if !seen.contains(&(Arc::as_ptr(parent))) {
+            if !index.contains_key(&Arc::as_ptr(parent)) {
                 stack.push((parent, false));
             }
         }
-        Arg::List(items) => items.iter().rev().for_each(|a| push_parents(a, stack, seen)),
+        Arg::List(items) => items
+            .iter()
+            .rev()
+            .for_each(|a| push_parents(a, stack, index)),
         Arg::Map(entries) => entries
             .iter()
             .rev()
-            .for_each(|(_, a)| push_parents(a, stack, seen)),
+            .for_each(|(_, a)| push_parents(a, stack, index)),
         Arg::Const(_) | Arg::Invalid(_) => {}
     }
 }
 
-fn template(
-    arg: &Arg,
-    index: &HashMap<*const NodeInner, u32>,
-    task: &str,
-) -> Result<ArgTemplate, DagError> {
+fn template(arg: &Arg, index: &NodeIndex, task: &str) -> Result<ArgTemplate, DagError> {
     Ok(match arg {
         Arg::Const(bytes) => ArgTemplate::Const(bytes.clone()),
         Arg::Node(parent) => ArgTemplate::Parent(index[&Arc::as_ptr(parent)]),

@@ -9,6 +9,7 @@ use std::collections::HashMap;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::OnceLock;
+use std::time::Duration;
 
 use bytes::Bytes;
 
@@ -38,8 +39,54 @@ pub struct TaskDef {
     pub params: &'static [&'static str],
     /// The function's signature as written, so that a plan from other code can be detected.
     pub signature: &'static str,
+    /// Whether the body is an `async fn` (its entry point returns [`TaskRun::Pending`]).
+    pub is_async: bool,
+    /// Retries and timeout given in `#[task(...)]`; unset fields take the runtime's defaults.
+    pub policy: TaskPolicy,
     /// The type-erased entry point: one MessagePack buffer per parameter in, output bytes out.
     pub run: fn(Vec<Bytes>) -> TaskRun,
+}
+
+/// How often a task is tried and how long an attempt may take.
+///
+/// A task's own `#[task(retries = 3, backoff = "100ms", timeout = "30s")]` wins; what it leaves
+/// unset comes from the runtime ([`RuntimeBuilder::retries`](crate::RuntimeBuilder::retries) and
+/// its siblings), and then from [`TaskPolicy::DEFAULT`]: no retries, 100 ms backoff, no timeout.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct TaskPolicy {
+    /// Attempts after the first one (a panic, an `Err` and a timeout each count).
+    pub retries: Option<u32>,
+    /// Delay before the first retry; it doubles for each further retry, with random jitter
+    /// (each delay is drawn between half and all of its nominal value).
+    pub backoff: Option<Duration>,
+    /// How long one attempt may run. An `async` task past it is cancelled; a sync task is
+    /// abandoned (its thread finishes on its own) and the attempt counts as failed.
+    pub timeout: Option<Duration>,
+}
+
+impl TaskPolicy {
+    /// No retries, a 100 ms first backoff, no timeout.
+    pub const DEFAULT: TaskPolicy = TaskPolicy {
+        retries: Some(0),
+        backoff: Some(Duration::from_millis(100)),
+        timeout: None,
+    };
+
+    /// This policy with the unset fields taken from `fallback`.
+    pub fn or(self, fallback: TaskPolicy) -> TaskPolicy {
+        TaskPolicy {
+            retries: self.retries.or(fallback.retries),
+            backoff: self.backoff.or(fallback.backoff),
+            timeout: self.timeout.or(fallback.timeout),
+        }
+    }
+
+    /// The delay before retry number `retry` (1 for the first), jittered by `unit` in `[0, 1)`.
+    pub fn delay_before(&self, retry: u32, unit: f64) -> Duration {
+        let base = self.backoff.unwrap_or_default();
+        let nominal = base.saturating_mul(1u32 << (retry.saturating_sub(1)).min(16));
+        nominal.mul_f64(0.5 + 0.5 * unit.clamp(0.0, 1.0))
+    }
 }
 
 /// What `#[task]` submits to the registry.
@@ -54,10 +101,13 @@ inventory::collect!(TaskRegistration);
 pub fn lookup(name: &str) -> Result<&'static TaskDef, DagError> {
     match registry() {
         Err(e) => Err(e.clone()),
-        Ok(tasks) => tasks.get(name).copied().ok_or_else(|| DagError::TaskNotFound {
-            task: name.to_owned(),
-            worker: crate::worker_id(),
-        }),
+        Ok(tasks) => tasks
+            .get(name)
+            .copied()
+            .ok_or_else(|| DagError::TaskNotFound {
+                task: name.to_owned(),
+                worker: crate::worker_id(),
+            }),
     }
 }
 

@@ -3,22 +3,48 @@
 #![allow(dead_code)]
 
 use dag::prelude::*;
+use dag_test_support::RedisServer;
 
-/// Every runtime the whole-system tests run on, with a name for failure messages.
-pub fn runtimes() -> Vec<(&'static str, Runtime)> {
-    vec![(
-        "memory",
-        Runtime::builder()
-            .workers(3)
-            .build()
-            .expect("the embedded runtime starts"),
-    )]
+/// A runtime the whole-system tests run on, with a name for failure messages and whatever must
+/// stay alive while it is used (the Redis runtime's own `redis-server`).
+pub struct TestRuntime {
+    /// `memory` or `redis`.
+    pub name: &'static str,
+    /// The runtime itself (dropped before the server, so workers stop first).
+    pub runtime: Runtime,
+    _server: Option<RedisServer>,
+}
+
+/// Every runtime the whole-system tests run on: the embedded one, and one backed by a fresh
+/// `redis-server` on a free port (never 6379), killed when the returned value is dropped.
+pub fn runtimes() -> Vec<TestRuntime> {
+    let memory = Runtime::builder()
+        .workers(3)
+        .build()
+        .expect("the embedded runtime starts");
+    let server = RedisServer::start();
+    let redis = Runtime::builder()
+        .redis(server.url())
+        .build()
+        .unwrap_or_else(|e| panic!("the Redis runtime on {} starts: {e}", server.url()));
+    vec![
+        TestRuntime {
+            name: "memory",
+            runtime: memory,
+            _server: None,
+        },
+        TestRuntime {
+            name: "redis",
+            runtime: redis,
+            _server: Some(server),
+        },
+    ]
 }
 
 /// Runs `check` once per runtime, naming the runtime if it panics.
 pub fn on_every_runtime(check: impl Fn(&Runtime)) {
-    for (name, runtime) in runtimes() {
-        eprintln!("-- on the {name} runtime");
-        check(&runtime);
+    for test in runtimes() {
+        eprintln!("-- on the {} runtime", test.name);
+        check(&test.runtime);
     }
 }

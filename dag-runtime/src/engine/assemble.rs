@@ -67,7 +67,10 @@ mod tests {
 
     #[test]
     fn a_list_of_outputs_decodes_as_a_vec() {
-        let inputs = Inputs::new(vec![(7, encode(&2_i64).unwrap()), (3, encode(&1_i64).unwrap())]);
+        let inputs = Inputs::new(vec![
+            (7, encode(&2_i64).unwrap()),
+            (3, encode(&1_i64).unwrap()),
+        ]);
         let template = ArgTemplate::List(vec![
             ArgTemplate::Parent(3),
             ArgTemplate::Const(encode(&5_i64).unwrap()),

@@ -1,23 +1,33 @@
-//! Running one task body: panics caught, `async` bodies driven to completion.
+//! Running one attempt of a task body: panics caught, `async` bodies driven to completion, the
+//! timeout enforced.
 
 use std::any::Any;
 use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::mpsc;
+use std::time::Duration;
 
 use bytes::Bytes;
 use futures::FutureExt;
 
 use crate::task::{TaskDef, TaskRun};
 
-/// Runs `def` on its parameter bytes. `Err` carries the task's error text or panic message.
+/// Runs one attempt of `def` on its parameter bytes. `Err` carries the task's error text, the
+/// panic message or the timeout.
 ///
-/// Called on a worker thread, where blocking is allowed: a sync body runs right here, and an
-/// `async` body is driven by `handle` (so it can use tokio timers and I/O) while this thread waits.
+/// Called on a worker thread, where blocking is allowed: a sync body runs right here (or, with a
+/// timeout, on a thread of its own that is abandoned if it overruns), and an `async` body is
+/// driven by `handle` (so it can use tokio timers and I/O) while this thread waits.
 pub fn execute(
-    def: &TaskDef,
+    def: &'static TaskDef,
     args: Vec<Bytes>,
     handle: &tokio::runtime::Handle,
+    timeout: Option<Duration>,
 ) -> Result<Bytes, String> {
-    match catch_unwind(AssertUnwindSafe(|| (def.run)(args))) {
+    let run = match timeout {
+        None => catch_unwind(AssertUnwindSafe(|| (def.run)(args))),
+        Some(limit) => return execute_with_timeout(def, args, handle, limit),
+    };
+    match run {
         Err(panic) => Err(panic_message(panic)),
         Ok(TaskRun::Done(result)) => result.map_err(|f| f.0),
         Ok(TaskRun::Pending(future)) => {
@@ -29,7 +39,48 @@ pub fn execute(
     }
 }
 
-fn panic_message(panic: Box<dyn Any + Send>) -> String {
+fn execute_with_timeout(
+    def: &'static TaskDef,
+    args: Vec<Bytes>,
+    handle: &tokio::runtime::Handle,
+    limit: Duration,
+) -> Result<Bytes, String> {
+    let timed_out = || Err(format!("timed out after {limit:?}"));
+    if def.is_async {
+        // Decoding is quick; the future is cancelled at the deadline by dropping it.
+        return match catch_unwind(AssertUnwindSafe(|| (def.run)(args))) {
+            Err(panic) => Err(panic_message(panic)),
+            Ok(TaskRun::Done(result)) => result.map_err(|f| f.0),
+            Ok(TaskRun::Pending(future)) => {
+                // The timer must be created inside the runtime, hence the async block.
+                let guarded = async move {
+                    tokio::time::timeout(limit, AssertUnwindSafe(future).catch_unwind()).await
+                };
+                match handle.block_on(guarded) {
+                    Err(_) => timed_out(),
+                    Ok(Err(panic)) => Err(panic_message(panic)),
+                    Ok(Ok(result)) => result.map_err(|f| f.0),
+                }
+            }
+        };
+    }
+    // A sync body cannot be interrupted, so it runs on a thread of its own that this worker
+    // stops waiting for at the deadline (the thread finishes on its own and is discarded).
+    let (sender, receiver) = mpsc::channel();
+    std::thread::Builder::new()
+        .name(format!("dag-task-{}", def.name))
+        .spawn(move || {
+            let run = catch_unwind(AssertUnwindSafe(|| match (def.run)(args) {
+                TaskRun::Done(result) => result.map_err(|f| f.0),
+                TaskRun::Pending(_) => Err("an async task was declared sync".to_owned()),
+            }));
+            let _ = sender.send(run.unwrap_or_else(|panic| Err(panic_message(panic))));
+        })
+        .map_err(|e| format!("could not start a thread for the task's timeout: {e}"))?;
+    receiver.recv_timeout(limit).unwrap_or_else(|_| timed_out())
+}
+
+pub(crate) fn panic_message(panic: Box<dyn Any + Send>) -> String {
     let text = if let Some(s) = panic.downcast_ref::<&str>() {
         (*s).to_owned()
     } else if let Some(s) = panic.downcast_ref::<String>() {

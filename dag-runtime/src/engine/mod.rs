@@ -82,4 +82,7 @@ pub struct Worker {
     pub handle: tokio::runtime::Handle,
     /// Recorded with errors and events, e.g. `myhost:1234/local-0`.
     pub id: String,
+    /// Retry policy for tasks that do not set their own (already filled from
+    /// [`TaskPolicy::DEFAULT`](crate::task::TaskPolicy::DEFAULT)).
+    pub policy: crate::task::TaskPolicy,
 }

@@ -1,14 +1,17 @@
 //! The worker step, run in a loop for as long as this worker has a ready node to continue with.
 
+use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::Arc;
 
 use bytes::Bytes;
 
 use super::assemble::Inputs;
-use super::execute::execute;
+use super::execute::{execute, panic_message};
 use super::{Delegate, Invocation, LoadedPlan, Worker};
 use crate::error::DagError;
+use crate::plan::PlanNode;
 use crate::store::{ChildRef, Completion, FailureKind, TaskErrorRecord};
+use crate::task::TaskDef;
 
 /// Runs `invocation` and then every node this worker continues with, until none is left.
 ///
@@ -22,24 +25,32 @@ pub fn run_invocation(
 ) {
     loop {
         let node = invocation.node;
-        match step(worker, plan, invocation, delegate) {
-            Ok(Some(next)) => invocation = next,
-            Ok(None) => return,
-            Err(error) => {
-                let record = TaskErrorRecord {
-                    kind: FailureKind::Store,
-                    task: plan.plan.task_name(node).to_owned(),
-                    node,
-                    attempt: 1,
-                    message: format!("{error} (while running node {node})"),
-                    worker: worker.id.clone(),
-                };
-                // If the store cannot even record the failure, the client's own wait on that
-                // store fails too, so nobody hangs on it.
-                let _ = worker.handle.block_on(worker.store.fail(&plan.dag, record));
-                return;
+        // Task bodies' panics are caught where they run; this catches the engine's own, so that
+        // a bug here fails the DAG instead of leaving its client waiting forever.
+        let stepped = catch_unwind(AssertUnwindSafe(|| {
+            step(worker, plan, invocation, delegate)
+        }));
+        let (kind, error) = match stepped {
+            Ok(Ok(Some(next))) => {
+                invocation = next;
+                continue;
             }
-        }
+            Ok(Ok(None)) => return,
+            Ok(Err(error)) => (FailureKind::Store, error.to_string()),
+            Err(panic) => (FailureKind::Worker, panic_message(panic)),
+        };
+        let record = TaskErrorRecord {
+            kind,
+            task: plan.plan.task_name(node).to_owned(),
+            node,
+            attempt: 1,
+            message: format!("{error} (worker {}, node {node})", worker.id),
+            worker: worker.id.clone(),
+        };
+        // If the store cannot even record the failure, the client's own wait on that store
+        // fails too, so nobody hangs on it.
+        let _ = worker.handle.block_on(worker.store.fail(&plan.dag, record));
+        return;
     }
 }
 
@@ -73,27 +84,15 @@ fn step(
     }
     let inputs = Inputs::new(outputs);
 
-    // 2. Run.
-    let result = if node.args.len() == task.params.len() {
-        let args = node.args.iter().map(|t| inputs.assemble(t)).collect();
-        execute(task, args, handle)
-    } else {
-        Err(format!(
-            "the plan passes {} arguments but this task takes {} ({}); \
-             was the plan built by other code?",
-            node.args.len(),
-            task.params.len(),
-            task.signature
-        ))
-    };
-    let output: Bytes = match result {
+    // 2. Run, with the task's retry policy.
+    let output: Bytes = match run_attempts(worker, task, node, &inputs) {
         Ok(output) => output,
-        Err(message) => {
+        Err((attempt, message)) => {
             let record = TaskErrorRecord {
                 kind: FailureKind::Task,
                 task: task.name.to_owned(),
                 node: index,
-                attempt: 1,
+                attempt,
                 message,
                 worker: worker.id.clone(),
             };
@@ -140,4 +139,45 @@ fn step(
         node: next,
         carried: Some((index, output)),
     }))
+}
+
+/// Runs the task until an attempt succeeds or the retries are used up. `Err` carries the last
+/// attempt's number and message.
+fn run_attempts(
+    worker: &Worker,
+    task: &'static TaskDef,
+    node: &PlanNode,
+    inputs: &Inputs,
+) -> Result<Bytes, (u32, String)> {
+    if node.args.len() != task.params.len() {
+        let message = format!(
+            "the plan passes {} arguments but this task takes {} ({}); \
+             was the plan built by other code?",
+            node.args.len(),
+            task.params.len(),
+            task.signature
+        );
+        return Err((1, message));
+    }
+    let mut args: Vec<Bytes> = node.args.iter().map(|t| inputs.assemble(t)).collect();
+    let policy = task.policy.or(worker.policy);
+    let retries = policy.retries.unwrap_or(0);
+    let mut attempt = 1;
+    loop {
+        // Arguments are reference-counted bytes: keeping them for a retry copies no data.
+        let attempt_args = if attempt <= retries {
+            args.clone()
+        } else {
+            std::mem::take(&mut args)
+        };
+        match execute(task, attempt_args, &worker.handle, policy.timeout) {
+            Ok(output) => return Ok(output),
+            Err(_) if attempt <= retries => {
+                // The worker thread waits out the backoff: blocking is allowed here.
+                std::thread::sleep(policy.delay_before(attempt, fastrand::f64()));
+                attempt += 1;
+            }
+            Err(message) => return Err((attempt, message)),
+        }
+    }
 }

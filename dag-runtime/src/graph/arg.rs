@@ -58,7 +58,7 @@ impl Arg {
 /// # Ok::<(), DagError>(())
 /// ```
 #[diagnostic::on_unimplemented(
-    message = "`{Self}` cannot be passed where the task expects a `{T}`",
+    message = "`{Self}` cannot be passed as a task argument of type `{T}`",
     label = "expected `{T}`, `Node<{T}>` or `&Node<{T}>`",
     note = "a task argument is a constant of the parameter's type, a node producing it, or for \
             `Vec<T>` / `Vec<Vec<T>>` / `HashMap<String, T>` parameters a collection of such nodes"
@@ -75,6 +75,9 @@ impl<T: Serialize> IntoArg<T> for T {
     }
 }
 
+// Kept out of "the trait is implemented for" hints: it is the one impl for a different
+// parameter type, so rustc would suggest it for every wrong argument, whatever the type.
+#[diagnostic::do_not_recommend]
 impl IntoArg<String> for &str {
     fn into_arg(self) -> Arg {
         Arg::constant(self)
@@ -95,13 +98,21 @@ impl<T> IntoArg<T> for &Node<T> {
 
 impl<T> IntoArg<Vec<T>> for Vec<Node<T>> {
     fn into_arg(self) -> Arg {
-        Arg::List(self.into_iter().map(|n| Arg::Node(n.into_inner())).collect())
+        Arg::List(
+            self.into_iter()
+                .map(|n| Arg::Node(n.into_inner()))
+                .collect(),
+        )
     }
 }
 
 impl<T> IntoArg<Vec<T>> for &[Node<T>] {
     fn into_arg(self) -> Arg {
-        Arg::List(self.iter().map(|n| Arg::Node(Arc::clone(n.inner()))).collect())
+        Arg::List(
+            self.iter()
+                .map(|n| Arg::Node(Arc::clone(n.inner())))
+                .collect(),
+        )
     }
 }
 

@@ -13,10 +13,13 @@
 //! | wait for the outcome | [`Store::wait`] |
 //!
 //! [`MemoryStore`] is the embedded default; it implements these operations with the semantics
-//! the Redis store has, so the same tests run against both.
+//! the Redis store has, so the same tests run against both. [`RedisStore`] keeps the state in
+//! Redis, where workers on many machines can share it; each method above is one round trip.
 
 mod memory;
+mod redis;
 
+pub use self::redis::{RedisConfig, RedisStore, MAX_VALUE_BYTES};
 pub use memory::MemoryStore;
 
 use std::fmt;
@@ -115,6 +118,8 @@ pub enum FailureKind {
     TaskNotFound,
     /// The store failed while the worker ran the task's step.
     Store,
+    /// The worker itself failed outside the task body (a bug in dag).
+    Worker,
 }
 
 impl From<TaskErrorRecord> for DagError {
@@ -131,6 +136,7 @@ impl From<TaskErrorRecord> for DagError {
                 worker: r.worker,
             },
             FailureKind::Store => DagError::Store(r.message),
+            FailureKind::Worker => DagError::Runtime(r.message),
         }
     }
 }

@@ -1,0 +1,8 @@
+use dag::prelude::*;
+
+#[task]
+fn identity<T>(x: T) -> T {
+    x
+}
+
+fn main() {}

@@ -1,0 +1,11 @@
+use dag::prelude::*;
+
+#[task]
+fn double(x: i64) -> i64
+where
+    i64: Copy,
+{
+    x * 2
+}
+
+fn main() {}

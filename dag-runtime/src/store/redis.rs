@@ -1,0 +1,702 @@
+//! [`RedisStore`]: DAG state in Redis, shared by workers on many machines.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::{Arc, LazyLock, Mutex, MutexGuard};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use redis::aio::{ConnectionManager, ConnectionManagerConfig, MultiplexedConnection};
+use redis::{AsyncConnectionConfig, Client, RedisError, Script, Value};
+use serde::{Deserialize, Serialize};
+
+use super::{ChildRef, Completion, DagId, Outcome, Store, TaskErrorRecord};
+use crate::error::DagError;
+use crate::plan::Plan;
+
+/// Redis refuses a single value larger than this (`proto-max-bulk-len`, 512 MB by default).
+pub const MAX_VALUE_BYTES: usize = 512 * 1024 * 1024;
+
+/// How many decoded plans a store keeps (the plans of running DAGs that this process works on).
+const PLAN_CACHE_CAPACITY: usize = 256;
+
+/// The value of `dag:{id}:status` while the DAG runs.
+const RUNNING: &[u8] = b"running";
+
+static COMPLETE: LazyLock<Script> =
+    LazyLock::new(|| Script::new(include_str!("scripts/complete.lua")));
+static FAIL: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(&format!(
+        "{}\n{}",
+        include_str!("scripts/cleanup.lua"),
+        include_str!("scripts/fail.lua")
+    ))
+});
+static FINISH: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(&format!(
+        "{}\n{}",
+        include_str!("scripts/cleanup.lua"),
+        include_str!("scripts/finish.lua")
+    ))
+});
+
+/// Timeouts of a [`RedisStore`]. `RedisConfig::default()` suits a server on the same network.
+///
+/// ```
+/// use std::time::Duration;
+/// use dag::store::RedisConfig;
+///
+/// let config = RedisConfig {
+///     connect_timeout: Duration::from_secs(1),
+///     ..RedisConfig::default()
+/// };
+/// assert_eq!(config.wait_poll, Duration::from_secs(1));
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[must_use]
+pub struct RedisConfig {
+    /// How long connecting (TCP, TLS, `AUTH`, `SELECT`) may take before it fails (default 5 s).
+    pub connect_timeout: Duration,
+    /// How long one command may wait for its reply before it fails (default 60 s): a server
+    /// that stops answering gives an error instead of a hang.
+    pub response_timeout: Duration,
+    /// The `BLPOP` timeout of [`Store::wait`] (default 1 s). Between two `BLPOP`s the client
+    /// checks that the DAG still exists, so a DAG deleted by someone else is an error, not a hang.
+    pub wait_poll: Duration,
+    /// Whether each completed task appends a `done` event to `dag:{id}:events` (default
+    /// `true`; the stream feeds a live dashboard). Failures and success are always recorded.
+    pub events: bool,
+}
+
+impl Default for RedisConfig {
+    fn default() -> Self {
+        RedisConfig {
+            connect_timeout: Duration::from_secs(5),
+            response_timeout: Duration::from_secs(60),
+            wait_poll: Duration::from_secs(1),
+            events: true,
+        }
+    }
+}
+
+/// The Redis store: a DAG's plan, outputs, finished-parent sets, errors, events and outcome live
+/// in Redis, so workers on many machines can share one DAG.
+///
+/// Every key of one DAG shares the hash tag `{<id>}`:
+///
+/// | key | holds |
+/// | --- | --- |
+/// | `dag:{id}:plan` | the plan, MessagePack (stored once; decoded plans are cached per process) |
+/// | `dag:{id}:status` | `running`, `succeeded` or `failed` |
+/// | `dag:{id}:out:<n>` | output of node n (MessagePack) |
+/// | `dag:{id}:done:<n>` | set of the parents of n that finished |
+/// | `dag:{id}:errors` | hash: node -> JSON error |
+/// | `dag:{id}:events` | stream of task events (capped at about 1,000 entries) |
+/// | `dag:{id}:result` | list the client blocks on (`BLPOP`) for the outcome |
+/// | `dags` | sorted set of DAG ids by submission time (ms) |
+///
+/// Each worker-step operation is one round trip: [`fetch_outputs`](Store::fetch_outputs) is one
+/// `MGET` (which also reads the status), [`complete`](Store::complete), [`fail`](Store::fail) and
+/// [`finish`](Store::finish) are one Lua script each (`EVALSHA`, loaded again on `NOSCRIPT`).
+/// [`wait`](Store::wait) blocks on a connection of its own, so that a blocking `BLPOP` never
+/// holds up the shared multiplexed connection the workers use.
+///
+/// Usually selected with [`RuntimeBuilder::redis`](crate::RuntimeBuilder::redis):
+///
+/// ```no_run
+/// use dag::prelude::*;
+///
+/// #[task]
+/// fn add(a: i64, b: i64) -> i64 { a + b }
+///
+/// let runtime = Runtime::builder().redis("redis://:secret@127.0.0.1:6379/0").build()?;
+/// assert_eq!(add(1, 2).compute_on(&runtime)?, 3);
+/// # Ok::<(), DagError>(())
+/// ```
+#[derive(Clone)]
+pub struct RedisStore {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    client: Client,
+    /// `host:port` (never the password), for error messages.
+    addr: String,
+    config: RedisConfig,
+    /// The shared multiplexed connection of the worker-step operations.
+    conn: ConnectionManager,
+    /// Idle dedicated connections for blocking commands (`BLPOP`).
+    blocking: Mutex<Vec<MultiplexedConnection>>,
+    plans: Mutex<PlanCache>,
+}
+
+#[derive(Default)]
+struct PlanCache {
+    plans: HashMap<DagId, Arc<Plan>>,
+    order: VecDeque<DagId>,
+}
+
+impl PlanCache {
+    fn insert(&mut self, dag: &DagId, plan: Arc<Plan>) {
+        if self.plans.insert(dag.clone(), plan).is_none() {
+            self.order.push_back(dag.clone());
+        }
+        while self.plans.len() > PLAN_CACHE_CAPACITY {
+            match self.order.pop_front() {
+                Some(old) => {
+                    self.plans.remove(&old);
+                }
+                None => break,
+            }
+        }
+    }
+
+    fn remove(&mut self, dag: &DagId) {
+        if self.plans.remove(dag).is_some() {
+            self.order.retain(|d| d != dag);
+        }
+    }
+}
+
+/// The keys of one DAG.
+struct Keys(String);
+
+impl Keys {
+    fn new(dag: &DagId) -> Self {
+        Keys(format!("dag:{{{dag}}}:"))
+    }
+    fn prefix(&self) -> &str {
+        &self.0
+    }
+    fn key(&self, name: &str) -> String {
+        format!("{}{name}", self.0)
+    }
+    fn out(&self, node: u32) -> String {
+        format!("{}out:{node}", self.0)
+    }
+    fn done(&self, node: u32) -> String {
+        format!("{}done:{node}", self.0)
+    }
+}
+
+/// What `dag:{id}:errors` holds per node: the record plus when it was written.
+#[derive(Serialize, Deserialize)]
+struct ErrorJson {
+    #[serde(flatten)]
+    record: TaskErrorRecord,
+    /// Milliseconds since the Unix epoch.
+    time: u64,
+}
+
+impl RedisStore {
+    /// Connects to the server at `url` with [`RedisConfig::default`].
+    ///
+    /// `url` is `redis://[[user]:password@]host[:port][/db]`, or `rediss://...` (TLS) when the
+    /// `tls` feature of `dag` is enabled. Fails promptly with [`DagError::Redis`] naming the
+    /// address if the server is unreachable or refuses the credentials.
+    ///
+    /// ```no_run
+    /// use dag::prelude::*;
+    /// use dag::store::RedisStore;
+    ///
+    /// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+    /// let store = RedisStore::connect("redis://127.0.0.1:6379").await?;
+    /// let runtime = Runtime::builder().store(store).build()?;
+    /// # Ok::<(), DagError>(())
+    /// # }).unwrap();
+    /// ```
+    pub async fn connect(url: &str) -> Result<Self, DagError> {
+        Self::connect_with(url, RedisConfig::default()).await
+    }
+
+    /// Like [`connect`](Self::connect), with other timeouts.
+    ///
+    /// ```no_run
+    /// use std::time::Duration;
+    /// use dag::store::{RedisConfig, RedisStore};
+    ///
+    /// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+    /// let config = RedisConfig { connect_timeout: Duration::from_millis(500), ..Default::default() };
+    /// let store = RedisStore::connect_with("redis://127.0.0.1:6379", config).await?;
+    /// # Ok::<(), dag::DagError>(())
+    /// # }).unwrap();
+    /// ```
+    pub async fn connect_with(url: &str, config: RedisConfig) -> Result<Self, DagError> {
+        let client = Client::open(url).map_err(|e| DagError::Redis {
+            addr: redact(url),
+            message: format!("invalid Redis URL: {e}"),
+        })?;
+        let addr = client.get_connection_info().addr().to_string();
+        let manager_config = ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(config.connect_timeout))
+            .set_response_timeout(Some(config.response_timeout))
+            .set_number_of_retries(1)
+            .set_max_delay(Duration::from_millis(500));
+        let conn = tokio::time::timeout(
+            config.connect_timeout * 2,
+            client.get_connection_manager_with_config(manager_config),
+        )
+        .await
+        .map_err(|_| DagError::Redis {
+            addr: addr.clone(),
+            message: format!(
+                "could not connect within {:?}; is the address right and the server up?",
+                config.connect_timeout * 2
+            ),
+        })?
+        .map_err(|e| redis_error(&addr, "could not connect", &e))?;
+        let store = RedisStore {
+            inner: Arc::new(Inner {
+                client,
+                addr,
+                config,
+                conn,
+                blocking: Mutex::new(Vec::new()),
+                plans: Mutex::new(PlanCache::default()),
+            }),
+        };
+        // Load the scripts now, so that the first worker steps are one round trip each.
+        let mut conn = store.inner.conn.clone();
+        for script in [&*COMPLETE, &*FAIL, &*FINISH] {
+            script
+                .prepare_invoke()
+                .load_async(&mut conn)
+                .await
+                .map_err(|e| store.error("could not load the Lua scripts", e))?;
+        }
+        Ok(store)
+    }
+
+    /// The server's address, `host:port`.
+    ///
+    /// ```no_run
+    /// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+    /// let store = dag::store::RedisStore::connect("redis://127.0.0.1:6379").await?;
+    /// assert_eq!(store.addr(), "127.0.0.1:6379");
+    /// # Ok::<(), dag::DagError>(())
+    /// # }).unwrap();
+    /// ```
+    pub fn addr(&self) -> &str {
+        &self.inner.addr
+    }
+
+    fn error(&self, action: &str, e: RedisError) -> DagError {
+        redis_error(&self.inner.addr, action, &e)
+    }
+
+    fn conn(&self) -> ConnectionManager {
+        self.inner.conn.clone()
+    }
+
+    fn plans(&self) -> MutexGuard<'_, PlanCache> {
+        self.inner.plans.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn cached_plan(&self, dag: &DagId) -> Option<Arc<Plan>> {
+        self.plans().plans.get(dag).cloned()
+    }
+
+    /// The number of nodes of `dag`, from the cache or else from the stored plan.
+    async fn node_count(&self, dag: &DagId) -> Result<usize, DagError> {
+        if let Some(plan) = self.cached_plan(dag) {
+            return Ok(plan.nodes.len());
+        }
+        let bytes: Option<Bytes> = redis::cmd("GET")
+            .arg(Keys::new(dag).key("plan"))
+            .query_async(&mut self.conn())
+            .await
+            .map_err(|e| self.error("could not read the plan", e))?;
+        match bytes {
+            Some(bytes) => Ok(decode_plan(dag, &bytes)?.nodes.len()),
+            None => Ok(0),
+        }
+    }
+
+    fn check_size(&self, what: impl FnOnce() -> String, size: usize) -> Result<(), DagError> {
+        if size > MAX_VALUE_BYTES {
+            return Err(DagError::ValueTooLarge {
+                what: what(),
+                size,
+                limit: MAX_VALUE_BYTES,
+            });
+        }
+        Ok(())
+    }
+
+    fn describe_node(&self, dag: &DagId, node: u32) -> String {
+        match self.cached_plan(dag) {
+            Some(plan) if (node as usize) < plan.nodes.len() => {
+                format!(
+                    "the output of node {node} (task `{}`)",
+                    plan.task_name(node)
+                )
+            }
+            _ => format!("the output of node {node}"),
+        }
+    }
+
+    /// A dedicated connection for a blocking command: an idle one or a new one.
+    async fn blocking_connection(&self) -> Result<MultiplexedConnection, DagError> {
+        let idle = self
+            .inner
+            .blocking
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .pop();
+        if let Some(conn) = idle {
+            return Ok(conn);
+        }
+        let config = AsyncConnectionConfig::new()
+            .set_connection_timeout(Some(self.inner.config.connect_timeout))
+            .set_response_timeout(Some(
+                self.inner.config.wait_poll + self.inner.config.response_timeout,
+            ));
+        self.inner
+            .client
+            .get_multiplexed_async_connection_with_config(&config)
+            .await
+            .map_err(|e| self.error("could not open a connection to wait on", e))
+    }
+
+    fn return_blocking_connection(&self, conn: MultiplexedConnection) {
+        let mut idle = self
+            .inner
+            .blocking
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        if idle.len() < 16 {
+            idle.push(conn);
+        }
+    }
+
+    /// Blocks until the outcome of `dag` is on its result list, on a dedicated connection.
+    async fn pop_outcome(
+        &self,
+        dag: &DagId,
+        conn: &mut MultiplexedConnection,
+    ) -> Result<Bytes, DagError> {
+        let keys = Keys::new(dag);
+        let result_key = keys.key("result");
+        let status_key = keys.key("status");
+        let poll = self.inner.config.wait_poll.as_secs_f64();
+        loop {
+            let popped: Option<(String, Bytes)> = redis::cmd("BLPOP")
+                .arg(&result_key)
+                .arg(poll)
+                .query_async(conn)
+                .await
+                .map_err(|e| self.error("lost the connection while waiting for the DAG", e))?;
+            if let Some((_, bytes)) = popped {
+                return Ok(bytes);
+            }
+            let exists: bool = redis::cmd("EXISTS")
+                .arg(&status_key)
+                .query_async(conn)
+                .await
+                .map_err(|e| self.error("lost the connection while waiting for the DAG", e))?;
+            if !exists {
+                return Err(unknown_dag(dag));
+            }
+        }
+    }
+}
+
+#[async_trait]
+impl Store for RedisStore {
+    async fn put_plan(&self, dag: &DagId, plan: &Arc<Plan>) -> Result<(), DagError> {
+        let bytes = rmp_serde::to_vec(&**plan).map_err(|e| DagError::Codec {
+            action: "encode",
+            what: format!("the plan of DAG {dag}"),
+            message: e.to_string(),
+        })?;
+        self.check_size(|| format!("the plan of DAG {dag}"), bytes.len())?;
+        let keys = Keys::new(dag);
+        self.plans().insert(dag, Arc::clone(plan));
+        let submitted = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_millis() as u64)
+            .unwrap_or(0);
+        redis::pipe()
+            .atomic()
+            .set(keys.key("plan"), bytes)
+            .ignore()
+            .set(keys.key("status"), RUNNING)
+            .ignore()
+            .zadd("dags", dag.as_str(), submitted)
+            .ignore()
+            .query_async::<()>(&mut self.conn())
+            .await
+            .map_err(|e| {
+                self.plans().remove(dag);
+                self.error("could not store the plan", e)
+            })
+    }
+
+    async fn get_plan(&self, dag: &DagId) -> Result<Option<Arc<Plan>>, DagError> {
+        let keys = Keys::new(dag);
+        let cached = self.cached_plan(dag);
+        // One round trip either way: the status, and the plan only if it is not cached.
+        let mut cmd = redis::cmd("MGET");
+        cmd.arg(keys.key("status"));
+        if cached.is_none() {
+            cmd.arg(keys.key("plan"));
+        }
+        let values: Vec<Option<Bytes>> = cmd
+            .query_async(&mut self.conn())
+            .await
+            .map_err(|e| self.error("could not read the plan", e))?;
+        if values.first().and_then(|s| s.as_deref()) != Some(RUNNING) {
+            self.plans().remove(dag);
+            return Ok(None);
+        }
+        if let Some(plan) = cached {
+            return Ok(Some(plan));
+        }
+        let Some(Some(bytes)) = values.get(1) else {
+            return Ok(None);
+        };
+        let plan = Arc::new(decode_plan(dag, bytes)?);
+        self.plans().insert(dag, Arc::clone(&plan));
+        Ok(Some(plan))
+    }
+
+    async fn fetch_outputs(
+        &self,
+        dag: &DagId,
+        nodes: &[u32],
+    ) -> Result<Option<Vec<Bytes>>, DagError> {
+        let keys = Keys::new(dag);
+        let mut cmd = redis::cmd("MGET");
+        cmd.arg(keys.key("status"));
+        for &node in nodes {
+            cmd.arg(keys.out(node));
+        }
+        let values: Vec<Option<Bytes>> = cmd
+            .query_async(&mut self.conn())
+            .await
+            .map_err(|e| self.error("could not fetch inputs", e))?;
+        let mut values = values.into_iter();
+        if values.next().flatten().as_deref() != Some(RUNNING) {
+            return Ok(None);
+        }
+        nodes
+            .iter()
+            .zip(values)
+            .map(|(&node, value)| {
+                value.ok_or_else(|| {
+                    DagError::Store(format!(
+                        "output of node {node} of DAG {dag} is missing although a child of it \
+                         became ready"
+                    ))
+                })
+            })
+            .collect::<Result<Vec<_>, _>>()
+            .map(Some)
+    }
+
+    async fn complete(
+        &self,
+        dag: &DagId,
+        node: u32,
+        output: Bytes,
+        children: &[ChildRef],
+    ) -> Result<Completion, DagError> {
+        self.check_size(|| self.describe_node(dag, node), output.len())?;
+        let keys = Keys::new(dag);
+        let mut invocation = COMPLETE.prepare_invoke();
+        invocation
+            .key(keys.key("status"))
+            .key(keys.out(node))
+            .key(keys.key("events"))
+            .arg(output.as_ref())
+            .arg(node)
+            .arg(if self.inner.config.events { "1" } else { "0" });
+        for child in children {
+            invocation.key(keys.done(child.node)).arg(child.parents);
+        }
+        let reply: Value = invocation
+            .invoke_async(&mut self.conn())
+            .await
+            .map_err(|e| self.error(&format!("could not store the output of node {node}"), e))?;
+        match reply {
+            Value::Int(_) => Ok(Completion::Ended),
+            Value::Array(positions) => positions
+                .into_iter()
+                .map(|p| match p {
+                    Value::Int(j) if j >= 1 && (j as usize) <= children.len() => {
+                        Ok(children[j as usize - 1].node)
+                    }
+                    other => Err(DagError::Store(format!(
+                        "unexpected reply from the completion script: {other:?}"
+                    ))),
+                })
+                .collect::<Result<_, _>>()
+                .map(Completion::Ready),
+            other => Err(DagError::Store(format!(
+                "unexpected reply from the completion script: {other:?}"
+            ))),
+        }
+    }
+
+    async fn fail(&self, dag: &DagId, error: TaskErrorRecord) -> Result<(), DagError> {
+        let keys = Keys::new(dag);
+        let nodes = self.node_count(dag).await?;
+        let time = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_millis() as u64)
+            .unwrap_or(0);
+        let node = error.node;
+        let json = serde_json::to_string(&ErrorJson {
+            record: error,
+            time,
+        })
+        .map_err(|e| DagError::Store(format!("could not encode a task error as JSON: {e}")))?;
+        let mut outcome = Vec::with_capacity(json.len() + 1);
+        outcome.push(b'F');
+        outcome.extend_from_slice(json.as_bytes());
+        FAIL.key(keys.key("status"))
+            .key(keys.key("errors"))
+            .key(keys.key("result"))
+            .key(keys.key("plan"))
+            .key(keys.key("events"))
+            .arg(node)
+            .arg(json.as_bytes())
+            .arg(outcome)
+            .arg(nodes)
+            .arg(keys.prefix())
+            .invoke_async::<i64>(&mut self.conn())
+            .await
+            .map_err(|e| self.error("could not record a task failure", e))?;
+        self.plans().remove(dag);
+        Ok(())
+    }
+
+    async fn finish(&self, dag: &DagId, result: Bytes) -> Result<(), DagError> {
+        self.check_size(|| format!("the result of DAG {dag}"), result.len() + 1)?;
+        let keys = Keys::new(dag);
+        let nodes = self.node_count(dag).await?;
+        let mut outcome = Vec::with_capacity(result.len() + 1);
+        outcome.push(b'S');
+        outcome.extend_from_slice(&result);
+        FINISH
+            .key(keys.key("status"))
+            .key(keys.key("result"))
+            .key(keys.key("plan"))
+            .key(keys.key("events"))
+            .arg(outcome)
+            .arg(nodes)
+            .arg(keys.prefix())
+            .invoke_async::<i64>(&mut self.conn())
+            .await
+            .map_err(|e| self.error("could not store the result", e))?;
+        self.plans().remove(dag);
+        Ok(())
+    }
+
+    async fn wait(&self, dag: &DagId) -> Result<Outcome, DagError> {
+        let mut conn = self.blocking_connection().await?;
+        let bytes = self.pop_outcome(dag, &mut conn).await?;
+        self.return_blocking_connection(conn);
+        let keys = Keys::new(dag);
+        redis::pipe()
+            .atomic()
+            .del(&[
+                keys.key("status"),
+                keys.key("errors"),
+                keys.key("result"),
+                keys.key("events"),
+            ])
+            .ignore()
+            .zrem("dags", dag.as_str())
+            .ignore()
+            .query_async::<()>(&mut self.conn())
+            .await
+            .map_err(|e| self.error("could not clean up a finished DAG", e))?;
+        self.plans().remove(dag);
+        decode_outcome(dag, &bytes)
+    }
+}
+
+fn decode_plan(dag: &DagId, bytes: &[u8]) -> Result<Plan, DagError> {
+    rmp_serde::from_slice(bytes).map_err(|e| DagError::Codec {
+        action: "decode",
+        what: format!("the plan of DAG {dag}"),
+        message: e.to_string(),
+    })
+}
+
+fn decode_outcome(dag: &DagId, bytes: &Bytes) -> Result<Outcome, DagError> {
+    match bytes.first() {
+        Some(b'S') => Ok(Outcome::Success(bytes.slice(1..))),
+        Some(b'F') => serde_json::from_slice::<ErrorJson>(&bytes[1..])
+            .map(|e| Outcome::Failed(e.record))
+            .map_err(|e| {
+                DagError::Store(format!("the failure record of DAG {dag} is not valid: {e}"))
+            }),
+        _ => Err(DagError::Store(format!(
+            "the result list of DAG {dag} holds a value this store did not write"
+        ))),
+    }
+}
+
+fn unknown_dag(dag: &DagId) -> DagError {
+    DagError::Store(format!(
+        "DAG {dag} is unknown to this store (never submitted, or already collected)"
+    ))
+}
+
+/// Turns a redis error into a [`DagError::Redis`] that says what to check.
+fn redis_error(addr: &str, action: &str, e: &RedisError) -> DagError {
+    let text = e.to_string();
+    let hint = if e.kind() == redis::ErrorKind::AuthenticationFailed
+        || text.contains("WRONGPASS")
+        || text.contains("NOAUTH")
+        || text.contains("invalid password")
+    {
+        "; authentication failed: check the user and password in the URL"
+    } else if e.is_connection_refusal() {
+        "; is redis-server running and listening there?"
+    } else if e.is_timeout() {
+        "; the server did not answer in time"
+    } else if e.is_connection_dropped() || e.is_io_error() {
+        "; the connection was lost: did the server stop?"
+    } else {
+        ""
+    };
+    DagError::Redis {
+        addr: addr.to_owned(),
+        message: format!("{action}: {text}{hint}"),
+    }
+}
+
+/// `url` with any password replaced by `***`, for error messages.
+fn redact(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme), Some(at)) if at > scheme => {
+            let userinfo = &url[scheme + 3..at];
+            let user = userinfo.split(':').next().unwrap_or("");
+            format!("{}{user}:***{}", &url[..scheme + 3], &url[at..])
+        }
+        _ => url.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn passwords_are_redacted() {
+        assert_eq!(redact("redis://:pw@h:1"), "redis://:***@h:1");
+        assert_eq!(redact("redis://u:pw@h:1/2"), "redis://u:***@h:1/2");
+        assert_eq!(redact("redis://h:1"), "redis://h:1");
+    }
+
+    #[test]
+    fn keys_share_the_hash_tag() {
+        let keys = Keys::new(&DagId::from("abc"));
+        assert_eq!(keys.out(3), "dag:{abc}:out:3");
+        assert_eq!(keys.done(4), "dag:{abc}:done:4");
+        assert_eq!(keys.key("status"), "dag:{abc}:status");
+    }
+}

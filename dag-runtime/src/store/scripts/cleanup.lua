@@ -1,0 +1,18 @@
+-- Shared by fail.lua and finish.lua (prepended to them): deletes a DAG's intermediate state,
+-- the plan and every out:<n> and done:<n> key, in batches that stay below Lua's unpack limit.
+-- All keys share the DAG's hash tag, so they live in the same cluster slot as the declared keys.
+local function delete_intermediate(prefix, nodes, plan_key)
+  redis.call('UNLINK', plan_key)
+  local batch = {}
+  for n = 0, nodes - 1 do
+    batch[#batch + 1] = prefix .. 'out:' .. n
+    batch[#batch + 1] = prefix .. 'done:' .. n
+    if #batch >= 1000 then
+      redis.call('UNLINK', unpack(batch))
+      batch = {}
+    end
+  end
+  if #batch > 0 then
+    redis.call('UNLINK', unpack(batch))
+  end
+end

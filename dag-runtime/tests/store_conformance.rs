@@ -1,0 +1,630 @@
+//! The store conformance suite: every [`Store`] operation, checked once, run against both
+//! [`MemoryStore`] and a [`RedisStore`] on a throwaway `redis-server` of its own.
+//!
+//! Each check is an `async fn(&Fixture)`; the `conformance!` macro at the bottom turns every
+//! check into one test per store. Redis-only behaviour (URLs, passwords, faults) is at the end.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use dag_runtime::plan::{Plan, PlanNode};
+use dag_runtime::store::{
+    ChildRef, Completion, DagId, FailureKind, MemoryStore, Outcome, RedisConfig, RedisStore, Store,
+    TaskErrorRecord,
+};
+use dag_runtime::DagError;
+use dag_test_support::RedisServer;
+
+/// Lists what is left of a DAG in a store (keys, entries), for the cleanup checks.
+type Leftovers = Box<dyn Fn(&DagId) -> Vec<String> + Send + Sync>;
+
+/// A store under test, and a way to list what is left of a DAG in it.
+struct Fixture {
+    store: Arc<dyn Store>,
+    leftovers: Leftovers,
+}
+
+impl Fixture {
+    fn store(&self) -> &dyn Store {
+        &*self.store
+    }
+}
+
+fn memory_fixture() -> Fixture {
+    let store = Arc::new(MemoryStore::new());
+    let probe = Arc::clone(&store);
+    Fixture {
+        store,
+        leftovers: Box::new(move |_| {
+            (0..probe.dag_count())
+                .map(|i| format!("DAG entry {i}"))
+                .collect()
+        }),
+    }
+}
+
+async fn redis_fixture(server: &RedisServer) -> Fixture {
+    let store = RedisStore::connect(&server.url())
+        .await
+        .expect("connects to the test server");
+    let client = redis::Client::open(server.url()).unwrap();
+    Fixture {
+        store: Arc::new(store),
+        leftovers: Box::new(move |dag| {
+            let mut conn = client.get_connection().expect("a second connection");
+            let mut keys = Vec::new();
+            let mut cursor = 0_u64;
+            loop {
+                let (next, batch): (u64, Vec<String>) = redis::cmd("SCAN")
+                    .arg(cursor)
+                    .arg("MATCH")
+                    .arg(format!("dag:{{{dag}}}:*"))
+                    .arg("COUNT")
+                    .arg(1000)
+                    .query(&mut conn)
+                    .unwrap();
+                keys.extend(batch);
+                if next == 0 {
+                    break;
+                }
+                cursor = next;
+            }
+            let score: Option<f64> = redis::cmd("ZSCORE")
+                .arg("dags")
+                .arg(dag.as_str())
+                .query(&mut conn)
+                .unwrap();
+            if score.is_some() {
+                keys.push(format!("dags member {dag}"));
+            }
+            keys
+        }),
+    }
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+fn run_on_memory<F, Fut>(check: F)
+where
+    F: FnOnce(Arc<Fixture>) -> Fut,
+    Fut: std::future::Future<Output = ()>,
+{
+    runtime().block_on(check(Arc::new(memory_fixture())));
+}
+
+fn run_on_redis<F, Fut>(check: F)
+where
+    F: FnOnce(Arc<Fixture>) -> Fut,
+    Fut: std::future::Future<Output = ()>,
+{
+    let server = RedisServer::start();
+    let rt = runtime();
+    let fixture = rt.block_on(redis_fixture(&server));
+    rt.block_on(check(Arc::new(fixture)));
+}
+
+/// A plan whose node `i` has the given children; parent counts are derived.
+fn plan(children: &[&[u32]]) -> Arc<Plan> {
+    let mut nodes: Vec<PlanNode> = children
+        .iter()
+        .map(|c| PlanNode {
+            task: 0,
+            args: Vec::new(),
+            children: c.to_vec(),
+            parents: 0,
+        })
+        .collect();
+    for c in children.iter().flat_map(|c| c.iter()) {
+        nodes[*c as usize].parents += 1;
+    }
+    Arc::new(Plan {
+        tasks: vec!["conformance::t".into()],
+        sink: (nodes.len() - 1) as u32,
+        nodes,
+    })
+}
+
+/// A fan-in: nodes `0..k` all feed node `k`, the sink.
+fn fan_in(k: u32) -> Arc<Plan> {
+    let sink: &[u32] = &[k];
+    let children: Vec<&[u32]> = (0..k).map(|_| sink).chain([&[][..]]).collect();
+    plan(&children)
+}
+
+fn children_of(plan: &Plan, node: u32) -> Vec<ChildRef> {
+    plan.node(node)
+        .children
+        .iter()
+        .map(|&c| ChildRef {
+            node: c,
+            parents: plan.node(c).parents,
+        })
+        .collect()
+}
+
+async fn submit(f: &Fixture, plan: &Arc<Plan>) -> DagId {
+    let dag = DagId::new();
+    f.store().put_plan(&dag, plan).await.unwrap();
+    dag
+}
+
+async fn complete(f: &Fixture, dag: &DagId, plan: &Plan, node: u32) -> Completion {
+    f.store()
+        .complete(dag, node, out(node), &children_of(plan, node))
+        .await
+        .unwrap()
+}
+
+fn out(node: u32) -> Bytes {
+    Bytes::from(format!("output of {node}"))
+}
+
+fn error(node: u32, message: &str) -> TaskErrorRecord {
+    TaskErrorRecord {
+        kind: FailureKind::Task,
+        task: "conformance::t".into(),
+        node,
+        attempt: 1,
+        message: message.into(),
+        worker: "test".into(),
+    }
+}
+
+// ---- the checks, each written once ----
+
+async fn put_plan_then_get_plan(f: Arc<Fixture>) {
+    let p = plan(&[&[1], &[]]);
+    let dag = submit(&f, &p).await;
+    assert_eq!(
+        f.store().get_plan(&dag).await.unwrap().as_deref(),
+        Some(&*p)
+    );
+    assert_eq!(f.store().get_plan(&DagId::new()).await.unwrap(), None);
+}
+
+async fn get_plan_after_end_is_none(f: Arc<Fixture>) {
+    let p = plan(&[&[]]);
+    let dag = submit(&f, &p).await;
+    f.store().finish(&dag, out(0)).await.unwrap();
+    assert_eq!(f.store().get_plan(&dag).await.unwrap(), None);
+    f.store().wait(&dag).await.unwrap();
+    assert_eq!(f.store().get_plan(&dag).await.unwrap(), None);
+}
+
+async fn fetch_outputs_in_request_order(f: Arc<Fixture>) {
+    let p = plan(&[&[3], &[3], &[3], &[]]);
+    let dag = submit(&f, &p).await;
+    for node in 0..3 {
+        complete(&f, &dag, &p, node).await;
+    }
+    let fetched = f.store().fetch_outputs(&dag, &[2, 0, 1]).await.unwrap();
+    assert_eq!(fetched, Some(vec![out(2), out(0), out(1)]));
+}
+
+async fn fetch_of_a_missing_output_is_an_error(f: Arc<Fixture>) {
+    let p = plan(&[&[1], &[]]);
+    let dag = submit(&f, &p).await;
+    match f.store().fetch_outputs(&dag, &[0]).await {
+        Err(DagError::Store(message)) => assert!(message.contains("node 0"), "{message}"),
+        other => panic!("expected a store error, got {other:?}"),
+    }
+}
+
+async fn fetch_on_an_ended_or_unknown_dag_is_none(f: Arc<Fixture>) {
+    let p = plan(&[&[1], &[]]);
+    let dag = submit(&f, &p).await;
+    complete(&f, &dag, &p, 0).await;
+    f.store().fail(&dag, error(1, "boom")).await.unwrap();
+    assert_eq!(f.store().fetch_outputs(&dag, &[0]).await.unwrap(), None);
+    assert_eq!(
+        f.store().fetch_outputs(&DagId::new(), &[0]).await.unwrap(),
+        None
+    );
+}
+
+async fn complete_reports_a_child_when_its_last_parent_finishes(f: Arc<Fixture>) {
+    let p = plan(&[&[2, 3], &[3], &[4], &[4], &[]]);
+    let dag = submit(&f, &p).await;
+    // Node 0 readies 2 (one parent) but not 3 (two parents).
+    assert_eq!(complete(&f, &dag, &p, 0).await, Completion::Ready(vec![2]));
+    assert_eq!(complete(&f, &dag, &p, 1).await, Completion::Ready(vec![3]));
+    assert_eq!(complete(&f, &dag, &p, 2).await, Completion::Ready(vec![]));
+    assert_eq!(complete(&f, &dag, &p, 3).await, Completion::Ready(vec![4]));
+    assert_eq!(
+        f.store().fetch_outputs(&dag, &[2, 3]).await.unwrap(),
+        Some(vec![out(2), out(3)])
+    );
+}
+
+async fn a_parent_reporting_twice_is_counted_once(f: Arc<Fixture>) {
+    let p = plan(&[&[2, 3], &[2], &[3], &[]]);
+    let dag = submit(&f, &p).await;
+    assert_eq!(complete(&f, &dag, &p, 0).await, Completion::Ready(vec![]));
+    // Again (a retried worker): 2 still waits for 1, and 3 waits for 2.
+    assert_eq!(complete(&f, &dag, &p, 0).await, Completion::Ready(vec![]));
+    assert_eq!(complete(&f, &dag, &p, 1).await, Completion::Ready(vec![2]));
+    assert_eq!(complete(&f, &dag, &p, 1).await, Completion::Ready(vec![]));
+    assert_eq!(complete(&f, &dag, &p, 2).await, Completion::Ready(vec![3]));
+    assert_eq!(complete(&f, &dag, &p, 2).await, Completion::Ready(vec![]));
+}
+
+async fn concurrent_last_parents_ready_the_child_exactly_once(f: Arc<Fixture>) {
+    const PARENTS: u32 = 32;
+    const TASKS: u32 = 24;
+    let p = fan_in(PARENTS);
+    for _round in 0..10 {
+        let dag = submit(&f, &p).await;
+        for node in 0..PARENTS - 2 {
+            assert_eq!(
+                complete(&f, &dag, &p, node).await,
+                Completion::Ready(vec![])
+            );
+        }
+        // Many tasks report the last two parents at once (each parent several times).
+        let reports: Vec<_> = (0..TASKS)
+            .map(|i| {
+                let (f, p, dag) = (Arc::clone(&f), Arc::clone(&p), dag.clone());
+                tokio::spawn(async move {
+                    let node = PARENTS - 2 + i % 2;
+                    complete(&f, &dag, &p, node).await
+                })
+            })
+            .collect();
+        let mut ready = Vec::new();
+        for report in reports {
+            match report.await.unwrap() {
+                Completion::Ready(children) => ready.extend(children),
+                Completion::Ended => panic!("the DAG is running"),
+            }
+        }
+        assert_eq!(ready, vec![PARENTS], "exactly one report of the child");
+        f.store().finish(&dag, out(PARENTS)).await.unwrap();
+        f.store().wait(&dag).await.unwrap();
+    }
+}
+
+async fn complete_on_an_ended_or_unknown_dag_is_ended(f: Arc<Fixture>) {
+    let p = plan(&[&[1], &[]]);
+    let dag = submit(&f, &p).await;
+    f.store().fail(&dag, error(1, "boom")).await.unwrap();
+    assert_eq!(complete(&f, &dag, &p, 0).await, Completion::Ended);
+    assert_eq!(complete(&f, &DagId::new(), &p, 0).await, Completion::Ended);
+    f.store().wait(&dag).await.unwrap();
+    assert_eq!(complete(&f, &dag, &p, 0).await, Completion::Ended);
+}
+
+async fn the_first_failure_wins(f: Arc<Fixture>) {
+    let p = plan(&[&[2], &[2], &[]]);
+    let dag = submit(&f, &p).await;
+    f.store().fail(&dag, error(0, "first")).await.unwrap();
+    f.store().fail(&dag, error(1, "second")).await.unwrap();
+    f.store().finish(&dag, out(2)).await.unwrap();
+    assert_eq!(
+        f.store().wait(&dag).await.unwrap(),
+        Outcome::Failed(error(0, "first"))
+    );
+}
+
+async fn a_result_after_success_is_ignored(f: Arc<Fixture>) {
+    let p = plan(&[&[]]);
+    let dag = submit(&f, &p).await;
+    f.store().finish(&dag, out(0)).await.unwrap();
+    f.store().fail(&dag, error(0, "late")).await.unwrap();
+    f.store()
+        .finish(&dag, Bytes::from_static(b"other"))
+        .await
+        .unwrap();
+    assert_eq!(
+        f.store().wait(&dag).await.unwrap(),
+        Outcome::Success(out(0))
+    );
+}
+
+async fn finish_wakes_a_waiting_client(f: Arc<Fixture>) {
+    let p = plan(&[&[]]);
+    let dag = submit(&f, &p).await;
+    let waiter = {
+        let (f, dag) = (Arc::clone(&f), dag.clone());
+        tokio::spawn(async move { f.store().wait(&dag).await })
+    };
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert!(!waiter.is_finished(), "wait returned before the DAG ended");
+    let started = Instant::now();
+    f.store().finish(&dag, out(0)).await.unwrap();
+    assert_eq!(waiter.await.unwrap(), Ok(Outcome::Success(out(0))));
+    assert!(
+        started.elapsed() < Duration::from_millis(500),
+        "woken promptly"
+    );
+}
+
+async fn fail_wakes_a_waiting_client(f: Arc<Fixture>) {
+    let p = plan(&[&[1], &[]]);
+    let dag = submit(&f, &p).await;
+    let waiter = {
+        let (f, dag) = (Arc::clone(&f), dag.clone());
+        tokio::spawn(async move { f.store().wait(&dag).await })
+    };
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    f.store().fail(&dag, error(0, "boom")).await.unwrap();
+    assert_eq!(waiter.await.unwrap(), Ok(Outcome::Failed(error(0, "boom"))));
+}
+
+async fn wait_after_the_end_returns_at_once_and_only_once(f: Arc<Fixture>) {
+    let p = plan(&[&[]]);
+    let dag = submit(&f, &p).await;
+    f.store().finish(&dag, out(0)).await.unwrap();
+    assert_eq!(
+        f.store().wait(&dag).await.unwrap(),
+        Outcome::Success(out(0))
+    );
+    match f.store().wait(&dag).await {
+        Err(DagError::Store(message)) => assert!(message.contains("unknown"), "{message}"),
+        other => panic!("a collected DAG is unknown, got {other:?}"),
+    }
+}
+
+async fn fail_and_finish_on_an_unknown_dag_do_nothing(f: Arc<Fixture>) {
+    let dag = DagId::new();
+    f.store().fail(&dag, error(0, "x")).await.unwrap();
+    f.store().finish(&dag, out(0)).await.unwrap();
+    assert!((f.leftovers)(&dag).is_empty(), "{:?}", (f.leftovers)(&dag));
+}
+
+async fn success_leaves_nothing_behind(f: Arc<Fixture>) {
+    let p = plan(&[&[2], &[2], &[3], &[]]);
+    let dag = submit(&f, &p).await;
+    for node in 0..3 {
+        complete(&f, &dag, &p, node).await;
+    }
+    f.store().finish(&dag, out(3)).await.unwrap();
+    f.store().wait(&dag).await.unwrap();
+    assert_eq!((f.leftovers)(&dag), Vec::<String>::new());
+}
+
+async fn failure_leaves_nothing_behind(f: Arc<Fixture>) {
+    let p = plan(&[&[2], &[2], &[3], &[]]);
+    let dag = submit(&f, &p).await;
+    complete(&f, &dag, &p, 0).await;
+    f.store().fail(&dag, error(1, "boom")).await.unwrap();
+    f.store().fail(&dag, error(2, "again")).await.unwrap();
+    f.store().wait(&dag).await.unwrap();
+    assert_eq!((f.leftovers)(&dag), Vec::<String>::new());
+}
+
+/// Defines, for each check, one test per store: `memory::<check>` and `redis::<check>`.
+macro_rules! conformance {
+    ($($check:ident),* $(,)?) => {
+        mod memory {
+            $( #[test] fn $check() { super::run_on_memory(super::$check); } )*
+        }
+        mod redis_store {
+            $( #[test] fn $check() { super::run_on_redis(super::$check); } )*
+        }
+    };
+}
+
+conformance!(
+    put_plan_then_get_plan,
+    get_plan_after_end_is_none,
+    fetch_outputs_in_request_order,
+    fetch_of_a_missing_output_is_an_error,
+    fetch_on_an_ended_or_unknown_dag_is_none,
+    complete_reports_a_child_when_its_last_parent_finishes,
+    a_parent_reporting_twice_is_counted_once,
+    concurrent_last_parents_ready_the_child_exactly_once,
+    complete_on_an_ended_or_unknown_dag_is_ended,
+    the_first_failure_wins,
+    a_result_after_success_is_ignored,
+    finish_wakes_a_waiting_client,
+    fail_wakes_a_waiting_client,
+    wait_after_the_end_returns_at_once_and_only_once,
+    fail_and_finish_on_an_unknown_dag_do_nothing,
+    success_leaves_nothing_behind,
+    failure_leaves_nothing_behind,
+);
+
+// ---- Redis only: URLs, credentials and faults ----
+
+#[test]
+fn a_password_in_the_url_authenticates() {
+    let server = RedisServer::start_with_args(&["--requirepass", "s3cret"]);
+    let rt = runtime();
+    let url = format!("redis://:s3cret@127.0.0.1:{}/2", server.port());
+    let store = rt
+        .block_on(RedisStore::connect(&url))
+        .expect("the password is right");
+    rt.block_on(async {
+        let p = plan(&[&[]]);
+        let dag = DagId::new();
+        store.put_plan(&dag, &p).await.unwrap();
+        store.finish(&dag, out(0)).await.unwrap();
+        assert_eq!(store.wait(&dag).await.unwrap(), Outcome::Success(out(0)));
+    });
+}
+
+#[test]
+fn an_acl_user_in_the_url_authenticates() {
+    let server = RedisServer::start();
+    let mut conn = redis::Client::open(server.url())
+        .unwrap()
+        .get_connection()
+        .unwrap();
+    redis::cmd("ACL")
+        .arg(&["SETUSER", "worker", "on", ">pw", "~*", "&*", "+@all"])
+        .query::<()>(&mut conn)
+        .unwrap();
+    let rt = runtime();
+    let url = format!("redis://worker:pw@127.0.0.1:{}", server.port());
+    let store = rt
+        .block_on(RedisStore::connect(&url))
+        .expect("the ACL user works");
+    rt.block_on(async {
+        let dag = DagId::new();
+        store.put_plan(&dag, &plan(&[&[]])).await.unwrap();
+        assert!(store.get_plan(&dag).await.unwrap().is_some());
+    });
+    let bad = format!("redis://worker:nope@127.0.0.1:{}", server.port());
+    assert!(matches!(
+        rt.block_on(RedisStore::connect(&bad)),
+        Err(DagError::Redis { .. })
+    ));
+}
+
+#[test]
+fn a_wrong_password_is_a_clear_error() {
+    let server = RedisServer::start_with_args(&["--requirepass", "s3cret"]);
+    let rt = runtime();
+    for url in [
+        format!("redis://:wrong@127.0.0.1:{}", server.port()),
+        format!("redis://127.0.0.1:{}", server.port()),
+    ] {
+        let started = Instant::now();
+        match rt.block_on(RedisStore::connect(&url)) {
+            Err(e @ DagError::Redis { .. }) => {
+                let text = e.to_string();
+                assert!(text.contains(&server.addr()), "{text}");
+                assert!(text.contains("password"), "{text}");
+                assert!(
+                    !text.contains("wrong"),
+                    "the password must not leak: {text}"
+                );
+            }
+            Err(other) => panic!("expected a Redis error, got {other:?}"),
+            Ok(_) => panic!("connected to {url} with a wrong password"),
+        }
+        assert!(started.elapsed() < Duration::from_secs(5));
+    }
+}
+
+#[test]
+fn an_unreachable_server_fails_promptly_naming_the_address() {
+    // Bind a port and close it again: nothing listens there.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let rt = runtime();
+    let started = Instant::now();
+    let error = match rt.block_on(RedisStore::connect(&format!("redis://127.0.0.1:{port}"))) {
+        Err(e) => e,
+        Ok(_) => panic!("nothing listens on {port}"),
+    };
+    let text = error.to_string();
+    assert!(text.contains(&format!("127.0.0.1:{port}")), "{text}");
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "took {:?}",
+        started.elapsed()
+    );
+}
+
+#[test]
+fn a_connect_timeout_applies_to_a_silent_address() {
+    // 10.255.255.1 is unroutable here: the TCP handshake gets no answer.
+    let config = RedisConfig {
+        connect_timeout: Duration::from_millis(300),
+        ..RedisConfig::default()
+    };
+    let rt = runtime();
+    let started = Instant::now();
+    let result = rt.block_on(RedisStore::connect_with(
+        "redis://10.255.255.1:6390",
+        config,
+    ));
+    let text = result.err().expect("nothing answers there").to_string();
+    assert!(text.contains("10.255.255.1:6390"), "{text}");
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "took {:?}",
+        started.elapsed()
+    );
+}
+
+#[test]
+fn a_server_killed_during_a_wait_is_an_error_not_a_hang() {
+    let mut server = RedisServer::start();
+    let rt = runtime();
+    let store = rt.block_on(RedisStore::connect(&server.url())).unwrap();
+    let dag = DagId::new();
+    rt.block_on(store.put_plan(&dag, &plan(&[&[]]))).unwrap();
+    let waiter = {
+        let (store, dag) = (store.clone(), dag.clone());
+        rt.spawn(async move { store.wait(&dag).await })
+    };
+    std::thread::sleep(Duration::from_millis(200));
+    let killed = Instant::now();
+    server.kill();
+    let result = rt.block_on(async {
+        tokio::time::timeout(Duration::from_secs(10), waiter)
+            .await
+            .expect("wait returned")
+            .unwrap()
+    });
+    match result {
+        Err(DagError::Redis { addr, message }) => {
+            assert_eq!(addr, server.addr());
+            assert!(!message.is_empty());
+        }
+        other => panic!("expected a Redis error, got {other:?}"),
+    }
+    assert!(
+        killed.elapsed() < Duration::from_secs(3),
+        "took {:?}",
+        killed.elapsed()
+    );
+    // Later operations fail too, promptly.
+    let started = Instant::now();
+    assert!(rt.block_on(store.fetch_outputs(&dag, &[0])).is_err());
+    assert!(started.elapsed() < Duration::from_secs(5));
+}
+
+#[test]
+fn an_oversized_value_is_refused_before_sending() {
+    let server = RedisServer::start();
+    let rt = runtime();
+    let store = rt.block_on(RedisStore::connect(&server.url())).unwrap();
+    let p = Arc::new(Plan {
+        tasks: vec!["big::load".into()],
+        ..(*plan(&[&[1], &[]])).clone()
+    });
+    let dag = DagId::new();
+    rt.block_on(store.put_plan(&dag, &p)).unwrap();
+    // Zeroed pages that are never touched: no real 513 MB of memory is used.
+    let big = Bytes::from(vec![0_u8; 513 << 20]);
+    let started = Instant::now();
+    match rt.block_on(store.complete(&dag, 0, big.clone(), &children_of(&p, 0))) {
+        Err(e @ DagError::ValueTooLarge { .. }) => {
+            let text = e.to_string();
+            assert!(text.contains("node 0"), "{text}");
+            assert!(text.contains("big::load"), "{text}");
+        }
+        other => panic!("expected ValueTooLarge, got {other:?}"),
+    }
+    assert!(matches!(
+        rt.block_on(store.finish(&dag, big)),
+        Err(DagError::ValueTooLarge { .. })
+    ));
+    assert!(started.elapsed() < Duration::from_secs(2));
+}
+
+#[test]
+fn an_invalid_url_is_a_clear_error() {
+    let rt = runtime();
+    match rt.block_on(RedisStore::connect("http://:pw@localhost")) {
+        Err(DagError::Redis { addr, message }) => {
+            assert!(!addr.contains("pw"), "{addr}");
+            assert!(message.contains("URL"), "{message}");
+        }
+        Err(other) => panic!("expected a Redis error, got {other:?}"),
+        Ok(_) => panic!("an http URL was accepted"),
+    }
+}
