@@ -19,6 +19,73 @@ pub fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, String> {
     rmp_serde::from_slice(bytes).map_err(|e| e.to_string())
 }
 
+/// Splits an encoded list into its elements' encodings, without decoding them.
+///
+/// This is how a dynamic map hands each element to its subgraph: the slices share the list's
+/// buffer, and no element type needs to be known.
+pub fn split_array(bytes: &Bytes) -> Result<Vec<Bytes>, String> {
+    let mut cursor: &[u8] = bytes;
+    let len = rmp::decode::read_array_len(&mut cursor)
+        .map_err(|e| format!("expected a list, found something else ({e})"))?;
+    let mut pos = bytes.len() - cursor.len();
+    let mut elements = Vec::with_capacity(len as usize);
+    for _ in 0..len {
+        let end = skip_value(bytes, pos)?;
+        elements.push(bytes.slice(pos..end));
+        pos = end;
+    }
+    Ok(elements)
+}
+
+/// The position just past the MessagePack value starting at `pos`. Nested arrays and maps are
+/// skipped with a counter of values still to skip, not by recursion.
+fn skip_value(buf: &[u8], mut pos: usize) -> Result<usize, String> {
+    let truncated = || "the list's encoding is truncated".to_string();
+    let be = |at: usize, n: usize| -> Result<usize, String> {
+        let bytes = buf.get(at..at + n).ok_or_else(truncated)?;
+        Ok(bytes.iter().fold(0usize, |acc, b| (acc << 8) | *b as usize))
+    };
+    let mut remaining: usize = 1;
+    while remaining > 0 {
+        remaining -= 1;
+        let marker = *buf.get(pos).ok_or_else(truncated)?;
+        pos += 1;
+        // (bytes to skip after the marker, values that follow and must be skipped too)
+        let (skip, values) = match marker {
+            0x00..=0x7f | 0xe0..=0xff | 0xc0 | 0xc2 | 0xc3 => (0, 0),
+            0x80..=0x8f => (0, 2 * (marker & 0x0f) as usize),
+            0x90..=0x9f => (0, (marker & 0x0f) as usize),
+            0xa0..=0xbf => ((marker & 0x1f) as usize, 0),
+            0xc4 | 0xd9 => (1 + be(pos, 1)?, 0),
+            0xc5 | 0xda => (2 + be(pos, 2)?, 0),
+            0xc6 | 0xdb => (4 + be(pos, 4)?, 0),
+            0xc7 => (2 + be(pos, 1)?, 0),
+            0xc8 => (3 + be(pos, 2)?, 0),
+            0xc9 => (5 + be(pos, 4)?, 0),
+            0xcc | 0xd0 => (1, 0),
+            0xcd | 0xd1 => (2, 0),
+            0xca | 0xce | 0xd2 => (4, 0),
+            0xcb | 0xcf | 0xd3 => (8, 0),
+            0xd4 => (2, 0),
+            0xd5 => (3, 0),
+            0xd6 => (5, 0),
+            0xd7 => (9, 0),
+            0xd8 => (17, 0),
+            0xdc => (2, be(pos, 2)?),
+            0xdd => (4, be(pos, 4)?),
+            0xde => (2, 2 * be(pos, 2)?),
+            0xdf => (4, 2 * be(pos, 4)?),
+            0xc1 => return Err("the list's encoding holds an invalid byte (0xc1)".into()),
+        };
+        pos += skip;
+        if pos > buf.len() {
+            return Err(truncated());
+        }
+        remaining += values;
+    }
+    Ok(pos)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -28,6 +95,31 @@ mod tests {
         let value = vec![vec![1_i64, -2], vec![]];
         let bytes = encode(&value).unwrap();
         assert_eq!(decode::<Vec<Vec<i64>>>(&bytes).unwrap(), value);
+    }
+
+    #[test]
+    fn a_list_splits_into_its_elements() {
+        use std::collections::HashMap;
+        let value: Vec<(String, Vec<i64>, HashMap<String, f64>, Option<bool>)> = vec![
+            (
+                "a".repeat(40),
+                vec![1, -300, 70_000, i64::MIN],
+                HashMap::from([("x".into(), 1.5)]),
+                None,
+            ),
+            (String::new(), (0..20).collect(), HashMap::new(), Some(true)),
+        ];
+        let bytes = encode(&value).unwrap();
+        let parts = split_array(&bytes).unwrap();
+        assert_eq!(parts.len(), 2);
+        for (part, original) in parts.iter().zip(&value) {
+            assert_eq!(
+                &decode::<(String, Vec<i64>, HashMap<String, f64>, Option<bool>)>(part).unwrap(),
+                original
+            );
+        }
+        assert!(split_array(&encode(&5_i64).unwrap()).is_err());
+        assert!(split_array(&bytes.slice(..bytes.len() - 1)).is_err());
     }
 
     #[test]

@@ -73,6 +73,10 @@ pub enum DagError {
         message: String,
     },
 
+    /// The graph cannot be run as built (for example a `.map` element used outside its closure).
+    #[error("invalid graph: {0}")]
+    InvalidGraph(String),
+
     /// The store (in-process or Redis) failed or lost the DAG's state.
     #[error("store error: {0}")]
     Store(String),

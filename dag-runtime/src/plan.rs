@@ -1,17 +1,24 @@
 //! The lowered form of a graph that workers execute: [`Plan`], and [`lower`] which builds it.
 //!
-//! Lowering walks the graph reachable from the sink once, without recursion, and numbers the
-//! nodes densely in topological order (every parent before its children, the sink last). A node
-//! reached along several paths gets one index, so it runs once. The plan is plain data
-//! (serde-serializable): it is what a Redis-backed DAG stores for workers on other machines.
+//! Lowering walks the graph reachable from the sink once, without recursion over the graph, and
+//! numbers the nodes densely in topological order (every parent before its children, the sink
+//! last). A node reached along several paths gets one index, so it runs once. The plan is plain
+//! data (serde-serializable): it is what a Redis-backed DAG stores for workers elsewhere.
+//!
+//! A dynamic map (`list.map(|x| ..)`) lowers to one plan node whose [`MapTemplate`] holds the
+//! per-element subgraph as a small plan of its own. Its arguments are the list and the outer
+//! values the subgraph uses; at run time the engine instantiates the template once per element
+//! into a child DAG (see [`crate::engine`]). Templates nest as deep as the closures in the source
+//! code, which bounds the only recursion here.
 
 use std::sync::Arc;
 
 use bytes::Bytes;
-use rustc_hash::FxHashMap;
+use rustc_hash::{FxHashMap, FxHashSet};
 use serde::{Deserialize, Serialize};
 
 use crate::error::DagError;
+use crate::graph::scope::Scope;
 use crate::graph::{Arg, NodeInner};
 
 /// A lowered DAG: dense node indices in topological order.
@@ -23,6 +30,17 @@ pub struct Plan {
     pub nodes: Vec<PlanNode>,
     /// Index of the sink, whose output is the DAG's result (always the last node).
     pub sink: u32,
+    /// For the child DAG of an expanded map: the map node it completes in its parent DAG.
+    pub parent: Option<ParentLink>,
+}
+
+/// Where a child DAG's result goes: node `node` of DAG `dag`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ParentLink {
+    /// The parent DAG's id.
+    pub dag: String,
+    /// The map node of the parent that the child's result completes.
+    pub node: u32,
 }
 
 /// One node of a [`Plan`].
@@ -30,12 +48,27 @@ pub struct Plan {
 pub struct PlanNode {
     /// Index into [`Plan::tasks`].
     pub task: u32,
-    /// One template per parameter, saying how to assemble that parameter's bytes.
+    /// One template per parameter, saying how to assemble that parameter's bytes. For a map
+    /// node: the list, then the outer values its template uses.
     pub args: Vec<ArgTemplate>,
     /// Distinct nodes that take this node's output as an input.
     pub children: Vec<u32>,
     /// Number of distinct nodes whose outputs this node takes.
     pub parents: u32,
+    /// For a dynamic map node, the subgraph to run per element.
+    pub map: Option<Box<MapTemplate>>,
+    /// For a node of an expanded map, the index of its element (errors say `task[i]`).
+    pub element: Option<u32>,
+}
+
+/// The per-element subgraph of a dynamic map.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MapTemplate {
+    /// The subgraph's nodes in topological order; [`ArgTemplate::Parent`] indexes this list,
+    /// [`ArgTemplate::Element`] is the element and [`ArgTemplate::Outer`] the map's outer values.
+    pub nodes: Vec<PlanNode>,
+    /// What one element's result is: a template node, the element itself or an outer value.
+    pub body: ArgTemplate,
 }
 
 /// How to assemble one parameter's MessagePack bytes from constants and parents' outputs.
@@ -49,16 +82,20 @@ pub enum ArgTemplate {
     List(Vec<ArgTemplate>),
     /// A MessagePack map from the keys to the values.
     Map(Vec<(String, ArgTemplate)>),
+    /// In a [`MapTemplate`]: the element the subgraph runs on.
+    Element,
+    /// In a [`MapTemplate`]: the map node's argument `1 + k` (the k-th outer value).
+    Outer(u32),
 }
 
 impl ArgTemplate {
     /// Calls `f` with every parent this template refers to (repeats included).
     pub fn for_each_parent(&self, f: &mut impl FnMut(u32)) {
         match self {
-            ArgTemplate::Const(_) => {}
             ArgTemplate::Parent(p) => f(*p),
             ArgTemplate::List(items) => items.iter().for_each(|a| a.for_each_parent(f)),
             ArgTemplate::Map(entries) => entries.iter().for_each(|(_, a)| a.for_each_parent(f)),
+            ArgTemplate::Const(_) | ArgTemplate::Element | ArgTemplate::Outer(_) => {}
         }
     }
 }
@@ -97,40 +134,19 @@ impl Plan {
         &self.nodes[index as usize]
     }
 
-    /// The task name of node `index`.
-    pub fn task_name(&self, index: u32) -> &str {
-        &self.tasks[self.node(index).task as usize]
+    /// The task name of node `index`, with `[i]` for a node of a map's element `i`.
+    pub fn task_name(&self, index: u32) -> String {
+        let node = self.node(index);
+        let name = &self.tasks[node.task as usize];
+        match node.element {
+            Some(i) => format!("{name}[{i}]"),
+            None => name.clone(),
+        }
     }
 }
 
-/// Lowers the graph reachable from `sink` into a [`Plan`].
-///
-/// Fails with [`DagError::Codec`] if a constant argument could not be encoded.
-pub fn lower(sink: &Arc<NodeInner>) -> Result<Plan, DagError> {
-    let (order, index) = topological_order(sink);
-
-    let mut task_index: FxHashMap<&'static str, u32> = FxHashMap::default();
-    let mut tasks = Vec::new();
-    let mut nodes = Vec::with_capacity(order.len());
-    for node in &order {
-        let task = *task_index.entry(node.task.name).or_insert_with(|| {
-            tasks.push(node.task.name.to_owned());
-            (tasks.len() - 1) as u32
-        });
-        let args = node
-            .args
-            .iter()
-            .map(|arg| template(arg, &index, node.task.name))
-            .collect::<Result<Vec<_>, _>>()?;
-        nodes.push(PlanNode {
-            task,
-            args,
-            children: Vec::new(),
-            parents: 0,
-        });
-    }
-    drop(index);
-
+/// Fills in every node's `children` and `parents` from the `Parent` references of its args.
+pub fn link(nodes: &mut [PlanNode]) {
     let mut parents = Vec::new();
     for child in 0..nodes.len() {
         nodes[child].distinct_parents_into(&mut parents);
@@ -139,90 +155,294 @@ pub fn lower(sink: &Arc<NodeInner>) -> Result<Plan, DagError> {
             nodes[parent as usize].children.push(child as u32);
         }
     }
+}
 
+/// Lowers the graph reachable from `sink` into a [`Plan`].
+///
+/// Fails with [`DagError::Codec`] if a constant argument could not be encoded, and with
+/// [`DagError::InvalidGraph`] if a map's element is used outside its closure.
+pub fn lower(sink: &Arc<NodeInner>) -> Result<Plan, DagError> {
+    if sink.scope != Scope::TOP {
+        return Err(misplaced_element());
+    }
+    let mut lowering = Lowering::default();
+    let order = lowering.order(&[sink], Scope::TOP)?;
+    let nodes = lowering.plan_nodes(&order, Scope::TOP)?;
     Ok(Plan {
-        tasks,
+        tasks: lowering.tasks,
         sink: (nodes.len() - 1) as u32,
         nodes,
+        parent: None,
     })
 }
+
+/// Node address -> index. Keys are pointers, so a fast non-cryptographic hash is safe and (at a
+/// million nodes) several times cheaper than the default SipHash.
+type NodeIndex = FxHashMap<*const NodeInner, u32>;
 
 /// Marks a node whose parents are being walked but that has no index yet.
 const IN_PROGRESS: u32 = u32::MAX;
 
-/// Node address -> plan index. Keys are pointers, so a fast non-cryptographic hash is safe and
-/// (at a million nodes) several times cheaper than the default SipHash.
-type NodeIndex = FxHashMap<*const NodeInner, u32>;
-
-/// Post-order walk from the sink with an explicit stack: parents come out before children.
-/// Returns the nodes in that order and each node's position in it.
-fn topological_order(sink: &Arc<NodeInner>) -> (Vec<&NodeInner>, NodeIndex) {
-    // `false`: first visit, push the parents; `true`: the parents are done, number the node.
-    let mut stack: Vec<(&NodeInner, bool)> = vec![(sink, false)];
-    let mut index = NodeIndex::default();
-    let mut order = Vec::new();
-    while let Some((node, parents_done)) = stack.pop() {
-        let key = node as *const NodeInner;
-        if parents_done {
-            index.insert(key, order.len() as u32);
-            order.push(node);
-            continue;
-        }
-        if index.contains_key(&key) {
-            continue;
-        }
-        index.insert(key, IN_PROGRESS);
-        stack.push((node, true));
-        for arg in node.args.iter().rev() {
-            push_parents(arg, &mut stack, &index);
-        }
-    }
-    (order, index)
+/// The nodes of one scope that a root needs, in topological order.
+struct ScopeOrder<'g> {
+    nodes: Vec<&'g NodeInner>,
+    index: NodeIndex,
+    /// Nodes of enclosing scopes that this scope's nodes use, in first-use order.
+    outer: Vec<&'g NodeInner>,
 }
 
-fn push_parents<'g>(arg: &'g Arg, stack: &mut Vec<(&'g NodeInner, bool)>, index: &NodeIndex) {
-    // Collections of nodes are at most as deep as the parameter's type, so this recursion is
-    // bounded by the source code, not by the graph.
-    match arg {
-        Arg::Node(parent) => {
-            if !index.contains_key(&Arc::as_ptr(parent)) {
-                stack.push((parent, false));
+#[derive(Default)]
+struct Lowering<'g> {
+    tasks: Vec<String>,
+    task_index: FxHashMap<&'static str, u32>,
+    /// Per map node: its template's order (computed once, on the first visit).
+    templates: FxHashMap<*const NodeInner, ScopeOrder<'g>>,
+}
+
+fn misplaced_element() -> DagError {
+    DagError::InvalidGraph(
+        "a `.map` element is used outside the closure that received it; build everything that \
+         depends on the element inside the closure and use the map's result outside"
+            .into(),
+    )
+}
+
+impl<'g> Lowering<'g> {
+    /// Post-order walk from `roots` over the nodes of `scope`, with an explicit stack: parents
+    /// come out before children. Nodes of enclosing scopes are collected as outer references.
+    fn order(&mut self, roots: &[&'g NodeInner], scope: Scope) -> Result<ScopeOrder<'g>, DagError> {
+        // `false`: first visit, push the parents; `true`: the parents are done, number the node.
+        let mut stack: Vec<(&'g NodeInner, bool)> = roots.iter().map(|r| (*r, false)).collect();
+        let mut index = NodeIndex::default();
+        let mut nodes = Vec::new();
+        let mut outer = Vec::new();
+        let mut outer_seen = FxHashSet::default();
+        let mut deps: Vec<&'g NodeInner> = Vec::new();
+        while let Some((node, parents_done)) = stack.pop() {
+            let key = node as *const NodeInner;
+            if parents_done {
+                index.insert(key, nodes.len() as u32);
+                nodes.push(node);
+                continue;
+            }
+            if index.contains_key(&key) {
+                continue;
+            }
+            index.insert(key, IN_PROGRESS);
+            stack.push((node, true));
+            self.dependencies(node, &mut deps)?;
+            for &dep in deps.iter().rev() {
+                if dep.is_element() && dep.scope == scope {
+                    continue; // the element itself: an input of the template, not a node
+                }
+                if dep.scope == scope && !dep.is_element() {
+                    if !index.contains_key(&(dep as *const NodeInner)) {
+                        stack.push((dep, false));
+                    }
+                } else if dep.scope.depth < scope.depth {
+                    if outer_seen.insert(dep as *const NodeInner) {
+                        outer.push(dep);
+                    }
+                } else {
+                    return Err(misplaced_element());
+                }
             }
         }
-        Arg::List(items) => items
-            .iter()
-            .rev()
-            .for_each(|a| push_parents(a, stack, index)),
-        Arg::Map(entries) => entries
-            .iter()
-            .rev()
-            .for_each(|(_, a)| push_parents(a, stack, index)),
-        Arg::Const(_) | Arg::Invalid(_) => {}
+        Ok(ScopeOrder {
+            nodes,
+            index,
+            outer,
+        })
+    }
+
+    /// The nodes `node` needs before it can run: its argument nodes; for a map node, its list
+    /// and the outer nodes its template uses.
+    fn dependencies(
+        &mut self,
+        node: &'g NodeInner,
+        deps: &mut Vec<&'g NodeInner>,
+    ) -> Result<(), DagError> {
+        deps.clear();
+        if node.is_map() {
+            let (list, _) = map_parts(node)?;
+            deps.push(list);
+            let template = self.template_order(node)?;
+            deps.extend(template.outer.iter().copied());
+            return Ok(());
+        }
+        let mut pending: Vec<&'g Arg> = node.args.iter().collect();
+        while let Some(arg) = pending.pop() {
+            match arg {
+                Arg::Node(parent) => deps.push(parent),
+                Arg::List(items) => pending.extend(items),
+                Arg::Map(entries) => pending.extend(entries.iter().map(|(_, a)| a)),
+                Arg::Const(_) => {}
+                Arg::Invalid(error) => return Err(error.clone()),
+            }
+        }
+        deps.reverse();
+        Ok(())
+    }
+
+    /// The order of a map node's template, computed on first use.
+    fn template_order(&mut self, map: &'g NodeInner) -> Result<&ScopeOrder<'g>, DagError> {
+        let key = map as *const NodeInner;
+        if !self.templates.contains_key(&key) {
+            let (_, body) = map_parts(map)?;
+            let order = if body.scope == map.bound && !body.is_element() {
+                self.order(&[body], map.bound)?
+            } else if body.scope == map.bound || body.scope.depth < map.bound.depth {
+                // The body is the element itself or an outer node: no per-element tasks.
+                let outer = if body.is_element() {
+                    vec![]
+                } else {
+                    vec![body]
+                };
+                ScopeOrder {
+                    nodes: Vec::new(),
+                    index: NodeIndex::default(),
+                    outer,
+                }
+            } else {
+                return Err(misplaced_element());
+            };
+            self.templates.insert(key, order);
+        }
+        Ok(&self.templates[&key])
+    }
+
+    fn task(&mut self, name: &'static str) -> u32 {
+        *self.task_index.entry(name).or_insert_with(|| {
+            self.tasks.push(name.to_owned());
+            (self.tasks.len() - 1) as u32
+        })
+    }
+
+    /// The plan nodes of a scope's order, linked.
+    fn plan_nodes(
+        &mut self,
+        order: &ScopeOrder<'g>,
+        scope: Scope,
+    ) -> Result<Vec<PlanNode>, DagError> {
+        let refs = Refs {
+            index: &order.index,
+            outer: order
+                .outer
+                .iter()
+                .enumerate()
+                .map(|(k, n)| (*n as *const NodeInner, k as u32))
+                .collect(),
+            scope,
+        };
+        let mut nodes = Vec::with_capacity(order.nodes.len());
+        for node in &order.nodes {
+            let task = self.task(node.task.name);
+            let (args, map) = if node.is_map() {
+                let (list, _) = map_parts(node)?;
+                let template = self.map_template(node)?;
+                let key = *node as *const NodeInner;
+                let mut args = vec![refs.node(list)?];
+                for outer in &self.templates[&key].outer {
+                    args.push(refs.node(outer)?);
+                }
+                (args, Some(Box::new(template)))
+            } else {
+                let args = node
+                    .args
+                    .iter()
+                    .map(|arg| refs.arg(arg))
+                    .collect::<Result<Vec<_>, _>>()?;
+                (args, None)
+            };
+            nodes.push(PlanNode {
+                task,
+                args,
+                children: Vec::new(),
+                parents: 0,
+                map,
+                element: None,
+            });
+        }
+        link(&mut nodes);
+        Ok(nodes)
+    }
+
+    /// Lowers a map node's template (its order was computed while walking the graph).
+    fn map_template(&mut self, map: &'g NodeInner) -> Result<MapTemplate, DagError> {
+        let key = map as *const NodeInner;
+        self.template_order(map)?;
+        // Take the order out while lowering it, since lowering may visit nested templates.
+        let order = self.templates.remove(&key).expect("computed above");
+        let lowered = self.plan_nodes(&order, map.bound);
+        let (_, body) = map_parts(map)?;
+        let body = Refs {
+            index: &order.index,
+            outer: order
+                .outer
+                .iter()
+                .enumerate()
+                .map(|(k, n)| (*n as *const NodeInner, k as u32))
+                .collect(),
+            scope: map.bound,
+        }
+        .node(body);
+        self.templates.insert(key, order);
+        Ok(MapTemplate {
+            nodes: lowered?,
+            body: body?,
+        })
     }
 }
 
-fn template(arg: &Arg, index: &NodeIndex, task: &str) -> Result<ArgTemplate, DagError> {
-    Ok(match arg {
-        Arg::Const(bytes) => ArgTemplate::Const(bytes.clone()),
-        Arg::Node(parent) => ArgTemplate::Parent(index[&Arc::as_ptr(parent)]),
-        Arg::List(items) => ArgTemplate::List(
-            items
-                .iter()
-                .map(|a| template(a, index, task))
-                .collect::<Result<_, _>>()?,
-        ),
-        Arg::Map(entries) => ArgTemplate::Map(
-            entries
-                .iter()
-                .map(|(k, a)| Ok((k.clone(), template(a, index, task)?)))
-                .collect::<Result<_, DagError>>()?,
-        ),
-        Arg::Invalid(message) => {
-            return Err(DagError::Codec {
-                action: "encode",
-                what: format!("a constant argument of task `{task}`"),
-                message: message.clone(),
-            })
+/// The list and the closure's result of a map node.
+fn map_parts(map: &NodeInner) -> Result<(&NodeInner, &NodeInner), DagError> {
+    match map.args.as_slice() {
+        [Arg::Node(list), Arg::Node(body)] => Ok((list, body)),
+        [.., Arg::Invalid(error)] => Err(error.clone()),
+        _ => Err(DagError::InvalidGraph("a map node is malformed".into())),
+    }
+}
+
+/// Turns argument nodes into references within one scope.
+struct Refs<'a> {
+    index: &'a NodeIndex,
+    outer: FxHashMap<*const NodeInner, u32>,
+    scope: Scope,
+}
+
+impl Refs<'_> {
+    fn node(&self, node: &NodeInner) -> Result<ArgTemplate, DagError> {
+        let key = node as *const NodeInner;
+        if node.is_element() && node.scope == self.scope {
+            Ok(ArgTemplate::Element)
+        } else if let Some(&i) = self.index.get(&key) {
+            Ok(ArgTemplate::Parent(i))
+        } else if let Some(&k) = self.outer.get(&key) {
+            Ok(ArgTemplate::Outer(k))
+        } else {
+            Err(misplaced_element())
         }
-    })
+    }
+
+    fn arg(&self, arg: &Arg) -> Result<ArgTemplate, DagError> {
+        // Collections of nodes are at most as deep as the parameter's type, so this recursion is
+        // bounded by the source code, not by the graph.
+        Ok(match arg {
+            Arg::Const(bytes) => ArgTemplate::Const(bytes.clone()),
+            Arg::Node(node) => self.node(node)?,
+            Arg::List(items) => ArgTemplate::List(
+                items
+                    .iter()
+                    .map(|a| self.arg(a))
+                    .collect::<Result<_, _>>()?,
+            ),
+            Arg::Map(entries) => ArgTemplate::Map(
+                entries
+                    .iter()
+                    .map(|(k, a)| Ok((k.clone(), self.arg(a)?)))
+                    .collect::<Result<_, DagError>>()?,
+            ),
+            Arg::Invalid(error) => return Err(error.clone()),
+        })
+    }
 }

@@ -126,3 +126,61 @@ fn registry() -> &'static Result<HashMap<&'static str, &'static TaskDef>, DagErr
         Ok(tasks)
     })
 }
+
+/// Tasks the runtime itself puts into graphs and plans.
+pub mod builtin {
+    use super::{TaskDef, TaskFailure, TaskPolicy, TaskRegistration, TaskRun};
+
+    /// A dynamic map node: expanded by the engine when its list is ready, never run as a task.
+    pub static MAP: TaskDef = TaskDef {
+        name: "dag::map",
+        params: &["list"],
+        signature: "fn(list: Vec<T>, ..) -> Vec<R>",
+        is_async: false,
+        policy: TaskPolicy {
+            retries: Some(0),
+            backoff: None,
+            timeout: None,
+        },
+        run: |_| {
+            TaskRun::Done(Err(TaskFailure(
+                "a map node is expanded by the engine, not run as a task".into(),
+            )))
+        },
+    };
+
+    /// The placeholder a `.map` closure receives; it stands for one element and never runs.
+    pub static ELEMENT: TaskDef = TaskDef {
+        name: "dag::element",
+        params: &[],
+        signature: "fn() -> T",
+        is_async: false,
+        policy: TaskPolicy {
+            retries: Some(0),
+            backoff: None,
+            timeout: None,
+        },
+        run: |_| TaskRun::Done(Err(TaskFailure("a map element never runs".into()))),
+    };
+
+    /// Gathers the elements' results of an expanded map into its list, in input order: its one
+    /// argument is already that list, assembled from the element outputs.
+    pub static COLLECT: TaskDef = TaskDef {
+        name: "dag::collect",
+        params: &["elements"],
+        signature: "fn(elements: Vec<R>) -> Vec<R>",
+        is_async: false,
+        policy: TaskPolicy {
+            retries: Some(0),
+            backoff: None,
+            timeout: None,
+        },
+        run: |mut args| match args.pop() {
+            Some(list) => TaskRun::Done(Ok(list)),
+            None => TaskRun::Done(Err(TaskFailure("dag::collect takes one argument".into()))),
+        },
+    };
+
+    inventory::submit! { TaskRegistration(&MAP) }
+    inventory::submit! { TaskRegistration(&COLLECT) }
+}

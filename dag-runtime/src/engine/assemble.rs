@@ -26,19 +26,23 @@ impl Inputs {
     }
 
     /// The bytes of one parameter.
-    pub fn assemble(&self, template: &ArgTemplate) -> Bytes {
-        match template {
+    ///
+    /// Fails only for a template that still refers to a map's element or outer values, which
+    /// the engine replaces when it expands the map: a plan holding one is corrupt.
+    pub fn assemble(&self, template: &ArgTemplate) -> Result<Bytes, String> {
+        Ok(match template {
             ArgTemplate::Const(bytes) => bytes.clone(),
             ArgTemplate::Parent(node) => self.get(*node).clone(),
             ArgTemplate::List(_) | ArgTemplate::Map(_) => {
                 let mut buf = Vec::new();
-                self.write(template, &mut buf);
+                self.write(template, &mut buf)?;
                 buf.into()
             }
-        }
+            ArgTemplate::Element | ArgTemplate::Outer(_) => return Err(unexpanded()),
+        })
     }
 
-    fn write(&self, template: &ArgTemplate, buf: &mut Vec<u8>) {
+    fn write(&self, template: &ArgTemplate, buf: &mut Vec<u8>) -> Result<(), String> {
         // Writing into a Vec cannot fail; the Results are rmp's generic I/O signature.
         const INFALLIBLE: &str = "writing MessagePack into a Vec cannot fail";
         match template {
@@ -46,17 +50,25 @@ impl Inputs {
             ArgTemplate::Parent(node) => buf.extend_from_slice(self.get(*node)),
             ArgTemplate::List(items) => {
                 rmp::encode::write_array_len(buf, items.len() as u32).expect(INFALLIBLE);
-                items.iter().for_each(|item| self.write(item, buf));
+                for item in items {
+                    self.write(item, buf)?;
+                }
             }
             ArgTemplate::Map(entries) => {
                 rmp::encode::write_map_len(buf, entries.len() as u32).expect(INFALLIBLE);
                 for (key, value) in entries {
                     rmp::encode::write_str(buf, key).expect(INFALLIBLE);
-                    self.write(value, buf);
+                    self.write(value, buf)?;
                 }
             }
+            ArgTemplate::Element | ArgTemplate::Outer(_) => return Err(unexpanded()),
         }
+        Ok(())
     }
+}
+
+fn unexpanded() -> String {
+    "the plan refers to a map element outside an expanded map; was it built by other code?".into()
 }
 
 #[cfg(test)]
@@ -76,7 +88,7 @@ mod tests {
             ArgTemplate::Const(encode(&5_i64).unwrap()),
             ArgTemplate::Parent(7),
         ]);
-        let bytes = inputs.assemble(&template);
+        let bytes = inputs.assemble(&template).unwrap();
         assert_eq!(decode::<Vec<i64>>(&bytes).unwrap(), vec![1, 5, 2]);
     }
 
@@ -84,7 +96,7 @@ mod tests {
     fn a_map_of_outputs_decodes_as_a_hash_map() {
         let inputs = Inputs::new(vec![(0, encode("x").unwrap())]);
         let template = ArgTemplate::Map(vec![("k".into(), ArgTemplate::Parent(0))]);
-        let map: HashMap<String, String> = decode(&inputs.assemble(&template)).unwrap();
+        let map: HashMap<String, String> = decode(&inputs.assemble(&template).unwrap()).unwrap();
         assert_eq!(map, HashMap::from([("k".to_string(), "x".to_string())]));
     }
 }

@@ -16,6 +16,7 @@
 
 pub(crate) mod assemble;
 mod execute;
+mod expand;
 mod step;
 
 pub use step::run_invocation;
@@ -47,6 +48,8 @@ pub struct LoadedPlan {
     /// The plan itself.
     pub plan: Arc<Plan>,
     tasks: Vec<&'static TaskDef>,
+    /// For the child DAG of an expanded map: the parent DAG and its map node.
+    pub parent: Option<(Arc<LoadedPlan>, u32)>,
 }
 
 impl LoadedPlan {
@@ -58,7 +61,53 @@ impl LoadedPlan {
             .iter()
             .map(|name| task::lookup(name))
             .collect::<Result<_, _>>()?;
-        Ok(LoadedPlan { dag, plan, tasks })
+        Ok(LoadedPlan {
+            dag,
+            plan,
+            tasks,
+            parent: None,
+        })
+    }
+
+    /// This child DAG's plan, linked to the parent DAG whose map node `node` it completes.
+    pub fn with_parent(mut self, parent: Arc<LoadedPlan>, node: u32) -> Self {
+        self.parent = Some((parent, node));
+        self
+    }
+
+    /// Loads DAG `dag`'s plan from the store and resolves its tasks, with the chain of parent
+    /// DAGs for a map's child DAG. `None` if the DAG (or a parent) has ended.
+    ///
+    /// This is how a worker that did not submit or expand a DAG (in another process) finds it.
+    pub fn load(
+        store: &dyn Store,
+        handle: &tokio::runtime::Handle,
+        dag: &DagId,
+    ) -> Result<Option<Arc<LoadedPlan>>, DagError> {
+        // Walk up to the top DAG first, then link back down: no recursion over the nesting.
+        let mut chain = Vec::new();
+        let mut next = Some((dag.clone(), None));
+        while let Some((id, node)) = next.take() {
+            let Some(plan) = handle.block_on(store.get_plan(&id))? else {
+                return Ok(None);
+            };
+            next = plan
+                .parent
+                .as_ref()
+                .map(|link| (DagId::from(link.dag.as_str()), Some(link.node)));
+            chain.push((id, plan, node));
+        }
+        let mut loaded: Option<Arc<LoadedPlan>> = None;
+        let mut link_node: Option<u32> = None;
+        for (id, plan, node) in chain.into_iter().rev() {
+            let mut this = LoadedPlan::resolve(id, plan)?;
+            if let (Some(parent), Some(node)) = (loaded.take(), link_node) {
+                this = this.with_parent(parent, node);
+            }
+            link_node = node;
+            loaded = Some(Arc::new(this));
+        }
+        Ok(loaded)
     }
 
     /// The task that node `index` runs.

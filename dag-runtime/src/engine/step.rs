@@ -7,11 +7,16 @@ use bytes::Bytes;
 
 use super::assemble::Inputs;
 use super::execute::{execute, panic_message};
+use super::expand::expand;
 use super::{Delegate, Invocation, LoadedPlan, Worker};
 use crate::error::DagError;
 use crate::plan::PlanNode;
-use crate::store::{ChildRef, Completion, FailureKind, TaskErrorRecord};
+use crate::store::{ChildRef, Completion, FailureKind, Outcome, TaskErrorRecord};
 use crate::task::TaskDef;
+
+/// What a worker does next: run `invocation` of `plan` (which may be another DAG than the last
+/// step's, when a map expands into a child DAG or a child DAG completes its parent's map).
+pub(crate) type Next = Option<(Arc<LoadedPlan>, Invocation)>;
 
 /// Runs `invocation` and then every node this worker continues with, until none is left.
 ///
@@ -20,18 +25,21 @@ use crate::task::TaskDef;
 pub fn run_invocation(
     worker: &Worker,
     plan: &Arc<LoadedPlan>,
-    mut invocation: Invocation,
+    invocation: Invocation,
     delegate: &dyn Delegate,
 ) {
+    let mut plan = Arc::clone(plan);
+    let mut invocation = invocation;
     loop {
         let node = invocation.node;
         // Task bodies' panics are caught where they run; this catches the engine's own, so that
         // a bug here fails the DAG instead of leaving its client waiting forever.
         let stepped = catch_unwind(AssertUnwindSafe(|| {
-            step(worker, plan, invocation, delegate)
+            step(worker, &plan, invocation, delegate)
         }));
         let (kind, error) = match stepped {
-            Ok(Ok(Some(next))) => {
+            Ok(Ok(Some((next_plan, next)))) => {
+                plan = next_plan;
                 invocation = next;
                 continue;
             }
@@ -41,7 +49,7 @@ pub fn run_invocation(
         };
         let record = TaskErrorRecord {
             kind,
-            task: plan.plan.task_name(node).to_owned(),
+            task: plan.plan.task_name(node),
             node,
             attempt: 1,
             message: format!("{error} (worker {}, node {node})", worker.id),
@@ -49,23 +57,21 @@ pub fn run_invocation(
         };
         // If the store cannot even record the failure, the client's own wait on that store
         // fails too, so nobody hangs on it.
-        let _ = worker.handle.block_on(worker.store.fail(&plan.dag, record));
+        let _ = fail_dag(worker, &plan, record);
         return;
     }
 }
 
-/// One task: inputs, run, complete. Returns the invocation to continue with, if any.
+/// One task: inputs, run, complete. Returns what to continue with, if anything.
 fn step(
     worker: &Worker,
     plan: &Arc<LoadedPlan>,
     invocation: Invocation,
     delegate: &dyn Delegate,
-) -> Result<Option<Invocation>, DagError> {
+) -> Result<Next, DagError> {
     let Worker { store, handle, .. } = worker;
-    let dag = &plan.dag;
     let index = invocation.node;
     let node = plan.plan.node(index);
-    let task = plan.task_of(index);
 
     // 1. Inputs: what was carried over is in memory, the rest comes in one fetch.
     let mut outputs = Vec::new();
@@ -77,68 +83,141 @@ fn step(
         }
     }
     if !missing.is_empty() {
-        let Some(fetched) = handle.block_on(store.fetch_outputs(dag, &missing))? else {
+        let Some(fetched) = handle.block_on(store.fetch_outputs(&plan.dag, &missing))? else {
             return Ok(None); // the DAG has ended
         };
         outputs.extend(missing.into_iter().zip(fetched));
     }
     let inputs = Inputs::new(outputs);
 
-    // 2. Run, with the task's retry policy.
-    let output: Bytes = match run_attempts(worker, task, node, &inputs) {
-        Ok(output) => output,
-        Err((attempt, message)) => {
-            let record = TaskErrorRecord {
-                kind: FailureKind::Task,
-                task: task.name.to_owned(),
-                node: index,
-                attempt,
-                message,
-                worker: worker.id.clone(),
-            };
-            handle.block_on(store.fail(dag, record))?;
-            return Ok(None);
-        }
-    };
-
-    // 5. The sink: its output is the result.
-    if index == plan.plan.sink {
-        handle.block_on(store.finish(dag, output))?;
-        return Ok(None);
+    // A dynamic map: expand it into a child DAG (or finish at once for an empty list).
+    if let Some(template) = &node.map {
+        return match expand(worker, plan, index, template, &inputs, delegate) {
+            Ok(super::expand::Expanded::Continue(next)) => Ok(next),
+            Ok(super::expand::Expanded::Output(output)) => {
+                finish_node(worker, plan, index, output, delegate)
+            }
+            Err(message) => fail_task(worker, plan, index, 1, message),
+        };
     }
 
-    // 3. Complete: store, mark children, learn which are ready.
-    let children: Vec<ChildRef> = node
-        .children
-        .iter()
-        .map(|&child| ChildRef {
-            node: child,
-            parents: plan.plan.node(child).parents,
-        })
-        .collect();
-    let ready = match handle.block_on(store.complete(dag, index, output.clone(), &children))? {
-        Completion::Ended => return Ok(None),
-        Completion::Ready(ready) => ready,
-    };
+    // 2. Run, with the task's retry policy.
+    match run_attempts(worker, plan.task_of(index), node, &inputs) {
+        Ok(output) => finish_node(worker, plan, index, output, delegate),
+        Err((attempt, message)) => fail_task(worker, plan, index, attempt, message),
+    }
+}
 
-    // 4. Keep one ready child, delegate the rest.
-    let mut ready = ready.into_iter();
-    let Some(next) = ready.next() else {
-        return Ok(None);
+/// Records a task's failure (after its last attempt) as its DAG's failure.
+fn fail_task(
+    worker: &Worker,
+    plan: &Arc<LoadedPlan>,
+    index: u32,
+    attempt: u32,
+    message: String,
+) -> Result<Next, DagError> {
+    let record = TaskErrorRecord {
+        kind: FailureKind::Task,
+        task: plan.plan.task_name(index),
+        node: index,
+        attempt,
+        message,
+        worker: worker.id.clone(),
     };
-    for other in ready {
-        delegate.delegate(
+    fail_dag(worker, plan, record)?;
+    Ok(None)
+}
+
+/// Fails `plan`'s DAG and, for the child DAG of a map, every DAG above it up to the one the
+/// client waits for.
+pub(crate) fn fail_dag(
+    worker: &Worker,
+    plan: &Arc<LoadedPlan>,
+    record: TaskErrorRecord,
+) -> Result<(), DagError> {
+    let Worker { store, handle, .. } = worker;
+    let mut current = Arc::clone(plan);
+    loop {
+        handle.block_on(store.fail(&current.dag, record.clone()))?;
+        let Some((parent, _)) = current.parent.clone() else {
+            return Ok(());
+        };
+        // Nobody else waits for a child DAG: collecting its outcome removes what is left of it.
+        handle.block_on(store.wait(&current.dag))?;
+        current = parent;
+    }
+}
+
+/// Steps 3 to 5 for a node that produced `output`: complete it, and keep one ready child.
+///
+/// At the sink of a map's child DAG, the output completes the map node of the parent DAG, and
+/// the loop goes on there (iteratively, however deeply maps nest).
+fn finish_node(
+    worker: &Worker,
+    plan: &Arc<LoadedPlan>,
+    index: u32,
+    output: Bytes,
+    delegate: &dyn Delegate,
+) -> Result<Next, DagError> {
+    let Worker { store, handle, .. } = worker;
+    let mut plan = Arc::clone(plan);
+    let mut index = index;
+    loop {
+        // 5. The sink: its output is the DAG's result.
+        if index == plan.plan.sink {
+            handle.block_on(store.finish(&plan.dag, output.clone()))?;
+            let Some((parent, map_node)) = plan.parent.clone() else {
+                return Ok(None);
+            };
+            // A child DAG: collect its outcome (which removes what is left of it); unless it
+            // failed meanwhile, its result completes the parent's map node.
+            match handle.block_on(store.wait(&plan.dag))? {
+                Outcome::Success(_) => {}
+                Outcome::Failed(_) => return Ok(None),
+            }
+            plan = parent;
+            index = map_node;
+            continue;
+        }
+
+        // 3. Complete: store, mark children, learn which are ready.
+        let node = plan.plan.node(index);
+        let children: Vec<ChildRef> = node
+            .children
+            .iter()
+            .map(|&child| ChildRef {
+                node: child,
+                parents: plan.plan.node(child).parents,
+            })
+            .collect();
+        let completion = store.complete(&plan.dag, index, output.clone(), &children);
+        let ready = match handle.block_on(completion)? {
+            Completion::Ended => return Ok(None),
+            Completion::Ready(ready) => ready,
+        };
+
+        // 4. Keep one ready child, delegate the rest.
+        let mut ready = ready.into_iter();
+        let Some(next) = ready.next() else {
+            return Ok(None);
+        };
+        for other in ready {
+            delegate.delegate(
+                &plan,
+                Invocation {
+                    node: other,
+                    carried: Some((index, output.clone())),
+                },
+            );
+        }
+        return Ok(Some((
             plan,
             Invocation {
-                node: other,
-                carried: Some((index, output.clone())),
+                node: next,
+                carried: Some((index, output)),
             },
-        );
+        )));
     }
-    Ok(Some(Invocation {
-        node: next,
-        carried: Some((index, output)),
-    }))
 }
 
 /// Runs the task until an attempt succeeds or the retries are used up. `Err` carries the last
@@ -159,7 +238,12 @@ fn run_attempts(
         );
         return Err((1, message));
     }
-    let mut args: Vec<Bytes> = node.args.iter().map(|t| inputs.assemble(t)).collect();
+    let mut args: Vec<Bytes> = node
+        .args
+        .iter()
+        .map(|t| inputs.assemble(t))
+        .collect::<Result<_, _>>()
+        .map_err(|message| (1, message))?;
     let policy = task.policy.or(worker.policy);
     let retries = policy.retries.unwrap_or(0);
     let mut attempt = 1;

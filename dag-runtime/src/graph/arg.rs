@@ -7,6 +7,7 @@ use serde::Serialize;
 
 use super::{Node, NodeInner};
 use crate::codec;
+use crate::error::DagError;
 
 /// One argument of a recorded call: a constant, another node's output, or a collection of those.
 #[doc(hidden)]
@@ -19,15 +20,19 @@ pub enum Arg {
     List(Vec<Arg>),
     /// A string-keyed map whose values are arguments.
     Map(Vec<(String, Arg)>),
-    /// A constant that failed to encode; `compute` reports the message.
-    Invalid(String),
+    /// A constant that failed to encode, or a misuse of a map element; `compute` reports it.
+    Invalid(DagError),
 }
 
 impl Arg {
     fn constant<T: Serialize + ?Sized>(value: &T) -> Arg {
         match codec::encode(value) {
             Ok(bytes) => Arg::Const(bytes),
-            Err(message) => Arg::Invalid(message),
+            Err(message) => Arg::Invalid(DagError::Codec {
+                action: "encode",
+                what: "a constant argument".into(),
+                message,
+            }),
         }
     }
 }

@@ -5,7 +5,9 @@
 //! [`IntoArg`], which is what lets a parameter of type `Vec<T>` accept a `Vec<Node<T>>`.
 
 mod arg;
+mod map;
 mod node;
+pub(crate) mod scope;
 
 pub use arg::{Arg, IntoArg};
 pub use node::{Node, NodeInner};

@@ -2,8 +2,33 @@ use std::fmt;
 use std::marker::PhantomData;
 use std::sync::Arc;
 
+use super::scope::Scope;
 use super::Arg;
-use crate::task::TaskDef;
+use crate::error::DagError;
+use crate::task::{builtin, TaskDef};
+
+/// The innermost scope among the nodes in `args`.
+pub(crate) fn args_scope(args: &[Arg]) -> Result<Scope, DagError> {
+    let mut scope = Scope::TOP;
+    let mut pending: Vec<&Arg> = args.iter().collect();
+    while let Some(arg) = pending.pop() {
+        match arg {
+            Arg::Node(node) => {
+                scope = scope.innermost(node.scope).map_err(|()| {
+                    DagError::InvalidGraph(
+                        "a task combines the elements of two different `.map` closures; an \
+                         element can only be used inside the closure that received it"
+                            .into(),
+                    )
+                })?;
+            }
+            Arg::List(items) => pending.extend(items),
+            Arg::Map(entries) => pending.extend(entries.iter().map(|(_, a)| a)),
+            Arg::Const(_) | Arg::Invalid(_) => {}
+        }
+    }
+    Ok(scope)
+}
 
 /// A lazy value of type `T`: a task and its arguments, not yet run.
 ///
@@ -30,17 +55,51 @@ pub struct Node<T> {
 }
 
 /// The untyped record behind a [`Node`]: which task, with which arguments.
+///
+/// Two built-in "tasks" mark the nodes of a dynamic map: [`builtin::MAP`] (args: the list and
+/// the closure's result, `bound` the closure's scope) and [`builtin::ELEMENT`] (the placeholder
+/// the closure received).
 pub struct NodeInner {
     pub(crate) task: &'static TaskDef,
     pub(crate) args: Vec<Arg>,
+    /// The innermost `.map` closure whose element this node depends on.
+    pub(crate) scope: Scope,
+    /// For a map node, the scope of its closure; unused otherwise.
+    pub(crate) bound: Scope,
+}
+
+impl NodeInner {
+    pub(crate) fn is_map(&self) -> bool {
+        std::ptr::eq(self.task, &builtin::MAP)
+    }
+
+    pub(crate) fn is_element(&self) -> bool {
+        std::ptr::eq(self.task, &builtin::ELEMENT)
+    }
 }
 
 impl<T> Node<T> {
     /// Records a call of `task` with `args`. Used by the code that `#[task]` generates.
     #[doc(hidden)]
-    pub fn __from_task(task: &'static TaskDef, args: Vec<Arg>) -> Self {
+    pub fn __from_task(task: &'static TaskDef, mut args: Vec<Arg>) -> Self {
+        let scope = match args_scope(&args) {
+            Ok(scope) => scope,
+            Err(error) => {
+                args.push(Arg::Invalid(error));
+                Scope::TOP
+            }
+        };
+        Self::from_inner(NodeInner {
+            task,
+            args,
+            scope,
+            bound: Scope::TOP,
+        })
+    }
+
+    pub(crate) fn from_inner(inner: NodeInner) -> Self {
         Node {
-            inner: Arc::new(NodeInner { task, args }),
+            inner: Arc::new(inner),
             _output: PhantomData,
         }
     }

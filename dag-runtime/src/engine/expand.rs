@@ -1,0 +1,178 @@
+//! Expanding a dynamic map when its list is ready.
+//!
+//! The worker that gets a map node ready splits the list's bytes into elements (no decoding) and
+//! instantiates the map's template once per element into a *child DAG*: an ordinary plan, stored
+//! once, whose nodes are the elements' subgraphs plus one `dag::collect` sink that gathers their
+//! results in input order. Any worker anywhere can then run the child's tasks like any other
+//! DAG's. The child's sink completes the map node in the parent DAG (see `finish_node`), so the
+//! parent carries on exactly as if the map had been one task. A fan-out of any width costs a
+//! fixed number of store calls: one fetch of the inputs and one plan upload.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+
+use super::assemble::Inputs;
+use super::step::Next;
+use super::{Delegate, Invocation, LoadedPlan, Worker};
+use crate::codec::split_array;
+use crate::plan::{link, ArgTemplate, MapTemplate, ParentLink, Plan, PlanNode};
+use crate::store::DagId;
+use crate::task::builtin;
+
+/// The result of expanding a map node.
+pub(crate) enum Expanded {
+    /// The list was empty: this is the map's output (an empty list), no child DAG needed.
+    Output(Bytes),
+    /// The child DAG runs; continue with this invocation of it (or with nothing).
+    Continue(Next),
+}
+
+/// Expands map node `index` of `plan`. `Err` is a message for the DAG's failure.
+pub(crate) fn expand(
+    worker: &Worker,
+    plan: &Arc<LoadedPlan>,
+    index: u32,
+    template: &MapTemplate,
+    inputs: &Inputs,
+    delegate: &dyn Delegate,
+) -> Result<Expanded, String> {
+    let node = plan.plan.node(index);
+    let args = node
+        .args
+        .iter()
+        .map(|t| inputs.assemble(t))
+        .collect::<Result<Vec<_>, _>>()?;
+    let (list, outer) = args
+        .split_first()
+        .ok_or("a map node has no list argument")?;
+    let elements =
+        split_array(list).map_err(|e| format!("the value given to `.map` is not a list: {e}"))?;
+    if elements.is_empty() {
+        return Ok(Expanded::Output(Bytes::from_static(&[0x90]))); // an empty MessagePack array
+    }
+
+    let child_plan = Arc::new(instantiate(
+        template,
+        &elements,
+        outer,
+        &plan.plan.tasks,
+        ParentLink {
+            dag: plan.dag.to_string(),
+            node: index,
+        },
+    ));
+    let child_id = DagId::from(format!("{}.{index}", plan.dag).as_str());
+    let child = LoadedPlan::resolve(child_id, Arc::clone(&child_plan))
+        .map_err(|e| e.to_string())?
+        .with_parent(Arc::clone(plan), index);
+    let child = Arc::new(child);
+    worker
+        .handle
+        .block_on(worker.store.put_plan(&child.dag, &child_plan))
+        .map_err(|e| e.to_string())?;
+
+    let mut roots = child_plan.roots();
+    let first = roots.next();
+    for root in roots {
+        delegate.delegate(
+            &child,
+            Invocation {
+                node: root,
+                carried: None,
+            },
+        );
+    }
+    Ok(Expanded::Continue(first.map(|root| {
+        (
+            child,
+            Invocation {
+                node: root,
+                carried: None,
+            },
+        )
+    })))
+}
+
+/// The child plan: the template once per element, then a `dag::collect` sink.
+fn instantiate(
+    template: &MapTemplate,
+    elements: &[Bytes],
+    outer: &[Bytes],
+    parent_tasks: &[String],
+    parent: ParentLink,
+) -> Plan {
+    let mut tasks = parent_tasks.to_vec();
+    let collect = match tasks.iter().position(|t| t == builtin::COLLECT.name) {
+        Some(i) => i as u32,
+        None => {
+            tasks.push(builtin::COLLECT.name.to_owned());
+            (tasks.len() - 1) as u32
+        }
+    };
+    let width = template.nodes.len();
+    let mut nodes = Vec::with_capacity(elements.len() * width + 1);
+    let mut results = Vec::with_capacity(elements.len());
+    for (i, element) in elements.iter().enumerate() {
+        let instance = Instance {
+            base: (i * width) as u32,
+            element,
+            outer,
+        };
+        for node in &template.nodes {
+            nodes.push(PlanNode {
+                task: node.task,
+                args: node.args.iter().map(|a| instance.arg(a)).collect(),
+                children: Vec::new(),
+                parents: 0,
+                // A nested map's template refers to its own node's arguments, which are
+                // rewritten above, so it is copied as it is.
+                map: node.map.clone(),
+                element: Some(i as u32),
+            });
+        }
+        results.push(instance.arg(&template.body));
+    }
+    nodes.push(PlanNode {
+        task: collect,
+        args: vec![ArgTemplate::List(results)],
+        children: Vec::new(),
+        parents: 0,
+        map: None,
+        element: None,
+    });
+    link(&mut nodes);
+    Plan {
+        tasks,
+        sink: (nodes.len() - 1) as u32,
+        nodes,
+        parent: Some(parent),
+    }
+}
+
+/// One element's copy of the template.
+struct Instance<'a> {
+    base: u32,
+    element: &'a Bytes,
+    outer: &'a [Bytes],
+}
+
+impl Instance<'_> {
+    fn arg(&self, template: &ArgTemplate) -> ArgTemplate {
+        match template {
+            ArgTemplate::Const(bytes) => ArgTemplate::Const(bytes.clone()),
+            ArgTemplate::Parent(j) => ArgTemplate::Parent(self.base + j),
+            ArgTemplate::Element => ArgTemplate::Const(self.element.clone()),
+            ArgTemplate::Outer(k) => ArgTemplate::Const(self.outer[*k as usize].clone()),
+            ArgTemplate::List(items) => {
+                ArgTemplate::List(items.iter().map(|a| self.arg(a)).collect())
+            }
+            ArgTemplate::Map(entries) => ArgTemplate::Map(
+                entries
+                    .iter()
+                    .map(|(k, a)| (k.clone(), self.arg(a)))
+                    .collect(),
+            ),
+        }
+    }
+}
