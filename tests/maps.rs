@@ -221,3 +221,29 @@ fn using_an_element_outside_its_closure_is_an_error() {
     assert!(matches!(misuse.compute(), Err(DagError::InvalidGraph(_))));
     assert_eq!(mapped.compute(), Ok(vec![1, 2, 3]));
 }
+
+#[test]
+fn chained_maps_fuse_into_one_element_wise_map() {
+    // range -> map(inc) -> map(double): one map node whose template runs inc then double.
+    let plan = range(10).map(inc).map(double).map(|x| add(&x, 1)).plan().unwrap();
+    assert_eq!(plan.nodes.len(), 2, "{plan:#?}");
+    let template = plan.nodes[1].map.as_ref().expect("the sink is a map");
+    let tasks: Vec<&str> = template
+        .nodes
+        .iter()
+        .map(|n| plan.tasks[n.task as usize].as_str())
+        .collect();
+    assert_eq!(tasks, ["maps::inc", "maps::double", "maps::add"]);
+}
+
+#[test]
+fn a_map_whose_list_is_used_elsewhere_is_not_fused() {
+    let firsts = range(10).map(inc);
+    let both = add(total(firsts.clone()), total(firsts.map(double)));
+    let plan = both.plan().unwrap();
+    let maps = plan.nodes.iter().filter(|n| n.map.is_some()).count();
+    assert_eq!(maps, 2);
+    on_every_runtime(|rt| {
+        assert_eq!(both.compute_on(rt), Ok(55 + 110));
+    });
+}

@@ -189,6 +189,9 @@ struct ScopeOrder<'g> {
     index: NodeIndex,
     /// Nodes of enclosing scopes that this scope's nodes use, in first-use order.
     outer: Vec<&'g NodeInner>,
+    /// Map nodes whose only use is as the list of another map: they are fused into it (see
+    /// [`compose`]) instead of becoming plan nodes.
+    fused_away: FxHashSet<*const NodeInner>,
 }
 
 #[derive(Default)]
@@ -218,6 +221,9 @@ impl<'g> Lowering<'g> {
         let mut outer = Vec::new();
         let mut outer_seen = FxHashSet::default();
         let mut deps: Vec<&'g NodeInner> = Vec::new();
+        // Per map node of this scope: how often it is used, and whether its one use so far is
+        // as the list of another map.
+        let mut map_uses: FxHashMap<*const NodeInner, (u32, bool)> = FxHashMap::default();
         while let Some((node, parents_done)) = stack.pop() {
             let key = node as *const NodeInner;
             if parents_done {
@@ -231,6 +237,13 @@ impl<'g> Lowering<'g> {
             index.insert(key, IN_PROGRESS);
             stack.push((node, true));
             self.dependencies(node, &mut deps)?;
+            for (position, &dep) in deps.iter().enumerate() {
+                if dep.is_map() && dep.scope == scope {
+                    let uses = map_uses.entry(dep as *const NodeInner).or_insert((0, false));
+                    uses.0 += 1;
+                    uses.1 = node.is_map() && position == 0;
+                }
+            }
             for &dep in deps.iter().rev() {
                 if dep.is_element() && dep.scope == scope {
                     continue; // the element itself: an input of the template, not a node
@@ -248,10 +261,29 @@ impl<'g> Lowering<'g> {
                 }
             }
         }
+        // `.map(f).map(g)`: when the first map's list is used by nothing but the second map, the
+        // two become one map of `g(f(x))`, so each element goes on without waiting for the
+        // whole first list.
+        let fused_away: FxHashSet<*const NodeInner> = map_uses
+            .into_iter()
+            .filter(|&(node, (count, as_list))| {
+                count == 1 && as_list && !roots.iter().any(|r| std::ptr::eq(*r, node))
+            })
+            .map(|(node, _)| node)
+            .collect();
+        if !fused_away.is_empty() {
+            nodes.retain(|n| !fused_away.contains(&(*n as *const NodeInner)));
+            index = nodes
+                .iter()
+                .enumerate()
+                .map(|(i, n)| (*n as *const NodeInner, i as u32))
+                .collect();
+        }
         Ok(ScopeOrder {
             nodes,
             index,
             outer,
+            fused_away,
         })
     }
 
@@ -302,6 +334,7 @@ impl<'g> Lowering<'g> {
                     nodes: Vec::new(),
                     index: NodeIndex::default(),
                     outer,
+                    fused_away: FxHashSet::default(),
                 }
             } else {
                 return Err(misplaced_element());
@@ -335,15 +368,30 @@ impl<'g> Lowering<'g> {
             scope,
         };
         let mut nodes = Vec::with_capacity(order.nodes.len());
-        for node in &order.nodes {
+        // Lowered maps that were fused away, waiting for the map that takes their list.
+        let mut pending: FxHashMap<*const NodeInner, (Vec<ArgTemplate>, MapTemplate)> =
+            FxHashMap::default();
+        for node in order.fused_in_order() {
+            let key = node as *const NodeInner;
             let task = self.task(node.task.name);
             let (args, map) = if node.is_map() {
                 let (list, _) = map_parts(node)?;
                 let template = self.map_template(node)?;
-                let key = *node as *const NodeInner;
-                let mut args = vec![refs.node(list)?];
+                let mut outer_args = Vec::new();
                 for outer in &self.templates[&key].outer {
-                    args.push(refs.node(outer)?);
+                    outer_args.push(refs.node(outer)?);
+                }
+                let (args, template) = match pending.remove(&(list as *const NodeInner)) {
+                    Some((first_args, first)) => compose(first_args, first, outer_args, template),
+                    None => {
+                        let mut args = vec![refs.node(list)?];
+                        args.extend(outer_args);
+                        (args, template)
+                    }
+                };
+                if order.fused_away.contains(&key) {
+                    pending.insert(key, (args, template));
+                    continue;
                 }
                 (args, Some(Box::new(template)))
             } else {
@@ -392,6 +440,92 @@ impl<'g> Lowering<'g> {
             body: body?,
         })
     }
+}
+
+impl<'g> ScopeOrder<'g> {
+    /// The nodes in topological order, including the fused-away maps (right before the map
+    /// they are fused into, which is where their list and outer values are already numbered).
+    fn fused_in_order(&self) -> Vec<&'g NodeInner> {
+        if self.fused_away.is_empty() {
+            return self.nodes.clone();
+        }
+        let mut all = Vec::with_capacity(self.nodes.len() + self.fused_away.len());
+        for node in &self.nodes {
+            // A chain of fused maps: list them innermost first.
+            let mut chain = Vec::new();
+            let mut current: &NodeInner = node;
+            while current.is_map() {
+                match map_parts(current) {
+                    Ok((list, _)) if self.fused_away.contains(&(list as *const NodeInner)) => {
+                        chain.push(list);
+                        current = list;
+                    }
+                    _ => break,
+                }
+            }
+            all.extend(chain.into_iter().rev());
+            all.push(*node);
+        }
+        all
+    }
+}
+
+/// Fuses map `first` into the map that takes its list: one template running the first map's
+/// subgraph and then the second's on its result. The fused map's arguments are the first map's
+/// (its list and outer values) followed by the second's outer values.
+fn compose(
+    first_args: Vec<ArgTemplate>,
+    first: MapTemplate,
+    second_outer_args: Vec<ArgTemplate>,
+    second: MapTemplate,
+) -> (Vec<ArgTemplate>, MapTemplate) {
+    let node_offset = first.nodes.len() as u32;
+    let outer_offset = first_args.len() as u32 - 1;
+    let shift = |arg: &ArgTemplate| shift_arg(arg, node_offset, outer_offset, &first.body);
+    let mut nodes = first.nodes.clone();
+    for node in second.nodes {
+        nodes.push(PlanNode {
+            args: node.args.iter().map(shift).collect(),
+            ..node
+        });
+    }
+    let body = shift(&second.body);
+    link_template(&mut nodes);
+    let mut args = first_args;
+    args.extend(second_outer_args);
+    (args, MapTemplate { nodes, body })
+}
+
+/// Renumbers the second template's references for [`compose`]: its element is the first
+/// template's result.
+fn shift_arg(arg: &ArgTemplate, nodes: u32, outer: u32, element: &ArgTemplate) -> ArgTemplate {
+    match arg {
+        ArgTemplate::Const(bytes) => ArgTemplate::Const(bytes.clone()),
+        ArgTemplate::Parent(j) => ArgTemplate::Parent(j + nodes),
+        ArgTemplate::Outer(k) => ArgTemplate::Outer(k + outer),
+        ArgTemplate::Element => element.clone(),
+        ArgTemplate::List(items) => ArgTemplate::List(
+            items
+                .iter()
+                .map(|a| shift_arg(a, nodes, outer, element))
+                .collect(),
+        ),
+        ArgTemplate::Map(entries) => ArgTemplate::Map(
+            entries
+                .iter()
+                .map(|(k, a)| (k.clone(), shift_arg(a, nodes, outer, element)))
+                .collect(),
+        ),
+    }
+}
+
+/// Recomputes a template's children and parent counts from scratch.
+fn link_template(nodes: &mut [PlanNode]) {
+    for node in nodes.iter_mut() {
+        node.children.clear();
+        node.parents = 0;
+    }
+    link(nodes);
 }
 
 /// The list and the closure's result of a map node.
