@@ -10,10 +10,29 @@ use std::collections::HashMap;
 #[derive(Debug, Clone)]
 enum Op {
     Leaf(i64),
-    Mix { a: usize, b: usize, k: i64 },
+    Mix {
+        a: usize,
+        b: usize,
+        k: i64,
+    },
     Sum(Vec<usize>),
     Nested(Vec<Vec<usize>>),
     Keyed(Vec<usize>),
+    /// A dynamic fan-out: a run-time list from `src`, each element mixed with `other`, summed.
+    Spread {
+        src: usize,
+        other: usize,
+        k: i64,
+    },
+}
+
+#[task]
+fn spread(v: i64) -> Vec<i64> {
+    spread_values(v)
+}
+
+fn spread_values(v: i64) -> Vec<i64> {
+    (0..v.rem_euclid(6)).map(|i| v.wrapping_add(i)).collect()
 }
 
 #[task]
@@ -66,7 +85,9 @@ fn dag_strategy() -> impl Strategy<Value = Vec<Op>> {
                         prop::collection::vec(earlier.clone(), 0..6).prop_map(Op::Sum),
                         prop::collection::vec(prop::collection::vec(earlier.clone(), 0..3), 0..3)
                             .prop_map(Op::Nested),
-                        prop::collection::vec(earlier, 1..4).prop_map(Op::Keyed),
+                        prop::collection::vec(earlier.clone(), 1..4).prop_map(Op::Keyed),
+                        (earlier.clone(), earlier, -5i64..5)
+                            .prop_map(|(src, other, k)| Op::Spread { src, other, k }),
                     ]
                     .boxed()
                 }
@@ -95,6 +116,14 @@ fn evaluate(ops: &[Op]) -> Vec<i64> {
                         .fold(1_i64, |a, x| a.wrapping_mul(5).wrapping_add(values[*x]))
                 })
                 .fold(0_i64, |a, x| a.wrapping_mul(11).wrapping_add(x)),
+            Op::Spread { src, other, k } => spread_values(values[*src])
+                .into_iter()
+                .map(|x| {
+                    x.wrapping_mul(31)
+                        .wrapping_add(values[*other])
+                        .wrapping_add(*k)
+                })
+                .fold(7_i64, |acc, x| acc.wrapping_mul(3).wrapping_add(x)),
             Op::Keyed(xs) => {
                 let map = keyed_inputs(xs);
                 let mut keys: Vec<_> = map.keys().cloned().collect();
@@ -129,6 +158,10 @@ fn build(ops: &[Op]) -> Vec<Node<i64>> {
                     .map(|r| r.iter().map(|x| nodes[*x].clone()).collect())
                     .collect::<Vec<Vec<_>>>(),
             ),
+            Op::Spread { src, other, k } => {
+                let other = &nodes[*other];
+                sum(spread(&nodes[*src]).map(|x| mix(x, other, *k)))
+            }
             Op::Keyed(xs) => keyed(
                 keyed_inputs(xs)
                     .into_iter()
