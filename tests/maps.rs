@@ -225,7 +225,12 @@ fn using_an_element_outside_its_closure_is_an_error() {
 #[test]
 fn chained_maps_fuse_into_one_element_wise_map() {
     // range -> map(inc) -> map(double): one map node whose template runs inc then double.
-    let plan = range(10).map(inc).map(double).map(|x| add(&x, 1)).plan().unwrap();
+    let plan = range(10)
+        .map(inc)
+        .map(double)
+        .map(|x| add(&x, 1))
+        .plan()
+        .unwrap();
     assert_eq!(plan.nodes.len(), 2, "{plan:#?}");
     let template = plan.nodes[1].map.as_ref().expect("the sink is a map");
     let tasks: Vec<&str> = template

@@ -239,7 +239,9 @@ impl<'g> Lowering<'g> {
             self.dependencies(node, &mut deps)?;
             for (position, &dep) in deps.iter().enumerate() {
                 if dep.is_map() && dep.scope == scope {
-                    let uses = map_uses.entry(dep as *const NodeInner).or_insert((0, false));
+                    let uses = map_uses
+                        .entry(dep as *const NodeInner)
+                        .or_insert((0, false));
                     uses.0 += 1;
                     uses.1 = node.is_map() && position == 0;
                 }
