@@ -4,7 +4,23 @@ use super::scope::{self, Scope};
 use super::{Arg, Node, NodeInner};
 use crate::task::builtin;
 
-impl<T> Node<Vec<T>> {
+/// A type `.map` can fan out over: a list. Implemented for `Vec<T>`.
+#[diagnostic::on_unimplemented(
+    message = "`.map` fans out over a list, but this node produces a `{Self}`",
+    label = "`.map` needs a `Node<Vec<T>>`",
+    note = "make the task return a `Vec<T>` to map over its elements; to transform a single \
+            value, pass the node to another task"
+)]
+pub trait List {
+    /// The element type.
+    type Element;
+}
+
+impl<T> List for Vec<T> {
+    type Element = T;
+}
+
+impl<L> Node<L> {
     /// Applies `body` to every element of the list this node produces, in parallel, and gives
     /// the results as a list in input order.
     ///
@@ -36,11 +52,12 @@ impl<T> Node<Vec<T>> {
     /// ```
     pub fn map<R, F>(&self, body: F) -> Node<Vec<R>>
     where
-        F: FnOnce(Node<T>) -> Node<R>,
+        L: List,
+        F: FnOnce(Node<L::Element>) -> Node<R>,
     {
         let guard = scope::enter();
         let bound = guard.scope;
-        let element = Node::<T>::from_inner(NodeInner {
+        let element = Node::<L::Element>::from_inner(NodeInner {
             task: &builtin::ELEMENT,
             args: Vec::new(),
             scope: bound,

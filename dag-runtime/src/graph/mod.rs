@@ -10,4 +10,5 @@ mod node;
 pub(crate) mod scope;
 
 pub use arg::{Arg, IntoArg};
+pub use map::List;
 pub use node::{Node, NodeInner};
