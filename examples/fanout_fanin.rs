@@ -2,6 +2,7 @@
 //!
 //! ```sh
 //! cargo run --release --example fanout_fanin
+//! cargo run --release --example fanout_fanin -- --redis redis://127.0.0.1:6379 --workers 2
 //! ```
 //!
 //! ```text
@@ -34,11 +35,14 @@ fn square(x: i64) -> i64 {
 }
 
 fn main() -> Result<(), DagError> {
+    dag::worker::run_if_worker(); // a worker process serves here and exits
+    let mut args: Vec<String> = std::env::args().collect();
+    let runtime = dag::worker::runtime_from_args(&mut args)?;
     let products = vec![multiply(2, 3), multiply(3, 4), multiply(4, 5)];
     let total = sum(products);
     let squares: Vec<Node<i64>> = (0..3).map(|_| square(&total)).collect();
     let result = square(sum(squares));
-    let value = result.compute()?;
+    let value = result.compute_on(&runtime)?;
     println!("{value}");
     assert_eq!(value, 18766224);
     Ok(())

@@ -4,6 +4,15 @@
 //! cargo run --release --example tree_reduction        # K = 14: 16,384 leaves
 //! cargo run --release --example tree_reduction -- 16  # 65,536 leaves
 //! ```
+//!
+//! On worker processes sharing a Redis server (see the README's "Worker processes"):
+//!
+//! ```sh
+//! cargo run --release --example tree_reduction -- 12 --redis redis://127.0.0.1:6379 --workers 2
+//! ```
+//!
+//! `--redis URL` (or `DAG_REDIS_URL`) alone sends the tasks to a pool of workers started by
+//! hand with `--dag-worker`; `--workers N` starts N worker processes of this program instead.
 
 use std::time::Instant;
 
@@ -20,6 +29,7 @@ fn add(a: u64, b: u64) -> u64 {
 }
 
 fn main() {
+    dag::worker::run_if_worker(); // a worker process serves here and exits
     if let Err(error) = run() {
         eprintln!("error: {error}");
         std::process::exit(1);
@@ -27,7 +37,9 @@ fn main() {
 }
 
 fn run() -> Result<(), Box<dyn std::error::Error>> {
-    let k: u32 = match std::env::args().nth(1) {
+    let mut args: Vec<String> = std::env::args().collect();
+    let runtime = dag::worker::runtime_from_args(&mut args)?;
+    let k: u32 = match args.get(1) {
         Some(k) => k
             .parse()
             .ok()
@@ -46,7 +58,7 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
             .collect();
     }
     let built = started.elapsed();
-    let sum = level[0].compute()?;
+    let sum = level[0].compute_on(&runtime)?;
     let total = started.elapsed();
 
     let tasks = 2 * leaves - 1;

@@ -6,6 +6,15 @@
 //! cargo run --release --example wordcount -- book.txt     # a file of your own
 //! cargo run --release --example wordcount -- book.txt 32  # ... in 32 chunks
 //! ```
+//!
+//! On worker processes sharing a Redis server (see the README's "Worker processes"):
+//!
+//! ```sh
+//! cargo run --release --example wordcount -- --redis redis://127.0.0.1:6379 --workers 2
+//! ```
+//!
+//! `--redis URL` (or `DAG_REDIS_URL`) alone sends the tasks to a pool of workers started by
+//! hand with `--dag-worker`; `--workers N` starts N worker processes of this program instead.
 
 use std::collections::HashMap;
 use std::time::Instant;
@@ -40,6 +49,7 @@ fn merge_counts(parts: Vec<HashMap<String, u64>>) -> Vec<(String, u64)> {
 }
 
 fn main() {
+    dag::worker::run_if_worker(); // a worker process serves here and exits
     if let Err(error) = run() {
         eprintln!("error: {error}");
         std::process::exit(1);
@@ -47,7 +57,9 @@ fn main() {
 }
 
 fn run() -> Result<(), Box<dyn std::error::Error>> {
-    let mut args = std::env::args().skip(1);
+    let mut args: Vec<String> = std::env::args().collect();
+    let runtime = dag::worker::runtime_from_args(&mut args)?;
+    let mut args = args.into_iter().skip(1);
     let (text, source) = match args.next() {
         Some(path) => {
             let text = std::fs::read_to_string(&path)
@@ -71,7 +83,7 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
     let counts: Vec<Node<HashMap<String, u64>>> =
         split(&text, chunks).into_iter().map(count_words).collect();
     let merged = merge_counts(counts);
-    let pairs = merged.compute()?;
+    let pairs = merged.compute_on(&runtime)?;
     let elapsed = started.elapsed();
 
     let words: u64 = pairs.iter().map(|(_, n)| n).sum();

@@ -25,6 +25,11 @@
 //! finished parents, continues with one ready child and hands the others to other workers. The
 //! shared state lives in a [`store`]; the embedded default keeps it in memory and runs workers on
 //! one thread per core.
+//!
+//! The same binary can also be a pool of worker processes on many machines sharing DAGs through
+//! Redis: call [`worker::run_if_worker`] first thing in `main`, and choose where invocations go
+//! with [`Runtime::builder`] (`.worker_pool()`, `.spawn_workers(n)`,
+//! `.process_per_invocation(max)`).
 
 /// Turns a function into a task: calling it returns a lazy [`Node`] of its output.
 ///
@@ -66,7 +71,13 @@
 /// serializable.
 pub use dag_macros::task;
 
-pub use dag_runtime::{DagError, IntoArg, Node, Runtime, RuntimeBuilder};
+pub use dag_runtime::{DagError, IntoArg, Node, ProcessStats, Runtime, RuntimeBuilder};
+
+/// Worker processes: [`run_if_worker`](worker::run_if_worker) at the top of `main` makes the
+/// same binary a client or a worker of a pool sharing DAGs through Redis.
+pub mod worker {
+    pub use dag_workers::*;
+}
 
 /// Where DAG state lives: the [`Store`](store::Store) trait and its implementations.
 pub mod store {

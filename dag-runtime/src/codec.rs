@@ -98,6 +98,7 @@ mod tests {
     }
 
     #[test]
+    #[allow(clippy::type_complexity)]
     fn a_list_splits_into_its_elements() {
         use std::collections::HashMap;
         let value: Vec<(String, Vec<i64>, HashMap<String, f64>, Option<bool>)> = vec![

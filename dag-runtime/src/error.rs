@@ -52,6 +52,21 @@ pub enum DagError {
         worker: String,
     },
 
+    /// A worker's task of this name was compiled from other code than the client's: its
+    /// signature differs from the one in the plan. `message` gives both signatures.
+    #[error(
+        "task `{task}` of worker `{worker}` does not match the client's: {message}; build the \
+         client and the workers from the same code"
+    )]
+    TaskMismatch {
+        /// The task's registered name.
+        task: String,
+        /// The worker that found the difference.
+        worker: String,
+        /// Both signatures: the plan's and the worker's.
+        message: String,
+    },
+
     /// Two `#[task]` functions were registered under the same name.
     #[error(
         "two tasks are registered as `{name}`; give one of them another name with \

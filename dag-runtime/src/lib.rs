@@ -8,7 +8,9 @@
 //! - [`store`]: the DAG's shared state ([`store::MemoryStore`] in process, [`store::RedisStore`]
 //!   in Redis).
 //! - [`engine`]: the worker step each worker runs, with no central scheduler.
-//! - [`invoke`]: where invocations run ([`invoke::LocalPool`] threads by default).
+//! - [`invoke`]: where invocations run ([`invoke::LocalPool`] threads by default; worker
+//!   processes through a Redis Stream, [`store::InvocationStream`], which the client may start
+//!   itself, [`invoke::process`]).
 //! - [`runtime`]: [`Runtime`] ties a store to workers and implements `compute`.
 
 pub mod codec;
@@ -23,7 +25,9 @@ pub mod task;
 
 pub use error::DagError;
 pub use graph::{IntoArg, Node};
-pub use runtime::{Runtime, RuntimeBuilder, REDIS_MAX_DEFAULT_WORKERS, REDIS_WORKERS_PER_CORE};
+pub use runtime::{
+    ProcessStats, Runtime, RuntimeBuilder, REDIS_MAX_DEFAULT_WORKERS, REDIS_WORKERS_PER_CORE,
+};
 
 /// Names this process in errors and events: `host:pid`.
 pub fn worker_id() -> String {

@@ -11,6 +11,7 @@
 //! into a child DAG (see [`crate::engine`]). Templates nest as deep as the closures in the source
 //! code, which bounds the only recursion here.
 
+use std::borrow::Cow;
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -32,6 +33,11 @@ pub struct Plan {
     pub sink: u32,
     /// For the child DAG of an expanded map: the map node it completes in its parent DAG.
     pub parent: Option<ParentLink>,
+    /// The signature of each task as the client compiled it ([`TaskDef::signature`](crate::task::TaskDef::signature)),
+    /// parallel to `tasks`: a worker built from other code detects the difference. Empty means
+    /// unchecked (a map's child plan, made by a worker that already checked its parent's).
+    #[serde(default)]
+    pub signatures: Vec<String>,
 }
 
 /// Where a child DAG's result goes: node `node` of DAG `dag`.
@@ -173,6 +179,7 @@ pub fn lower(sink: &Arc<NodeInner>) -> Result<Plan, DagError> {
         sink: (nodes.len() - 1) as u32,
         nodes,
         parent: None,
+        signatures: lowering.signatures,
     })
 }
 
@@ -197,6 +204,7 @@ struct ScopeOrder<'g> {
 #[derive(Default)]
 struct Lowering<'g> {
     tasks: Vec<String>,
+    signatures: Vec<String>,
     task_index: FxHashMap<&'static str, u32>,
     /// Per map node: its template's order (computed once, on the first visit).
     templates: FxHashMap<*const NodeInner, ScopeOrder<'g>>,
@@ -304,17 +312,9 @@ impl<'g> Lowering<'g> {
             deps.extend(template.outer.iter().copied());
             return Ok(());
         }
-        let mut pending: Vec<&'g Arg> = node.args.iter().collect();
-        while let Some(arg) = pending.pop() {
-            match arg {
-                Arg::Node(parent) => deps.push(parent),
-                Arg::List(items) => pending.extend(items),
-                Arg::Map(entries) => pending.extend(entries.iter().map(|(_, a)| a)),
-                Arg::Const(_) => {}
-                Arg::Invalid(error) => return Err(error.clone()),
-            }
+        for arg in &node.args {
+            push_arg_nodes(arg, deps).map_err(|error| name_task(error, node.task.name))?;
         }
-        deps.reverse();
         Ok(())
     }
 
@@ -346,9 +346,10 @@ impl<'g> Lowering<'g> {
         Ok(&self.templates[&key])
     }
 
-    fn task(&mut self, name: &'static str) -> u32 {
-        *self.task_index.entry(name).or_insert_with(|| {
-            self.tasks.push(name.to_owned());
+    fn task(&mut self, def: &'static crate::task::TaskDef) -> u32 {
+        *self.task_index.entry(def.name).or_insert_with(|| {
+            self.tasks.push(def.name.to_owned());
+            self.signatures.push(def.signature.to_owned());
             (self.tasks.len() - 1) as u32
         })
     }
@@ -373,9 +374,9 @@ impl<'g> Lowering<'g> {
         // Lowered maps that were fused away, waiting for the map that takes their list.
         let mut pending: FxHashMap<*const NodeInner, (Vec<ArgTemplate>, MapTemplate)> =
             FxHashMap::default();
-        for node in order.fused_in_order() {
+        for &node in order.fused_in_order().iter() {
             let key = node as *const NodeInner;
-            let task = self.task(node.task.name);
+            let task = self.task(node.task);
             let (args, map) = if node.is_map() {
                 let (list, _) = map_parts(node)?;
                 let template = self.map_template(node)?;
@@ -401,7 +402,8 @@ impl<'g> Lowering<'g> {
                     .args
                     .iter()
                     .map(|arg| refs.arg(arg))
-                    .collect::<Result<Vec<_>, _>>()?;
+                    .collect::<Result<Vec<_>, _>>()
+                    .map_err(|error| name_task(error, node.task.name))?;
                 (args, None)
             };
             nodes.push(PlanNode {
@@ -447,9 +449,9 @@ impl<'g> Lowering<'g> {
 impl<'g> ScopeOrder<'g> {
     /// The nodes in topological order, including the fused-away maps (right before the map
     /// they are fused into, which is where their list and outer values are already numbered).
-    fn fused_in_order(&self) -> Vec<&'g NodeInner> {
+    fn fused_in_order(&self) -> Cow<'_, [&'g NodeInner]> {
         if self.fused_away.is_empty() {
-            return self.nodes.clone();
+            return Cow::Borrowed(&self.nodes);
         }
         let mut all = Vec::with_capacity(self.nodes.len() + self.fused_away.len());
         for node in &self.nodes {
@@ -468,7 +470,7 @@ impl<'g> ScopeOrder<'g> {
             all.extend(chain.into_iter().rev());
             all.push(*node);
         }
-        all
+        Cow::Owned(all)
     }
 }
 
@@ -528,6 +530,41 @@ fn link_template(nodes: &mut [PlanNode]) {
         node.parents = 0;
     }
     link(nodes);
+}
+
+/// Says which task a constant that failed to encode belongs to.
+fn name_task(error: DagError, task: &str) -> DagError {
+    match error {
+        DagError::Codec {
+            action, message, ..
+        } => DagError::Codec {
+            action,
+            what: format!("a constant argument of task `{task}`"),
+            message,
+        },
+        other => other,
+    }
+}
+
+/// Appends the nodes of one argument, in order. Collections of nodes are at most as deep as the
+/// parameter's type, so this recursion is bounded by the source code, not by the graph.
+fn push_arg_nodes<'g>(arg: &'g Arg, deps: &mut Vec<&'g NodeInner>) -> Result<(), DagError> {
+    match arg {
+        Arg::Node(parent) => deps.push(parent),
+        Arg::List(items) => {
+            for item in items {
+                push_arg_nodes(item, deps)?;
+            }
+        }
+        Arg::Map(entries) => {
+            for (_, item) in entries {
+                push_arg_nodes(item, deps)?;
+            }
+        }
+        Arg::Const(_) => {}
+        Arg::Invalid(error) => return Err(error.clone()),
+    }
+    Ok(())
 }
 
 /// The list and the closure's result of a map node.

@@ -1,7 +1,9 @@
 //! [`Runtime`]: where DAGs run, and the client side of `compute`.
 
 use std::future::Future;
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, OnceLock};
+use std::time::Duration;
 
 use bytes::Bytes;
 use serde::de::DeserializeOwned;
@@ -10,9 +12,12 @@ use crate::codec;
 use crate::engine::{Invocation, LoadedPlan, Worker};
 use crate::error::DagError;
 use crate::graph::{Node, NodeInner};
+use crate::invoke::process::{self, Launcher, SpawnedPool};
 use crate::invoke::LocalPool;
 use crate::plan::{lower, Plan};
-use crate::store::{DagId, MemoryStore, Outcome, RedisConfig, RedisStore, Store};
+use crate::store::{
+    DagId, InvocationStream, MemoryStore, Outcome, RedisConfig, RedisStore, Store, DEFAULT_STREAM,
+};
 use crate::task::TaskPolicy;
 
 /// A handle to a place where DAGs run: a store plus the workers that execute tasks.
@@ -38,8 +43,67 @@ pub struct Runtime {
 struct RuntimeInner {
     store: Arc<dyn Store>,
     // Declared before `io` so that the workers are told to stop before the executor goes away.
-    pool: LocalPool,
+    invoker: Invoker,
     io: IoRuntime,
+}
+
+/// Where a runtime's invocations go.
+enum Invoker {
+    /// Worker threads in this process (the embedded default).
+    Local(LocalPool),
+    /// A Redis Stream read by worker processes.
+    Stream(StreamInvoker),
+}
+
+struct StreamInvoker {
+    stream: InvocationStream,
+    /// Processes this runtime started, stopped when it is dropped (before the stream goes).
+    processes: Processes,
+    /// Whether the stream belongs to this runtime alone (deleted when it is dropped).
+    private: bool,
+    io: tokio::runtime::Handle,
+}
+
+enum Processes {
+    None,
+    Pool(SpawnedPool),
+    Launcher(Launcher),
+}
+
+impl Drop for StreamInvoker {
+    fn drop(&mut self) {
+        // Stop the processes first: they finish and acknowledge their current invocations.
+        self.processes = Processes::None;
+        if self.private {
+            // On a thread of its own: the runtime may be dropped inside async code.
+            let (stream, io) = (self.stream.clone(), self.io.clone());
+            let _ = std::thread::spawn(move || io.block_on(stream.destroy())).join();
+        }
+    }
+}
+
+/// Where invocations go, as chosen on the builder.
+#[derive(Default, Clone, Copy, PartialEq, Eq)]
+enum Target {
+    #[default]
+    Local,
+    Pool,
+    Spawn(usize),
+    PerInvocation(usize),
+}
+
+/// What the worker processes of a runtime have done: see [`Runtime::process_stats`].
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ProcessStats {
+    /// Worker processes this runtime started.
+    pub started: usize,
+    /// Most worker processes alive at once (for one process per invocation).
+    pub peak_alive: usize,
+    /// Cold-start times recorded by worker processes on this runtime's stream, oldest first:
+    /// from the moment the process was started until it was ready to run its first task
+    /// (connected to Redis; with one process per invocation, its DAG's plan loaded).
+    pub cold_starts: Vec<Duration>,
 }
 
 /// The tokio runtime behind store I/O and `async` task bodies.
@@ -63,6 +127,8 @@ pub struct RuntimeBuilder {
     workers: Option<usize>,
     redis_config: RedisConfig,
     policy: TaskPolicy,
+    target: Target,
+    stream: Option<String>,
 }
 
 enum StoreChoice {
@@ -143,7 +209,10 @@ impl RuntimeBuilder {
     }
 
     /// Runs tasks on `n` worker threads (default: one per core; with [`redis`](Self::redis),
-    /// [`REDIS_WORKERS_PER_CORE`] per core).
+    /// [`REDIS_WORKERS_PER_CORE`] per core). With [`spawn_workers`](Self::spawn_workers), `n`
+    /// is the number of threads of each worker process; with
+    /// [`worker_pool`](Self::worker_pool) and
+    /// [`process_per_invocation`](Self::process_per_invocation) it is not used.
     ///
     /// ```
     /// use dag::prelude::*;
@@ -154,6 +223,78 @@ impl RuntimeBuilder {
     /// ```
     pub fn workers(mut self, n: usize) -> Self {
         self.workers = Some(n);
+        self
+    }
+
+    /// Sends invocations to a pool of worker processes through a Redis Stream instead of
+    /// running them in this process, which then runs no tasks itself. Needs
+    /// [`redis`](Self::redis); the workers are processes of a program built from the same code
+    /// (any number, on any machines) started with `--dag-worker --redis URL` or `DAG_WORKER=1
+    /// DAG_REDIS_URL=...`, whose `main` calls `dag::worker::run_if_worker()` first.
+    ///
+    /// The stream is `dag:invocations` unless [`stream`](Self::stream) names another.
+    ///
+    /// ```no_run
+    /// use dag::prelude::*;
+    ///
+    /// #[task]
+    /// fn add(a: i64, b: i64) -> i64 { a + b }
+    ///
+    /// fn main() -> Result<(), DagError> {
+    ///     dag::worker::run_if_worker(); // a worker serves here and exits; a client goes on
+    ///     let runtime = Runtime::builder().redis("redis://127.0.0.1:6379").worker_pool().build()?;
+    ///     assert_eq!(add(1, 2).compute_on(&runtime)?, 3);
+    ///     Ok(())
+    /// }
+    /// ```
+    pub fn worker_pool(mut self) -> Self {
+        self.target = Target::Pool;
+        self
+    }
+
+    /// Like [`worker_pool`](Self::worker_pool), with `n` worker processes of this executable
+    /// that the runtime starts itself (each with [`workers`](Self::workers) threads, by
+    /// default the Redis default) and stops when it is dropped. Unless
+    /// [`stream`](Self::stream) names a shared one, they serve a stream of this runtime's own.
+    ///
+    /// `main` must call `dag::worker::run_if_worker()` first; [`build`](Self::build) fails
+    /// otherwise, since the processes would run the client's program again.
+    ///
+    /// ```no_run
+    /// use dag::prelude::*;
+    ///
+    /// #[task]
+    /// fn add(a: i64, b: i64) -> i64 { a + b }
+    ///
+    /// fn main() -> Result<(), DagError> {
+    ///     dag::worker::run_if_worker();
+    ///     let runtime = Runtime::builder().redis("redis://127.0.0.1:6379").spawn_workers(2).build()?;
+    ///     assert_eq!(add(1, 2).compute_on(&runtime)?, 3);
+    ///     Ok(())
+    /// }
+    /// ```
+    pub fn spawn_workers(mut self, n: usize) -> Self {
+        self.target = Target::Spawn(n.max(1));
+        self
+    }
+
+    /// Runs every invocation in a fresh process of this executable, serverless style: the
+    /// roots and every child that a worker delegates start a new process, which runs that
+    /// invocation (and the children it keeps) and exits. At most `max_alive` such processes run
+    /// at once; each records its cold start ([`Runtime::process_stats`]). Needs
+    /// [`redis`](Self::redis), and `main` must call `dag::worker::run_if_worker()` first.
+    pub fn process_per_invocation(mut self, max_alive: usize) -> Self {
+        self.target = Target::PerInvocation(max_alive.max(1));
+        self
+    }
+
+    /// The Redis Stream key that carries invocations to worker processes (default
+    /// `dag:invocations` for [`worker_pool`](Self::worker_pool), a key of the runtime's own for
+    /// [`spawn_workers`](Self::spawn_workers) and
+    /// [`process_per_invocation`](Self::process_per_invocation)). Workers started by hand
+    /// serve it with `--stream KEY`.
+    pub fn stream(mut self, key: impl Into<String>) -> Self {
+        self.stream = Some(key.into());
         self
     }
 
@@ -212,10 +353,22 @@ impl RuntimeBuilder {
         let cores = std::thread::available_parallelism()
             .map(|n| n.get())
             .unwrap_or(1);
+        if self.target != Target::Local && !matches!(self.store, Some(StoreChoice::Redis(_))) {
+            return Err(DagError::Runtime(
+                "worker processes share DAGs through Redis: give the runtime a Redis URL with \
+                 .redis(url)"
+                    .into(),
+            ));
+        }
+        if matches!(self.target, Target::Spawn(_) | Target::PerInvocation(_)) {
+            process::check_can_spawn()?;
+        }
+        let mut redis: Option<(String, RedisStore)> = None;
         let (store, default_workers): (Arc<dyn Store>, usize) = match self.store {
             None => (Arc::new(MemoryStore::new()), cores),
             Some(StoreChoice::Given(store)) => (store, cores),
             Some(StoreChoice::Redis(url)) => {
+                let kept_url = url.clone();
                 // Connect on the runtime's own executor, where the connection's background
                 // task will live, and wait for it from whatever thread calls `build`.
                 let config = self.redis_config;
@@ -224,6 +377,7 @@ impl RuntimeBuilder {
                 let store = futures::executor::block_on(connecting).map_err(|e| {
                     DagError::Runtime(format!("connecting to Redis did not finish: {e}"))
                 })??;
+                redis = Some((kept_url, store.clone()));
                 (
                     Arc::new(store),
                     (cores * REDIS_WORKERS_PER_CORE).min(REDIS_MAX_DEFAULT_WORKERS),
@@ -231,17 +385,56 @@ impl RuntimeBuilder {
             }
         };
         let workers = self.workers.unwrap_or(default_workers);
-        let worker = Worker {
-            store: Arc::clone(&store),
-            handle: io.handle().clone(),
-            id: crate::worker_id(),
-            policy: self.policy.or(TaskPolicy::DEFAULT),
-        };
-        let pool = LocalPool::start(workers, worker)?;
+        let invoker =
+            match (self.target, redis) {
+                (Target::Local, _) | (_, None) => {
+                    let worker = Worker {
+                        store: Arc::clone(&store),
+                        handle: io.handle().clone(),
+                        id: crate::worker_id(),
+                        policy: self.policy.or(TaskPolicy::DEFAULT),
+                    };
+                    Invoker::Local(LocalPool::start(workers, worker)?)
+                }
+                (target, Some((url, redis))) => {
+                    let private = self.stream.is_none() && target != Target::Pool;
+                    let key = self.stream.unwrap_or_else(|| match target {
+                        Target::Pool => DEFAULT_STREAM.to_owned(),
+                        _ => format!("dag:stream:{}", DagId::new()),
+                    });
+                    let stream = InvocationStream::new(redis, key);
+                    let creating = {
+                        let stream = stream.clone();
+                        io.spawn(async move { stream.create_group().await })
+                    };
+                    futures::executor::block_on(creating).map_err(|e| {
+                        DagError::Runtime(format!(
+                            "creating the invocation stream did not finish: {e}"
+                        ))
+                    })??;
+                    let mut invoker = StreamInvoker {
+                        stream: stream.clone(),
+                        processes: Processes::None,
+                        private,
+                        io: io.handle().clone(),
+                    };
+                    invoker.processes =
+                        match target {
+                            Target::Spawn(n) => {
+                                Processes::Pool(SpawnedPool::start(n, &url, stream.key(), workers)?)
+                            }
+                            Target::PerInvocation(max_alive) => Processes::Launcher(
+                                Launcher::start(stream, url, max_alive, io.handle().clone())?,
+                            ),
+                            Target::Local | Target::Pool => Processes::None,
+                        };
+                    Invoker::Stream(invoker)
+                }
+            };
         Ok(Runtime {
             inner: Arc::new(RuntimeInner {
                 store,
-                pool,
+                invoker,
                 io: IoRuntime(Some(io)),
             }),
         })
@@ -260,9 +453,62 @@ impl Runtime {
         GLOBAL.get_or_init(|| Runtime::builder().build()).clone()
     }
 
-    /// Number of worker threads in this process.
+    /// Number of worker threads in this process (0 when invocations go to worker processes).
     pub fn workers(&self) -> usize {
-        self.inner.pool.threads()
+        match &self.inner.invoker {
+            Invoker::Local(pool) => pool.threads(),
+            Invoker::Stream(_) => 0,
+        }
+    }
+
+    /// The Redis Stream that carries this runtime's invocations to worker processes, if they
+    /// go there.
+    pub fn invocation_stream(&self) -> Option<&InvocationStream> {
+        match &self.inner.invoker {
+            Invoker::Local(_) => None,
+            Invoker::Stream(invoker) => Some(&invoker.stream),
+        }
+    }
+
+    /// The ids of the worker processes that [`spawn_workers`](RuntimeBuilder::spawn_workers)
+    /// started (empty otherwise).
+    pub fn worker_pids(&self) -> Vec<u32> {
+        match &self.inner.invoker {
+            Invoker::Stream(StreamInvoker {
+                processes: Processes::Pool(pool),
+                ..
+            }) => pool.pids(),
+            _ => Vec::new(),
+        }
+    }
+
+    /// What this runtime's worker processes have done: how many were started, how many were
+    /// alive at most at once, and the cold starts they recorded on its stream.
+    ///
+    /// Empty for the local runtime. Cold starts are recorded by processes that a runtime
+    /// started ([`spawn_workers`](RuntimeBuilder::spawn_workers),
+    /// [`process_per_invocation`](RuntimeBuilder::process_per_invocation)), not by workers
+    /// started by hand.
+    pub fn process_stats(&self) -> Result<ProcessStats, DagError> {
+        let Invoker::Stream(invoker) = &self.inner.invoker else {
+            return Ok(ProcessStats::default());
+        };
+        let mut stats = ProcessStats {
+            cold_starts: self.block_on(invoker.stream.cold_starts())??,
+            ..ProcessStats::default()
+        };
+        match &invoker.processes {
+            Processes::Pool(pool) => {
+                stats.started = pool.pids().len();
+                stats.peak_alive = stats.started;
+            }
+            Processes::Launcher(launcher) => {
+                stats.started = launcher.counters.started.load(Ordering::Relaxed);
+                stats.peak_alive = launcher.counters.peak_alive.load(Ordering::Relaxed);
+            }
+            Processes::None => {}
+        }
+        Ok(stats)
     }
 
     fn io_handle(&self) -> &tokio::runtime::Handle {
@@ -295,19 +541,31 @@ impl Runtime {
     /// Lowers the graph behind `sink`, runs it and returns the sink's output bytes.
     async fn run(&self, sink: &Arc<NodeInner>) -> Result<Bytes, DagError> {
         let plan: Arc<Plan> = Arc::new(lower(sink)?);
-        let loaded = Arc::new(LoadedPlan::resolve(DagId::new(), Arc::clone(&plan))?);
         let store = &self.inner.store;
-        store.put_plan(&loaded.dag, &plan).await?;
-        for root in plan.roots() {
-            self.inner.pool.submit(
-                Arc::clone(&loaded),
-                Invocation {
-                    node: root,
-                    carried: None,
-                },
-            );
-        }
-        match store.wait(&loaded.dag).await? {
+        let dag = match &self.inner.invoker {
+            Invoker::Local(pool) => {
+                let loaded = Arc::new(LoadedPlan::resolve(DagId::new(), Arc::clone(&plan))?);
+                store.put_plan(&loaded.dag, &plan).await?;
+                for root in plan.roots() {
+                    pool.submit(
+                        Arc::clone(&loaded),
+                        Invocation {
+                            node: root,
+                            carried: None,
+                        },
+                    );
+                }
+                loaded.dag.clone()
+            }
+            Invoker::Stream(invoker) => {
+                let dag = DagId::new();
+                store.put_plan(&dag, &plan).await?;
+                let roots: Vec<(DagId, u32)> = plan.roots().map(|r| (dag.clone(), r)).collect();
+                invoker.stream.submit(&roots).await?;
+                dag
+            }
+        };
+        match store.wait(&dag).await? {
             Outcome::Success(bytes) => Ok(bytes),
             Outcome::Failed(record) => Err(record.into()),
         }

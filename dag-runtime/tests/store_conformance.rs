@@ -119,6 +119,8 @@ fn plan(children: &[&[u32]]) -> Arc<Plan> {
             args: Vec::new(),
             children: c.to_vec(),
             parents: 0,
+            map: None,
+            element: None,
         })
         .collect();
     for c in children.iter().flat_map(|c| c.iter()) {
@@ -128,6 +130,8 @@ fn plan(children: &[&[u32]]) -> Arc<Plan> {
         tasks: vec!["conformance::t".into()],
         sink: (nodes.len() - 1) as u32,
         nodes,
+        parent: None,
+        signatures: Vec::new(),
     })
 }
 

@@ -147,6 +147,7 @@ fn instantiate(
         sink: (nodes.len() - 1) as u32,
         nodes,
         parent: Some(parent),
+        signatures: Vec::new(),
     }
 }
 

@@ -18,8 +18,10 @@
 
 mod memory;
 mod redis;
+mod stream;
 
 pub use self::redis::{RedisConfig, RedisStore, MAX_VALUE_BYTES};
+pub use self::stream::{InvocationStream, StreamEntry, StreamReader, DEFAULT_STREAM, GROUP};
 pub use memory::MemoryStore;
 
 use std::fmt;
@@ -116,6 +118,8 @@ pub enum FailureKind {
     Task,
     /// The worker had no task registered under the plan's name.
     TaskNotFound,
+    /// The worker's task of that name has another signature than the client's.
+    TaskMismatch,
     /// The store failed while the worker ran the task's step.
     Store,
     /// The worker itself failed outside the task body (a bug in dag).
@@ -134,6 +138,11 @@ impl From<TaskErrorRecord> for DagError {
             FailureKind::TaskNotFound => DagError::TaskNotFound {
                 task: r.task,
                 worker: r.worker,
+            },
+            FailureKind::TaskMismatch => DagError::TaskMismatch {
+                task: r.task,
+                worker: r.worker,
+                message: r.message,
             },
             FailureKind::Store => DagError::Store(r.message),
             FailureKind::Worker => DagError::Runtime(r.message),

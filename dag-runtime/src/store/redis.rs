@@ -91,7 +91,7 @@ impl Default for RedisConfig {
 /// | `dag:{id}:out:<n>` | output of node n (MessagePack) |
 /// | `dag:{id}:done:<n>` | set of the parents of n that finished |
 /// | `dag:{id}:errors` | hash: node -> JSON error |
-/// | `dag:{id}:events` | stream of task events (capped at about 1,000 entries) |
+/// | `dag:{id}:events` | stream of task events, each naming the worker process (capped at about 1,000 entries) |
 /// | `dag:{id}:result` | list the client blocks on (`BLPOP`) for the outcome |
 /// | `dags` | sorted set of DAG ids by submission time (ms) |
 ///
@@ -128,6 +128,8 @@ struct Inner {
     /// Idle dedicated connections for blocking commands (`BLPOP`).
     blocking: Mutex<Vec<MultiplexedConnection>>,
     plans: Mutex<PlanCache>,
+    /// This process (`host:pid`), named in the `done` events.
+    worker: String,
 }
 
 #[derive(Default)]
@@ -253,6 +255,7 @@ impl RedisStore {
                 conn,
                 blocking: Mutex::new(Vec::new()),
                 plans: Mutex::new(PlanCache::default()),
+                worker: crate::worker_id(),
             }),
         };
         // Load the scripts now, so that the first worker steps are one round trip each.
@@ -286,6 +289,16 @@ impl RedisStore {
 
     fn conn(&self) -> ConnectionManager {
         self.inner.conn.clone()
+    }
+
+    /// The shared multiplexed connection (for [`InvocationStream`](super::InvocationStream)).
+    pub(crate) fn connection(&self) -> ConnectionManager {
+        self.conn()
+    }
+
+    /// A [`DagError::Redis`] for a failed `action` on this store's server.
+    pub(crate) fn redis_error(&self, action: &str, e: RedisError) -> DagError {
+        self.error(action, e)
     }
 
     fn plans(&self) -> MutexGuard<'_, PlanCache> {
@@ -336,7 +349,7 @@ impl RedisStore {
     }
 
     /// A dedicated connection for a blocking command: an idle one or a new one.
-    async fn blocking_connection(&self) -> Result<MultiplexedConnection, DagError> {
+    pub(crate) async fn blocking_connection(&self) -> Result<MultiplexedConnection, DagError> {
         let idle = self
             .inner
             .blocking
@@ -510,7 +523,8 @@ impl Store for RedisStore {
             .key(keys.key("events"))
             .arg(output.as_ref())
             .arg(node)
-            .arg(if self.inner.config.events { "1" } else { "0" });
+            .arg(if self.inner.config.events { "1" } else { "0" })
+            .arg(&self.inner.worker);
         for child in children {
             invocation.key(keys.done(child.node)).arg(child.parents);
         }

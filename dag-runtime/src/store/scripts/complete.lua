@@ -3,7 +3,8 @@
 -- KEYS[1]  dag:{id}:status       ARGV[1]  the node's output bytes
 -- KEYS[2]  dag:{id}:out:<node>   ARGV[2]  the node index
 -- KEYS[3]  dag:{id}:events       ARGV[3]  '1' to append a `done` event, '0' not to
--- KEYS[3 + j]  dag:{id}:done:<child j>     ARGV[3 + j]  number of distinct parents of child j
+--                                ARGV[4]  the worker (process) that ran the node, for the event
+-- KEYS[3 + j]  dag:{id}:done:<child j>     ARGV[4 + j]  number of distinct parents of child j
 --   for j = 1 .. number of children
 --
 -- Returns -1 if the DAG is not running (ended or unknown), else the positions j (1-based) of the
@@ -16,7 +17,7 @@ redis.call('SET', KEYS[2], ARGV[1])
 local ready = {}
 for i = 4, #KEYS do
   if redis.call('SADD', KEYS[i], ARGV[2]) == 1 then
-    local parents = tonumber(ARGV[i])
+    local parents = tonumber(ARGV[i + 1])
     if parents == 1 or redis.call('SCARD', KEYS[i]) == parents then
       ready[#ready + 1] = i - 3
     end
@@ -24,6 +25,6 @@ for i = 4, #KEYS do
 end
 if ARGV[3] == '1' then
   redis.call('XADD', KEYS[3], 'MAXLEN', '~', 1000, '*', 'event', 'done', 'node', ARGV[2],
-    'ready', #ready)
+    'ready', #ready, 'worker', ARGV[4])
 end
 return ready

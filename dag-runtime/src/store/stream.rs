@@ -1,0 +1,407 @@
+//! [`InvocationStream`]: invocations travelling between processes through a Redis Stream.
+//!
+//! A client `XADD`s the roots of a DAG; worker processes read entries with `XREADGROUP` in one
+//! consumer group (each entry goes to exactly one worker), run the worker step, `XADD` the ready
+//! children they do not keep, and then acknowledge the entry (`XACK` and `XDEL` in one round
+//! trip, so the stream only holds work that is queued or running).
+//!
+//! An entry is `dag <id> node <n>`: the DAG's keys (plan, outputs, counters) say everything else,
+//! so DAGs of many clients share one stream without mixing anything up.
+//!
+//! | key | holds |
+//! | --- | --- |
+//! | `<stream>` (default [`DEFAULT_STREAM`]) | queued and running invocations, group [`GROUP`] |
+//! | `<stream>:cold_start_us` | list of worker processes' cold-start times in µs (newest first) |
+
+use std::time::Duration;
+
+use redis::aio::MultiplexedConnection;
+use redis::Value;
+
+use super::{DagId, RedisStore};
+use crate::error::DagError;
+
+/// The stream a worker pool reads unless told otherwise.
+pub const DEFAULT_STREAM: &str = "dag:invocations";
+
+/// The consumer group of the workers reading a stream.
+pub const GROUP: &str = "dag-workers";
+
+/// How many cold-start times `<stream>:cold_start_us` keeps.
+const COLD_STARTS_KEPT: isize = 100_000;
+
+/// One invocation read from the stream.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StreamEntry {
+    /// The stream entry id, to acknowledge it.
+    pub id: String,
+    /// The DAG.
+    pub dag: DagId,
+    /// The node to run.
+    pub node: u32,
+}
+
+/// A Redis Stream of invocations, shared by a client and the worker processes that serve it.
+///
+/// ```no_run
+/// use dag::store::{DagId, InvocationStream, RedisStore, DEFAULT_STREAM};
+///
+/// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+/// let store = RedisStore::connect("redis://127.0.0.1:6379").await?;
+/// let stream = InvocationStream::new(store, DEFAULT_STREAM);
+/// stream.create_group().await?;
+/// stream.submit(&[(DagId::new(), 0)]).await?;
+/// # Ok::<(), dag::DagError>(())
+/// # }).unwrap();
+/// ```
+#[derive(Clone)]
+pub struct InvocationStream {
+    store: RedisStore,
+    key: String,
+}
+
+impl InvocationStream {
+    /// The stream `key` on `store`'s server.
+    pub fn new(store: RedisStore, key: impl Into<String>) -> Self {
+        InvocationStream {
+            store,
+            key: key.into(),
+        }
+    }
+
+    /// The stream's key.
+    pub fn key(&self) -> &str {
+        &self.key
+    }
+
+    /// The store whose connection this stream uses.
+    pub fn store(&self) -> &RedisStore {
+        &self.store
+    }
+
+    fn metrics_key(&self) -> String {
+        format!("{}:cold_start_us", self.key)
+    }
+
+    /// Creates the stream and its consumer group if they do not exist yet.
+    ///
+    /// The group starts at id 0, so entries added before any worker started are served too.
+    pub async fn create_group(&self) -> Result<(), DagError> {
+        let created: Result<(), _> = redis::cmd("XGROUP")
+            .arg("CREATE")
+            .arg(&self.key)
+            .arg(GROUP)
+            .arg("0")
+            .arg("MKSTREAM")
+            .query_async(&mut self.store.connection())
+            .await;
+        match created {
+            Err(e) if e.code() == Some("BUSYGROUP") => Ok(()),
+            other => other.map_err(|e| self.store.redis_error("could not create the stream", e)),
+        }
+    }
+
+    /// Queues invocations, in one round trip (a pipeline of `XADD`s).
+    pub async fn submit(&self, invocations: &[(DagId, u32)]) -> Result<(), DagError> {
+        if invocations.is_empty() {
+            return Ok(());
+        }
+        let mut pipe = redis::pipe();
+        for (dag, node) in invocations {
+            pipe.cmd("XADD")
+                .arg(&self.key)
+                .arg("*")
+                .arg("dag")
+                .arg(dag.as_str())
+                .arg("node")
+                .arg(*node)
+                .ignore();
+        }
+        pipe.query_async::<()>(&mut self.store.connection())
+            .await
+            .map_err(|e| self.store.redis_error("could not queue invocations", e))
+    }
+
+    /// A reader for consumer `consumer` of the group, on a connection of its own (its blocking
+    /// reads never hold up the store's shared connection).
+    pub async fn reader(&self, consumer: impl Into<String>) -> Result<StreamReader, DagError> {
+        Ok(StreamReader {
+            conn: self.store.blocking_connection().await?,
+            stream: self.clone(),
+            consumer: consumer.into(),
+        })
+    }
+
+    /// Acknowledges entries and deletes them from the stream, in one round trip.
+    pub async fn ack(&self, ids: &[String]) -> Result<(), DagError> {
+        if ids.is_empty() {
+            return Ok(());
+        }
+        redis::pipe()
+            .cmd("XACK")
+            .arg(&self.key)
+            .arg(GROUP)
+            .arg(ids)
+            .ignore()
+            .cmd("XDEL")
+            .arg(&self.key)
+            .arg(ids)
+            .ignore()
+            .query_async::<()>(&mut self.store.connection())
+            .await
+            .map_err(|e| {
+                self.store
+                    .redis_error("could not acknowledge invocations", e)
+            })
+    }
+
+    /// Number of entries delivered to a worker and not acknowledged yet.
+    pub async fn pending(&self) -> Result<usize, DagError> {
+        let reply: Value = redis::cmd("XPENDING")
+            .arg(&self.key)
+            .arg(GROUP)
+            .query_async(&mut self.store.connection())
+            .await
+            .map_err(|e| {
+                self.store
+                    .redis_error("could not read the pending invocations", e)
+            })?;
+        match reply {
+            Value::Array(items) => match items.first() {
+                Some(Value::Int(n)) => Ok(*n as usize),
+                _ => Ok(0),
+            },
+            _ => Ok(0),
+        }
+    }
+
+    /// Records how long a worker process took from being started to being ready.
+    pub async fn record_cold_start(&self, time: Duration) -> Result<(), DagError> {
+        let key = self.metrics_key();
+        redis::pipe()
+            .lpush(&key, time.as_micros() as u64)
+            .ignore()
+            .ltrim(&key, 0, COLD_STARTS_KEPT - 1)
+            .ignore()
+            .query_async::<()>(&mut self.store.connection())
+            .await
+            .map_err(|e| self.store.redis_error("could not record a cold start", e))
+    }
+
+    /// The cold-start times recorded on this stream, oldest first.
+    pub async fn cold_starts(&self) -> Result<Vec<Duration>, DagError> {
+        let micros: Vec<u64> = redis::cmd("LRANGE")
+            .arg(self.metrics_key())
+            .arg(0)
+            .arg(-1)
+            .query_async(&mut self.store.connection())
+            .await
+            .map_err(|e| self.store.redis_error("could not read the cold starts", e))?;
+        Ok(micros
+            .into_iter()
+            .rev()
+            .map(Duration::from_micros)
+            .collect())
+    }
+
+    /// Deletes the stream, its group and its metrics (for a stream private to one runtime).
+    pub async fn destroy(&self) -> Result<(), DagError> {
+        redis::cmd("DEL")
+            .arg(&self.key)
+            .arg(self.metrics_key())
+            .query_async::<()>(&mut self.store.connection())
+            .await
+            .map_err(|e| self.store.redis_error("could not delete the stream", e))
+    }
+}
+
+/// One consumer of an [`InvocationStream`]'s group, on a dedicated connection.
+pub struct StreamReader {
+    conn: MultiplexedConnection,
+    stream: InvocationStream,
+    consumer: String,
+}
+
+impl StreamReader {
+    /// The consumer's name in the group.
+    pub fn consumer(&self) -> &str {
+        &self.consumer
+    }
+
+    /// Takes up to `count` new entries, waiting at most `block` for the first one.
+    ///
+    /// Entries that are not invocations (written by something else) are acknowledged, reported
+    /// on stderr and skipped.
+    pub async fn read(
+        &mut self,
+        count: usize,
+        block: Duration,
+    ) -> Result<Vec<StreamEntry>, DagError> {
+        self.ack_and_read(&[], count, block).await
+    }
+
+    /// Acknowledges (and deletes) the entries `ack` and takes up to `count` new ones, waiting at
+    /// most `block` for the first, in one round trip: a worker acknowledges what it finished
+    /// together with asking for more.
+    pub async fn ack_and_read(
+        &mut self,
+        ack: &[String],
+        count: usize,
+        block: Duration,
+    ) -> Result<Vec<StreamEntry>, DagError> {
+        let mut pipe = redis::pipe();
+        if !ack.is_empty() {
+            pipe.cmd("XACK")
+                .arg(&self.stream.key)
+                .arg(GROUP)
+                .arg(ack)
+                .ignore()
+                .cmd("XDEL")
+                .arg(&self.stream.key)
+                .arg(ack)
+                .ignore();
+        }
+        pipe.cmd("XREADGROUP")
+            .arg("GROUP")
+            .arg(GROUP)
+            .arg(&self.consumer)
+            .arg("COUNT")
+            .arg(count.max(1))
+            .arg("BLOCK")
+            .arg(block.as_millis().max(1) as u64)
+            .arg("STREAMS")
+            .arg(&self.stream.key)
+            .arg(">");
+        let (reply,): (Value,) = pipe.query_async(&mut self.conn).await.map_err(|e| {
+            self.stream
+                .store
+                .redis_error("could not read the invocation stream", e)
+        })?;
+        let mut entries = Vec::new();
+        let mut malformed = Vec::new();
+        for (id, fields) in stream_entries(reply) {
+            match parse_entry(&fields) {
+                Some((dag, node)) => entries.push(StreamEntry { id, dag, node }),
+                None => malformed.push(id),
+            }
+        }
+        if !malformed.is_empty() {
+            eprintln!(
+                "dag: skipping {} entries of stream `{}` that are not invocations: {malformed:?}",
+                malformed.len(),
+                self.stream.key
+            );
+            self.stream.ack(&malformed).await?;
+        }
+        Ok(entries)
+    }
+
+    /// Removes this consumer from the group (call it when it has nothing pending any more).
+    pub async fn remove_consumer(&mut self) -> Result<(), DagError> {
+        redis::cmd("XGROUP")
+            .arg("DELCONSUMER")
+            .arg(&self.stream.key)
+            .arg(GROUP)
+            .arg(&self.consumer)
+            .query_async::<()>(&mut self.conn)
+            .await
+            .map_err(|e| {
+                self.stream
+                    .store
+                    .redis_error("could not leave the group", e)
+            })
+    }
+}
+
+/// `(id, [field, value, ...])` of each entry of an `XREADGROUP` reply (RESP2 or RESP3).
+fn stream_entries(reply: Value) -> Vec<(String, Vec<Value>)> {
+    // RESP2: [[key, [[id, [f, v, ..]], ..]], ..]; RESP3: {key: [[id, [f, v, ..]], ..]}.
+    let streams: Vec<Value> = match reply {
+        Value::Array(streams) => streams
+            .into_iter()
+            .filter_map(|s| match s {
+                Value::Array(mut pair) if pair.len() == 2 => pair.pop(),
+                _ => None,
+            })
+            .collect(),
+        Value::Map(pairs) => pairs.into_iter().map(|(_, v)| v).collect(),
+        _ => Vec::new(),
+    };
+    let mut out = Vec::new();
+    for stream in streams {
+        let Value::Array(items) = stream else {
+            continue;
+        };
+        for item in items {
+            let Value::Array(mut pair) = item else {
+                continue;
+            };
+            if pair.len() != 2 {
+                continue;
+            }
+            let fields = match pair.pop() {
+                Some(Value::Array(fields)) => fields,
+                Some(Value::Map(pairs)) => pairs.into_iter().flat_map(|(k, v)| [k, v]).collect(),
+                _ => Vec::new(),
+            };
+            if let Some(id) = pair.pop().and_then(|v| text(&v)) {
+                out.push((id, fields));
+            }
+        }
+    }
+    out
+}
+
+fn text(value: &Value) -> Option<String> {
+    match value {
+        Value::BulkString(bytes) => String::from_utf8(bytes.clone()).ok(),
+        Value::SimpleString(s) => Some(s.clone()),
+        _ => None,
+    }
+}
+
+fn parse_entry(fields: &[Value]) -> Option<(DagId, u32)> {
+    let (mut dag, mut node) = (None, None);
+    for pair in fields.chunks(2) {
+        let [name, value] = pair else { continue };
+        match text(name)?.as_str() {
+            "dag" => dag = text(value),
+            "node" => node = text(value).and_then(|n| n.parse().ok()),
+            _ => {}
+        }
+    }
+    Some((DagId::from(dag?.as_str()), node?))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn bulk(s: &str) -> Value {
+        Value::BulkString(s.as_bytes().to_vec())
+    }
+
+    #[test]
+    fn entries_are_parsed_from_a_resp2_reply() {
+        let reply = Value::Array(vec![Value::Array(vec![
+            bulk("dag:invocations"),
+            Value::Array(vec![
+                Value::Array(vec![
+                    bulk("1-0"),
+                    Value::Array(vec![bulk("dag"), bulk("abc"), bulk("node"), bulk("7")]),
+                ]),
+                Value::Array(vec![bulk("1-1"), Value::Array(vec![bulk("x"), bulk("y")])]),
+            ]),
+        ])]);
+        let entries = stream_entries(reply);
+        assert_eq!(entries.len(), 2);
+        assert_eq!(entries[0].0, "1-0");
+        assert_eq!(parse_entry(&entries[0].1), Some((DagId::from("abc"), 7)));
+        assert_eq!(parse_entry(&entries[1].1), None);
+    }
+
+    #[test]
+    fn a_timeout_is_no_entries() {
+        assert!(stream_entries(Value::Nil).is_empty());
+    }
+}
