@@ -360,16 +360,7 @@ impl<'g> Lowering<'g> {
         order: &ScopeOrder<'g>,
         scope: Scope,
     ) -> Result<Vec<PlanNode>, DagError> {
-        let refs = Refs {
-            index: &order.index,
-            outer: order
-                .outer
-                .iter()
-                .enumerate()
-                .map(|(k, n)| (*n as *const NodeInner, k as u32))
-                .collect(),
-            scope,
-        };
+        let refs = Refs::new(order, scope);
         let mut nodes = Vec::with_capacity(order.nodes.len());
         // Lowered maps that were fused away, waiting for the map that takes their list.
         let mut pending: FxHashMap<*const NodeInner, (Vec<ArgTemplate>, MapTemplate)> =
@@ -427,17 +418,7 @@ impl<'g> Lowering<'g> {
         let order = self.templates.remove(&key).expect("computed above");
         let lowered = self.plan_nodes(&order, map.bound);
         let (_, body) = map_parts(map)?;
-        let body = Refs {
-            index: &order.index,
-            outer: order
-                .outer
-                .iter()
-                .enumerate()
-                .map(|(k, n)| (*n as *const NodeInner, k as u32))
-                .collect(),
-            scope: map.bound,
-        }
-        .node(body);
+        let body = Refs::new(&order, map.bound).node(body);
         self.templates.insert(key, order);
         Ok(MapTemplate {
             nodes: lowered?,
@@ -583,7 +564,21 @@ struct Refs<'a> {
     scope: Scope,
 }
 
-impl Refs<'_> {
+impl<'a> Refs<'a> {
+    /// References within `order`'s scope: its nodes by index, its outer nodes by position.
+    fn new(order: &'a ScopeOrder<'_>, scope: Scope) -> Self {
+        Refs {
+            index: &order.index,
+            outer: order
+                .outer
+                .iter()
+                .enumerate()
+                .map(|(k, n)| (*n as *const NodeInner, k as u32))
+                .collect(),
+            scope,
+        }
+    }
+
     fn node(&self, node: &NodeInner) -> Result<ArgTemplate, DagError> {
         let key = node as *const NodeInner;
         if node.is_element() && node.scope == self.scope {
