@@ -538,13 +538,33 @@ impl Runtime {
         }
     }
 
+    /// Removes what expired or abandoned DAGs left in this runtime's store, and returns how
+    /// many DAGs it removed; blocks until done. See [`Store::gc`]: on Redis, DAGs older than
+    /// [`RedisConfig::key_ttl`] (24 hours by default) that no longer run.
+    ///
+    /// ```
+    /// use dag::prelude::*;
+    ///
+    /// let runtime = Runtime::builder().build()?;
+    /// assert_eq!(runtime.gc()?, 0);
+    /// # Ok::<(), DagError>(())
+    /// ```
+    pub fn gc(&self) -> Result<usize, DagError> {
+        self.block_on(self.inner.store.gc())?
+    }
+
     /// Lowers the graph behind `sink`, runs it and returns the sink's output bytes.
+    ///
+    /// If the future is dropped before the outcome is collected, a [`CancelOnDrop`] guard
+    /// cancels the DAG in the store (see [`Store::cancel`]).
     async fn run(&self, sink: &Arc<NodeInner>) -> Result<Bytes, DagError> {
         let plan: Arc<Plan> = Arc::new(lower(sink)?);
         let store = &self.inner.store;
-        let dag = match &self.inner.invoker {
+        let (dag, mut guard) = match &self.inner.invoker {
             Invoker::Local(pool) => {
                 let loaded = Arc::new(LoadedPlan::resolve(DagId::new(), Arc::clone(&plan))?);
+                // Armed before the plan is stored: a drop during `put_plan` cancels too.
+                let guard = self.cancel_on_drop(&loaded.dag);
                 store.put_plan(&loaded.dag, &plan).await?;
                 for root in plan.roots() {
                     pool.submit(
@@ -555,19 +575,59 @@ impl Runtime {
                         },
                     );
                 }
-                loaded.dag.clone()
+                (loaded.dag.clone(), guard)
             }
             Invoker::Stream(invoker) => {
                 let dag = DagId::new();
+                let guard = self.cancel_on_drop(&dag);
                 store.put_plan(&dag, &plan).await?;
                 let roots: Vec<(DagId, u32)> = plan.roots().map(|r| (dag.clone(), r)).collect();
                 invoker.stream.submit(&roots).await?;
-                dag
+                (dag, guard)
             }
         };
-        match store.wait(&dag).await? {
+        let outcome = store.wait(&dag).await?;
+        // Collected: nothing is left to cancel. (After an error the guard still cancels: the
+        // DAG may run on with nobody waiting for it.)
+        guard.disarm();
+        match outcome {
             Outcome::Success(bytes) => Ok(bytes),
             Outcome::Failed(record) => Err(record.into()),
+        }
+    }
+
+    fn cancel_on_drop(&self, dag: &DagId) -> CancelOnDrop {
+        CancelOnDrop {
+            armed: Some((
+                Arc::clone(&self.inner.store),
+                dag.clone(),
+                self.io_handle().clone(),
+            )),
+        }
+    }
+}
+
+/// Cancels a submitted DAG when dropped while armed: the client stopped waiting for it (its
+/// `compute_async` future was dropped, or a blocking `compute` unwound).
+///
+/// Drop must not block, so the cancellation runs as a task on the runtime's own executor.
+struct CancelOnDrop {
+    armed: Option<(Arc<dyn Store>, DagId, tokio::runtime::Handle)>,
+}
+
+impl CancelOnDrop {
+    fn disarm(&mut self) {
+        self.armed = None;
+    }
+}
+
+impl Drop for CancelOnDrop {
+    fn drop(&mut self) {
+        if let Some((store, dag, io)) = self.armed.take() {
+            // Best effort: if the store fails, the keys' TTL and `gc` are the safety net.
+            io.spawn(async move {
+                let _ = store.cancel(&dag).await;
+            });
         }
     }
 }

@@ -32,7 +32,11 @@ impl Fixture {
 }
 
 fn memory_fixture() -> Fixture {
-    let store = Arc::new(MemoryStore::new());
+    memory_fixture_with(MemoryStore::new())
+}
+
+fn memory_fixture_with(store: MemoryStore) -> Fixture {
+    let store = Arc::new(store);
     let probe = Arc::clone(&store);
     Fixture {
         store,
@@ -45,7 +49,11 @@ fn memory_fixture() -> Fixture {
 }
 
 async fn redis_fixture(server: &RedisServer) -> Fixture {
-    let store = RedisStore::connect(&server.url())
+    redis_fixture_with(server, RedisConfig::default()).await
+}
+
+async fn redis_fixture_with(server: &RedisServer, config: RedisConfig) -> Fixture {
+    let store = RedisStore::connect_with(&server.url(), config)
         .await
         .expect("connects to the test server");
     let client = redis::Client::open(server.url()).unwrap();
@@ -403,6 +411,58 @@ async fn failure_leaves_nothing_behind(f: Arc<Fixture>) {
     assert_eq!((f.leftovers)(&dag), Vec::<String>::new());
 }
 
+async fn cancel_ends_a_running_dag(f: Arc<Fixture>) {
+    let p = plan(&[&[1], &[2], &[]]);
+    let dag = submit(&f, &p).await;
+    assert_eq!(complete(&f, &dag, &p, 0).await, Completion::Ready(vec![1]));
+    assert!(f.store().cancel(&dag).await.unwrap(), "it was running");
+    // Workers still busy with its tasks see it ended and write nothing.
+    assert_eq!(complete(&f, &dag, &p, 1).await, Completion::Ended);
+    assert_eq!(f.store().fetch_outputs(&dag, &[0]).await.unwrap(), None);
+    assert_eq!(f.store().get_plan(&dag).await.unwrap(), None);
+    f.store().fail(&dag, error(1, "late")).await.unwrap();
+    f.store().finish(&dag, out(2)).await.unwrap();
+    assert_eq!((f.leftovers)(&dag), Vec::<String>::new());
+    assert!(!f.store().cancel(&dag).await.unwrap(), "already cancelled");
+    match f.store().wait(&dag).await {
+        Err(DagError::Store(message)) => assert!(message.contains("unknown"), "{message}"),
+        other => panic!("a cancelled DAG is unknown, got {other:?}"),
+    }
+    assert!(!f.store().cancel(&DagId::new()).await.unwrap(), "unknown");
+}
+
+async fn cancel_wakes_a_waiting_client_with_an_error(f: Arc<Fixture>) {
+    let p = plan(&[&[1], &[]]);
+    let dag = submit(&f, &p).await;
+    let waiter = {
+        let (f, dag) = (Arc::clone(&f), dag.clone());
+        tokio::spawn(async move { f.store().wait(&dag).await })
+    };
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    f.store().cancel(&dag).await.unwrap();
+    let woken = tokio::time::timeout(Duration::from_secs(5), waiter)
+        .await
+        .expect("the waiter gives up instead of hanging")
+        .unwrap();
+    assert!(matches!(woken, Err(DagError::Store(_))), "{woken:?}");
+    assert_eq!((f.leftovers)(&dag), Vec::<String>::new());
+}
+
+async fn cancel_after_the_end_removes_what_is_left(f: Arc<Fixture>) {
+    // The client gave up after the DAG ended but before collecting the outcome.
+    let p = plan(&[&[1], &[]]);
+    let succeeded = submit(&f, &p).await;
+    complete(&f, &succeeded, &p, 0).await;
+    f.store().finish(&succeeded, out(1)).await.unwrap();
+    assert!(!f.store().cancel(&succeeded).await.unwrap(), "it had ended");
+    assert_eq!((f.leftovers)(&succeeded), Vec::<String>::new());
+
+    let failed = submit(&f, &p).await;
+    f.store().fail(&failed, error(0, "boom")).await.unwrap();
+    assert!(!f.store().cancel(&failed).await.unwrap(), "it had ended");
+    assert_eq!((f.leftovers)(&failed), Vec::<String>::new());
+}
+
 /// Defines, for each check, one test per store: `memory::<check>` and `redis::<check>`.
 macro_rules! conformance {
     ($($check:ident),* $(,)?) => {
@@ -433,7 +493,114 @@ conformance!(
     fail_and_finish_on_an_unknown_dag_do_nothing,
     success_leaves_nothing_behind,
     failure_leaves_nothing_behind,
+    cancel_ends_a_running_dag,
+    cancel_wakes_a_waiting_client_with_an_error,
+    cancel_after_the_end_removes_what_is_left,
 );
+
+// ---- gc: each store with a short time to live ----
+
+const SHORT_TTL: Duration = Duration::from_millis(600);
+
+/// An abandoned running DAG and an ended, never collected one, older than the TTL, are
+/// removed; a fresh one is kept.
+async fn gc_removes_expired_and_abandoned_dags(f: Arc<Fixture>) {
+    let p = plan(&[&[1], &[]]);
+    let abandoned = submit(&f, &p).await;
+    let uncollected = submit(&f, &p).await;
+    f.store().finish(&uncollected, out(1)).await.unwrap();
+    tokio::time::sleep(SHORT_TTL / 2 + Duration::from_millis(50)).await;
+    // The abandoned DAG's worker writes late: these keys outlive the plan and status.
+    assert_eq!(
+        complete(&f, &abandoned, &p, 0).await,
+        Completion::Ready(vec![1])
+    );
+    tokio::time::sleep(SHORT_TTL / 2 + Duration::from_millis(50)).await;
+    let fresh = submit(&f, &p).await;
+
+    assert_eq!(f.store().gc().await.unwrap(), 2);
+    assert!(f.store().get_plan(&fresh).await.unwrap().is_some());
+    assert_eq!(f.store().gc().await.unwrap(), 0);
+    assert_eq!(
+        complete(&f, &fresh, &p, 0).await,
+        Completion::Ready(vec![1])
+    );
+    assert_eq!(complete(&f, &abandoned, &p, 1).await, Completion::Ended);
+    f.store().cancel(&fresh).await.unwrap();
+    for dag in [&abandoned, &uncollected, &fresh] {
+        assert_eq!((f.leftovers)(dag), Vec::<String>::new());
+    }
+}
+
+#[test]
+fn memory_gc_removes_expired_and_abandoned_dags() {
+    let fixture = memory_fixture_with(MemoryStore::with_ttl(SHORT_TTL));
+    runtime().block_on(gc_removes_expired_and_abandoned_dags(Arc::new(fixture)));
+}
+
+#[test]
+fn redis_gc_removes_expired_and_abandoned_dags() {
+    let server = RedisServer::start();
+    let rt = runtime();
+    let config = RedisConfig {
+        key_ttl: SHORT_TTL,
+        ..RedisConfig::default()
+    };
+    let fixture = rt.block_on(redis_fixture_with(&server, config));
+    rt.block_on(gc_removes_expired_and_abandoned_dags(Arc::new(fixture)));
+}
+
+#[test]
+fn every_key_of_a_dag_expires() {
+    let server = RedisServer::start();
+    let rt = runtime();
+    let config = RedisConfig {
+        key_ttl: Duration::from_secs(600),
+        ..RedisConfig::default()
+    };
+    let store = rt
+        .block_on(RedisStore::connect_with(&server.url(), config))
+        .unwrap();
+    let mut conn = redis::Client::open(server.url())
+        .unwrap()
+        .get_connection()
+        .unwrap();
+    let mut check = |dag: &DagId, when: &str| {
+        let keys: Vec<String> = redis::cmd("KEYS")
+            .arg(format!("dag:{{{dag}}}:*"))
+            .query(&mut conn)
+            .unwrap();
+        assert!(!keys.is_empty(), "{when}");
+        for key in keys {
+            let ttl: i64 = redis::cmd("PTTL").arg(&key).query(&mut conn).unwrap();
+            assert!(ttl > 590_000 && ttl <= 600_000, "{key} {when}: PTTL {ttl}");
+        }
+    };
+    let p = plan(&[&[2], &[2], &[3], &[]]);
+    rt.block_on(async {
+        let running = DagId::new();
+        store.put_plan(&running, &p).await.unwrap();
+        for node in 0..3 {
+            store
+                .complete(&running, node, out(node), &children_of(&p, node))
+                .await
+                .unwrap();
+        }
+        check(&running, "while running");
+        store.finish(&running, out(3)).await.unwrap();
+        check(&running, "after success");
+
+        let failed = DagId::new();
+        store.put_plan(&failed, &p).await.unwrap();
+        store
+            .complete(&failed, 0, out(0), &children_of(&p, 0))
+            .await
+            .unwrap();
+        store.fail(&failed, error(1, "boom")).await.unwrap();
+        store.fail(&failed, error(2, "again")).await.unwrap();
+        check(&failed, "after a failure");
+    });
+}
 
 // ---- Redis only: URLs, credentials and faults ----
 

@@ -2,6 +2,7 @@
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use bytes::Bytes;
@@ -28,14 +29,29 @@ use crate::plan::Plan;
 /// assert_eq!(answer().compute_on(&runtime)?, 42);
 /// # Ok::<(), DagError>(())
 /// ```
-#[derive(Default)]
 pub struct MemoryStore {
     dags: Mutex<HashMap<DagId, Arc<DagEntry>>>,
+    /// How old a DAG may get before [`Store::gc`] drops it.
+    ttl: Duration,
 }
+
+impl Default for MemoryStore {
+    fn default() -> Self {
+        MemoryStore {
+            dags: Mutex::default(),
+            ttl: DEFAULT_TTL,
+        }
+    }
+}
+
+/// The default time to live of a DAG's state (24 hours), as [`super::RedisConfig::key_ttl`].
+const DEFAULT_TTL: Duration = Duration::from_secs(24 * 60 * 60);
 
 struct DagEntry {
     state: Mutex<DagState>,
     ended: Notify,
+    /// When the plan was stored.
+    created: Instant,
 }
 
 #[derive(Default)]
@@ -45,6 +61,8 @@ struct DagState {
     finished_parents: HashMap<u32, ParentSet>,
     errors: Vec<TaskErrorRecord>,
     outcome: Option<Outcome>,
+    /// Removed from the store by [`Store::cancel`] or [`Store::gc`]: a waiter gives up.
+    removed: bool,
 }
 
 /// The finished parents of one child. Most children have one parent, so that case needs no
@@ -74,6 +92,26 @@ impl MemoryStore {
         Self::default()
     }
 
+    /// An empty store whose [`gc`](Store::gc) drops DAGs older than `ttl` (default 24 hours),
+    /// running or not: the in-memory counterpart of [`RedisConfig::key_ttl`](super::RedisConfig).
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use dag::store::{MemoryStore, Store};
+    ///
+    /// let store = MemoryStore::with_ttl(Duration::from_secs(3600));
+    /// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+    /// assert_eq!(store.gc().await?, 0); // nothing older than an hour
+    /// # Ok::<(), dag::DagError>(())
+    /// # }).unwrap();
+    /// ```
+    pub fn with_ttl(ttl: Duration) -> Self {
+        MemoryStore {
+            ttl,
+            ..Self::default()
+        }
+    }
+
     /// Number of DAGs whose state is still held (running, or ended but not yet collected by
     /// the client). Lets tests check that finished DAGs leave nothing behind.
     pub fn dag_count(&self) -> usize {
@@ -98,9 +136,14 @@ impl DagEntry {
 }
 
 impl DagState {
+    /// Whether the DAG succeeded, failed or was removed (cancelled or collected by `gc`).
+    fn ended(&self) -> bool {
+        self.outcome.is_some() || self.removed
+    }
+
     /// Ends the DAG with `outcome` and drops its intermediate state, unless it already ended.
     fn end(&mut self, outcome: Outcome) -> bool {
-        if self.outcome.is_some() {
+        if self.ended() {
             return false;
         }
         self.outcome = Some(outcome);
@@ -108,6 +151,21 @@ impl DagState {
         self.outputs = Vec::new();
         self.finished_parents = HashMap::new();
         true
+    }
+}
+
+impl DagEntry {
+    /// Marks the entry removed from the store (its state dropped) and wakes a waiter, which
+    /// then fails as for an unknown DAG. Returns whether the DAG was still running.
+    fn remove(&self) -> bool {
+        let mut state = self.lock();
+        let running = !state.ended();
+        *state = DagState {
+            removed: true,
+            ..DagState::default()
+        };
+        self.ended.notify_one();
+        running
     }
 }
 
@@ -122,6 +180,7 @@ impl Store for MemoryStore {
         let entry = Arc::new(DagEntry {
             state: Mutex::new(state),
             ended: Notify::new(),
+            created: Instant::now(),
         });
         self.lock_dags().insert(dag.clone(), entry);
         Ok(())
@@ -140,7 +199,7 @@ impl Store for MemoryStore {
             return Ok(None);
         };
         let state = entry.lock();
-        if state.outcome.is_some() {
+        if state.ended() {
             return Ok(None);
         }
         nodes
@@ -168,7 +227,7 @@ impl Store for MemoryStore {
             return Ok(Completion::Ended);
         };
         let mut state = entry.lock();
-        if state.outcome.is_some() {
+        if state.ended() {
             return Ok(Completion::Ended);
         }
         let slot = state
@@ -199,6 +258,9 @@ impl Store for MemoryStore {
             return Ok(());
         };
         let mut state = entry.lock();
+        if state.removed {
+            return Ok(());
+        }
         state.errors.push(error.clone());
         if state.end(Outcome::Failed(error)) {
             entry.ended.notify_one();
@@ -217,19 +279,52 @@ impl Store for MemoryStore {
     }
 
     async fn wait(&self, dag: &DagId) -> Result<Outcome, DagError> {
-        let entry = self
-            .entry(dag)
-            .ok_or_else(|| DagError::Store(format!("DAG {dag} is unknown to this store")))?;
+        let entry = self.entry(dag).ok_or_else(|| unknown_dag(dag))?;
         loop {
-            if let Some(outcome) = entry.lock().outcome.clone() {
-                self.lock_dags().remove(dag);
-                return Ok(outcome);
+            {
+                let state = entry.lock();
+                if state.removed {
+                    return Err(unknown_dag(dag));
+                }
+                if let Some(outcome) = state.outcome.clone() {
+                    drop(state);
+                    self.lock_dags().remove(dag);
+                    return Ok(outcome);
+                }
             }
             // `notify_one` leaves a permit when nobody waits yet, so an end between the check
             // above and this await is not missed.
             entry.ended.notified().await;
         }
     }
+
+    async fn cancel(&self, dag: &DagId) -> Result<bool, DagError> {
+        let removed = self.lock_dags().remove(dag);
+        Ok(removed.is_some_and(|entry| entry.remove()))
+    }
+
+    async fn gc(&self) -> Result<usize, DagError> {
+        let expired: Vec<Arc<DagEntry>> = {
+            let mut dags = self.lock_dags();
+            let old: Vec<DagId> = dags
+                .iter()
+                .filter(|(_, entry)| entry.created.elapsed() > self.ttl)
+                .map(|(dag, _)| dag.clone())
+                .collect();
+            old.iter().filter_map(|dag| dags.remove(dag)).collect()
+        };
+        for entry in &expired {
+            entry.remove();
+        }
+        Ok(expired.len())
+    }
+}
+
+fn unknown_dag(dag: &DagId) -> DagError {
+    DagError::Store(format!(
+        "DAG {dag} is unknown to this store (never submitted, cancelled, expired or already \
+         collected)"
+    ))
 }
 
 fn missing_output(dag: &DagId, node: u32) -> DagError {

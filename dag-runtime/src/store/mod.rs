@@ -11,6 +11,8 @@
 //! | record a failure and wake the client | [`Store::fail`] |
 //! | store the sink's result, wake the client, clean up | [`Store::finish`] |
 //! | wait for the outcome | [`Store::wait`] |
+//! | the client gave up: end the DAG and remove it | [`Store::cancel`] |
+//! | remove what expired or abandoned DAGs left | [`Store::gc`] |
 //!
 //! [`MemoryStore`] is the embedded default; it implements these operations with the semantics
 //! the Redis store has, so the same tests run against both. [`RedisStore`] keeps the state in
@@ -198,4 +200,56 @@ pub trait Store: Send + Sync + 'static {
 
     /// Waits until the DAG succeeds or fails, then removes what is left of it.
     async fn wait(&self, dag: &DagId) -> Result<Outcome, DagError>;
+
+    /// Cancels `dag` because its client no longer waits for it, and removes every trace of it.
+    ///
+    /// A running DAG ends: workers then see it as ended ([`complete`](Store::complete) returns
+    /// [`Completion::Ended`], [`fetch_outputs`](Store::fetch_outputs) and
+    /// [`get_plan`](Store::get_plan) return `None`) and stop taking its tasks. Whatever the
+    /// DAG's status, its state is deleted at once (on Redis in one atomic script), since no
+    /// client will collect it; a [`wait`](Store::wait) on it afterwards fails as for an unknown
+    /// DAG. Returns whether this call ended a running DAG (`false` if it had already ended, was
+    /// collected or is unknown).
+    ///
+    /// `Runtime` calls this when a `compute_async` future is dropped before it finishes.
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use dag::prelude::*;
+    /// use dag::store::{Completion, DagId, MemoryStore, Store};
+    ///
+    /// #[task]
+    /// fn answer() -> i64 { 42 }
+    ///
+    /// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+    /// let plan = Arc::new(answer().plan()?);
+    /// let store = MemoryStore::new();
+    /// let dag = DagId::new();
+    /// store.put_plan(&dag, &plan).await?;
+    /// assert!(store.cancel(&dag).await?);
+    /// assert_eq!(store.complete(&dag, 0, "x".into(), &[]).await?, Completion::Ended);
+    /// assert_eq!(store.dag_count(), 0);
+    /// # Ok::<(), dag::DagError>(())
+    /// # }).unwrap();
+    /// ```
+    async fn cancel(&self, dag: &DagId) -> Result<bool, DagError>;
+
+    /// Removes what expired or abandoned DAGs left behind, and returns how many DAGs it removed.
+    ///
+    /// A DAG is collected once it is older than the store's time to live
+    /// ([`RedisConfig::key_ttl`], [`MemoryStore::with_ttl`]; 24 hours by default) and is not
+    /// running with a longer time to live set by another client. On Redis its keys expire by
+    /// themselves; `gc` deletes the ones created late enough to outlive the rest and removes
+    /// the DAG from the `dags` sorted set.
+    ///
+    /// ```
+    /// use dag::store::{MemoryStore, Store};
+    ///
+    /// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+    /// let store = MemoryStore::new();
+    /// assert_eq!(store.gc().await?, 0);
+    /// # Ok::<(), dag::DagError>(())
+    /// # }).unwrap();
+    /// ```
+    async fn gc(&self) -> Result<usize, DagError>;
 }

@@ -39,6 +39,13 @@ static FINISH: LazyLock<Script> = LazyLock::new(|| {
         include_str!("scripts/finish.lua")
     ))
 });
+static CANCEL: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(&format!(
+        "{}\n{}",
+        include_str!("scripts/cleanup.lua"),
+        include_str!("scripts/cancel.lua")
+    ))
+});
 
 /// Timeouts of a [`RedisStore`]. `RedisConfig::default()` suits a server on the same network.
 ///
@@ -66,6 +73,20 @@ pub struct RedisConfig {
     /// Whether each completed task appends a `done` event to `dag:{id}:events` (default
     /// `true`; the stream feeds a live dashboard). Failures and success are always recorded.
     pub events: bool,
+    /// The safety net for DAGs nobody cleans up (a client killed, a worker gone): every key of a
+    /// DAG expires this long after it was created (default 24 hours), and
+    /// [`Store::gc`] removes DAGs older than this from the `dags` sorted set, with any keys
+    /// they still have. Longer than any DAG runs: a DAG older than this is treated as dead.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use dag::store::RedisConfig;
+    ///
+    /// let config = RedisConfig { key_ttl: Duration::from_secs(3600), ..RedisConfig::default() };
+    /// assert_eq!(RedisConfig::default().key_ttl, Duration::from_secs(24 * 3600));
+    /// # let _ = config;
+    /// ```
+    pub key_ttl: Duration,
 }
 
 impl Default for RedisConfig {
@@ -75,6 +96,7 @@ impl Default for RedisConfig {
             response_timeout: Duration::from_secs(60),
             wait_poll: Duration::from_secs(1),
             events: true,
+            key_ttl: Duration::from_secs(24 * 60 * 60),
         }
     }
 }
@@ -87,13 +109,16 @@ impl Default for RedisConfig {
 /// | key | holds |
 /// | --- | --- |
 /// | `dag:{id}:plan` | the plan, MessagePack (stored once; decoded plans are cached per process) |
-/// | `dag:{id}:status` | `running`, `succeeded` or `failed` |
+/// | `dag:{id}:status` | `running`, `succeeded` or `failed` (a cancelled DAG is deleted) |
 /// | `dag:{id}:out:<n>` | output of node n (MessagePack) |
 /// | `dag:{id}:done:<n>` | set of the parents of n that finished |
 /// | `dag:{id}:errors` | hash: node -> JSON error |
 /// | `dag:{id}:events` | stream of task events, each naming the worker process (capped at about 1,000 entries) |
 /// | `dag:{id}:result` | list the client blocks on (`BLPOP`) for the outcome |
 /// | `dags` | sorted set of DAG ids by submission time (ms) |
+///
+/// Every `dag:{id}:...` key expires [`RedisConfig::key_ttl`] after it was created (set where it
+/// is created, inside the same command or script: no extra round trip).
 ///
 /// Each worker-step operation is one round trip: [`fetch_outputs`](Store::fetch_outputs) is one
 /// `MGET` (which also reads the status), [`complete`](Store::complete), [`fail`](Store::fail) and
@@ -260,7 +285,7 @@ impl RedisStore {
         };
         // Load the scripts now, so that the first worker steps are one round trip each.
         let mut conn = store.inner.conn.clone();
-        for script in [&*COMPLETE, &*FAIL, &*FINISH] {
+        for script in [&*COMPLETE, &*FAIL, &*FINISH, &*CANCEL] {
             script
                 .prepare_invoke()
                 .load_async(&mut conn)
@@ -289,6 +314,11 @@ impl RedisStore {
 
     fn conn(&self) -> ConnectionManager {
         self.inner.conn.clone()
+    }
+
+    /// [`RedisConfig::key_ttl`] in milliseconds (at least 1).
+    fn ttl_ms(&self) -> u64 {
+        (self.inner.config.key_ttl.as_millis() as u64).max(1)
     }
 
     /// The shared multiplexed connection (for [`InvocationStream`](super::InvocationStream)).
@@ -429,11 +459,12 @@ impl Store for RedisStore {
             .duration_since(UNIX_EPOCH)
             .map(|d| d.as_millis() as u64)
             .unwrap_or(0);
+        let ttl = self.ttl_ms();
         redis::pipe()
             .atomic()
-            .set(keys.key("plan"), bytes)
+            .pset_ex(keys.key("plan"), bytes, ttl)
             .ignore()
-            .set(keys.key("status"), RUNNING)
+            .pset_ex(keys.key("status"), RUNNING, ttl)
             .ignore()
             .zadd("dags", dag.as_str(), submitted)
             .ignore()
@@ -524,7 +555,8 @@ impl Store for RedisStore {
             .arg(output.as_ref())
             .arg(node)
             .arg(if self.inner.config.events { "1" } else { "0" })
-            .arg(&self.inner.worker);
+            .arg(&self.inner.worker)
+            .arg(self.ttl_ms());
         for child in children {
             invocation.key(keys.done(child.node)).arg(child.parents);
         }
@@ -578,6 +610,7 @@ impl Store for RedisStore {
             .arg(outcome)
             .arg(nodes)
             .arg(keys.prefix())
+            .arg(self.ttl_ms())
             .invoke_async::<i64>(&mut self.conn())
             .await
             .map_err(|e| self.error("could not record a task failure", e))?;
@@ -600,6 +633,7 @@ impl Store for RedisStore {
             .arg(outcome)
             .arg(nodes)
             .arg(keys.prefix())
+            .arg(self.ttl_ms())
             .invoke_async::<i64>(&mut self.conn())
             .await
             .map_err(|e| self.error("could not store the result", e))?;
@@ -629,6 +663,108 @@ impl Store for RedisStore {
         self.plans().remove(dag);
         decode_outcome(dag, &bytes)
     }
+
+    async fn cancel(&self, dag: &DagId) -> Result<bool, DagError> {
+        let keys = Keys::new(dag);
+        let nodes = self.node_count(dag).await?;
+        let cancelled: i64 = CANCEL
+            .key(keys.key("status"))
+            .key(keys.key("errors"))
+            .key(keys.key("result"))
+            .key(keys.key("plan"))
+            .key(keys.key("events"))
+            .key("dags")
+            .arg(nodes)
+            .arg(keys.prefix())
+            .arg(dag.as_str())
+            .invoke_async(&mut self.conn())
+            .await
+            .map_err(|e| self.error("could not cancel the DAG", e))?;
+        self.plans().remove(dag);
+        Ok(cancelled == 1)
+    }
+
+    async fn gc(&self) -> Result<usize, DagError> {
+        let mut conn = self.conn();
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_millis() as u64)
+            .unwrap_or(0);
+        let cutoff = now.saturating_sub(self.ttl_ms());
+        let old: Vec<String> = redis::cmd("ZRANGEBYSCORE")
+            .arg("dags")
+            .arg("-inf")
+            .arg(cutoff)
+            .query_async(&mut conn)
+            .await
+            .map_err(|e| self.error("could not list the DAGs", e))?;
+        let mut stale = std::collections::HashSet::new();
+        for batch in old.chunks(1000) {
+            // A DAG still running past the TTL was submitted by a client with a longer one.
+            let mut cmd = redis::cmd("MGET");
+            for id in batch {
+                cmd.arg(Keys::new(&DagId::from(id.as_str())).key("status"));
+            }
+            let statuses: Vec<Option<Bytes>> = cmd
+                .query_async(&mut conn)
+                .await
+                .map_err(|e| self.error("could not read the status of old DAGs", e))?;
+            for (id, status) in batch.iter().zip(statuses) {
+                if status.as_deref() != Some(RUNNING) {
+                    stale.insert(id.as_str());
+                }
+            }
+        }
+        if stale.is_empty() {
+            return Ok(0);
+        }
+        // One pass over the DAG keys (rather than one SCAN per DAG): `dag:{<id>}:...`.
+        let mut cursor = 0_u64;
+        loop {
+            let (next, batch): (u64, Vec<String>) = redis::cmd("SCAN")
+                .arg(cursor)
+                .arg("MATCH")
+                .arg("dag:{*")
+                .arg("COUNT")
+                .arg(1000)
+                .query_async(&mut conn)
+                .await
+                .map_err(|e| self.error("could not scan for keys of old DAGs", e))?;
+            let doomed: Vec<&String> = batch
+                .iter()
+                .filter(|key| {
+                    key.strip_prefix("dag:{")
+                        .and_then(|rest| rest.split_once('}'))
+                        .is_some_and(|(id, _)| stale.contains(id))
+                })
+                .collect();
+            if !doomed.is_empty() {
+                redis::cmd("UNLINK")
+                    .arg(&doomed)
+                    .query_async::<()>(&mut conn)
+                    .await
+                    .map_err(|e| self.error("could not delete keys of old DAGs", e))?;
+            }
+            if next == 0 {
+                break;
+            }
+            cursor = next;
+        }
+        let stale: Vec<&str> = stale.into_iter().collect();
+        for batch in stale.chunks(1000) {
+            redis::cmd("ZREM")
+                .arg("dags")
+                .arg(batch)
+                .query_async::<()>(&mut conn)
+                .await
+                .map_err(|e| self.error("could not remove old DAGs from `dags`", e))?;
+        }
+        let mut plans = self.plans();
+        for id in &stale {
+            plans.remove(&DagId::from(*id));
+        }
+        Ok(stale.len())
+    }
 }
 
 fn decode_plan(dag: &DagId, bytes: &[u8]) -> Result<Plan, DagError> {
@@ -655,7 +791,8 @@ fn decode_outcome(dag: &DagId, bytes: &Bytes) -> Result<Outcome, DagError> {
 
 fn unknown_dag(dag: &DagId) -> DagError {
     DagError::Store(format!(
-        "DAG {dag} is unknown to this store (never submitted, or already collected)"
+        "DAG {dag} is unknown to this store (never submitted, cancelled, expired or already \
+         collected)"
     ))
 }
 

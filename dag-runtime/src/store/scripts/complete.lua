@@ -4,7 +4,8 @@
 -- KEYS[2]  dag:{id}:out:<node>   ARGV[2]  the node index
 -- KEYS[3]  dag:{id}:events       ARGV[3]  '1' to append a `done` event, '0' not to
 --                                ARGV[4]  the worker (process) that ran the node, for the event
--- KEYS[3 + j]  dag:{id}:done:<child j>     ARGV[4 + j]  number of distinct parents of child j
+--                                ARGV[5]  the keys' time to live (ms): set on the keys this creates
+-- KEYS[3 + j]  dag:{id}:done:<child j>     ARGV[5 + j]  number of distinct parents of child j
 --   for j = 1 .. number of children
 --
 -- Returns -1 if the DAG is not running (ended or unknown), else the positions j (1-based) of the
@@ -13,12 +14,20 @@
 if redis.call('GET', KEYS[1]) ~= 'running' then
   return -1
 end
-redis.call('SET', KEYS[2], ARGV[1])
+redis.call('SET', KEYS[2], ARGV[1], 'PX', ARGV[5])
 local ready = {}
 for i = 4, #KEYS do
   if redis.call('SADD', KEYS[i], ARGV[2]) == 1 then
-    local parents = tonumber(ARGV[i + 1])
-    if parents == 1 or redis.call('SCARD', KEYS[i]) == parents then
+    local parents = tonumber(ARGV[i + 2])
+    local finished = 1
+    if parents ~= 1 then
+      finished = redis.call('SCARD', KEYS[i])
+    end
+    if finished == 1 then
+      -- This call created the set: it expires like every key of the DAG.
+      redis.call('PEXPIRE', KEYS[i], ARGV[5])
+    end
+    if finished == parents then
       ready[#ready + 1] = i - 3
     end
   end
@@ -26,5 +35,7 @@ end
 if ARGV[3] == '1' then
   redis.call('XADD', KEYS[3], 'MAXLEN', '~', 1000, '*', 'event', 'done', 'node', ARGV[2],
     'ready', #ready, 'worker', ARGV[4])
+  -- NX: only when the stream has no expiry yet, i.e. this call created it.
+  redis.call('PEXPIRE', KEYS[3], ARGV[5], 'NX')
 end
 return ready
