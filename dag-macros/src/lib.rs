@@ -2,10 +2,10 @@
 //!
 //! The macro works in three stages, one file each:
 //!
-//! - [`attr`] parses the options inside `#[task(...)]`;
-//! - [`model`] checks the function and describes it as a [`model::Task`], collecting every error
+//! - `attr` parses the options inside `#[task(...)]`;
+//! - `model` checks the function and describes it as a `model::Task`, collecting every error
 //!   it finds (each a `syn::Error` spanned at the offending token);
-//! - [`expand`] generates the node-building wrapper, the type-erased entry point and the
+//! - `expand` generates the node-building wrapper, the type-erased entry point and the
 //!   registration.
 
 use proc_macro::TokenStream;

@@ -2,7 +2,7 @@
 //!
 //! Every output, constant argument and result is the `rmp-serde` encoding of the value. Because
 //! MessagePack is self-delimiting, a `Vec<T>` parameter can be assembled from its elements' bytes
-//! behind an array header, without decoding them (see [`crate::engine::assemble`]).
+//! behind an array header, without decoding them (see `engine::assemble`).
 
 use bytes::Bytes;
 use serde::{de::DeserializeOwned, Serialize};

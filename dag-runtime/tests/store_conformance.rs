@@ -799,3 +799,34 @@ fn an_invalid_url_is_a_clear_error() {
         Ok(_) => panic!("an http URL was accepted"),
     }
 }
+
+#[test]
+fn events_name_the_task_with_the_element_index() {
+    let server = RedisServer::start();
+    runtime().block_on(async {
+        let f = redis_fixture(&server).await;
+        let mut with_element = (*plan(&[&[1], &[]])).clone();
+        with_element.nodes[0].element = Some(3);
+        let with_element = Arc::new(with_element);
+        let dag = submit(&f, &with_element).await;
+        complete(&f, &dag, &with_element, 0).await;
+
+        let client = redis::Client::open(server.url()).unwrap();
+        let mut conn = client.get_connection().unwrap();
+        // Each entry: [id, [field, value, field, value, ...]].
+        let events: Vec<(String, Vec<String>)> = redis::cmd("XRANGE")
+            .arg(format!("dag:{{{dag}}}:events"))
+            .arg("-")
+            .arg("+")
+            .query(&mut conn)
+            .unwrap();
+        let tasks: Vec<String> = events
+            .iter()
+            .filter_map(|(_, fields)| {
+                let at = fields.iter().position(|f| f == "task")?;
+                fields.get(at + 1).cloned()
+            })
+            .collect();
+        assert_eq!(tasks, ["conformance::t[3]"]);
+    });
+}

@@ -33,7 +33,7 @@
 //!   [`process_per_invocation`](dag_runtime::RuntimeBuilder::process_per_invocation), which
 //!   start processes of the current executable with `std::process` (see
 //!   [`dag_runtime::invoke::process`]). No hook is needed: a started process is just this
-//!   program again, with the environment variables of [`env`].
+//!   program again, with the environment variables of [`env`](mod@env).
 //! - This crate holds what runs *inside* a worker process: option parsing, the serving loop
 //!   ([`serve`]), graceful shutdown on SIGTERM/SIGINT, the delegate that queues ready children
 //!   on the stream, and the version check of the plan's tasks.

@@ -11,7 +11,7 @@
 //!    [`Delegate`];
 //! 5. at the sink, store the result, which wakes the client and cleans up.
 //!
-//! A failure is recorded with [`Store::fail`](crate::store::Store::fail), which wakes the client
+//! A failure is recorded with [`Store::fail`], which wakes the client
 //! at once; other workers of that DAG learn it has ended from their next store call and stop.
 
 pub(crate) mod assemble;

@@ -366,6 +366,18 @@ impl RedisStore {
         Ok(())
     }
 
+    /// The task name an event shows for `node` (`task[i]` for a map's element), if the plan is
+    /// cached here (it is whenever this process submitted, expanded or loaded the DAG).
+    fn event_task_name(&self, dag: &DagId, node: u32) -> String {
+        if !self.inner.config.events {
+            return String::new();
+        }
+        match self.cached_plan(dag) {
+            Some(plan) if (node as usize) < plan.nodes.len() => plan.task_name(node),
+            _ => String::new(),
+        }
+    }
+
     fn describe_node(&self, dag: &DagId, node: u32) -> String {
         match self.cached_plan(dag) {
             Some(plan) if (node as usize) < plan.nodes.len() => {
@@ -556,7 +568,8 @@ impl Store for RedisStore {
             .arg(node)
             .arg(if self.inner.config.events { "1" } else { "0" })
             .arg(&self.inner.worker)
-            .arg(self.ttl_ms());
+            .arg(self.ttl_ms())
+            .arg(self.event_task_name(dag, node));
         for child in children {
             invocation.key(keys.done(child.node)).arg(child.parents);
         }

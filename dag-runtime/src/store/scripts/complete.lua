@@ -5,7 +5,9 @@
 -- KEYS[3]  dag:{id}:events       ARGV[3]  '1' to append a `done` event, '0' not to
 --                                ARGV[4]  the worker (process) that ran the node, for the event
 --                                ARGV[5]  the keys' time to live (ms): set on the keys this creates
--- KEYS[3 + j]  dag:{id}:done:<child j>     ARGV[5 + j]  number of distinct parents of child j
+--                                ARGV[6]  the node's task name for the event (`task[i]` for a
+--                                         map element), or '' if unknown
+-- KEYS[3 + j]  dag:{id}:done:<child j>     ARGV[6 + j]  number of distinct parents of child j
 --   for j = 1 .. number of children
 --
 -- Returns -1 if the DAG is not running (ended or unknown), else the positions j (1-based) of the
@@ -18,7 +20,7 @@ redis.call('SET', KEYS[2], ARGV[1], 'PX', ARGV[5])
 local ready = {}
 for i = 4, #KEYS do
   if redis.call('SADD', KEYS[i], ARGV[2]) == 1 then
-    local parents = tonumber(ARGV[i + 2])
+    local parents = tonumber(ARGV[i + 3])
     local finished = 1
     if parents ~= 1 then
       finished = redis.call('SCARD', KEYS[i])
@@ -34,7 +36,7 @@ for i = 4, #KEYS do
 end
 if ARGV[3] == '1' then
   redis.call('XADD', KEYS[3], 'MAXLEN', '~', 1000, '*', 'event', 'done', 'node', ARGV[2],
-    'ready', #ready, 'worker', ARGV[4])
+    'ready', #ready, 'worker', ARGV[4], 'task', ARGV[6])
   -- NX: only when the stream has no expiry yet, i.e. this call created it.
   redis.call('PEXPIRE', KEYS[3], ARGV[5], 'NX')
 end
