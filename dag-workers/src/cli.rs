@@ -1,0 +1,58 @@
+//! The command-line flags of examples and tools: `--redis URL`, `--workers N`.
+
+use super::*;
+
+/// Builds the runtime an example or tool asked for on its command line, removing the flags it
+/// used from `args`:
+///
+/// - `--redis URL` (or `DAG_REDIS_URL`): DAG state in Redis, invocations to the worker pool
+///   serving `dag:invocations` (started by hand with `--dag-worker`);
+/// - `--workers N` with a Redis URL: start `N` worker processes of this executable instead
+///   (`--workers 0`: run the tasks on threads of this process, state in Redis);
+/// - neither: the embedded runtime ([`Runtime::global`]).
+///
+/// ```no_run
+/// let mut args: Vec<String> = std::env::args().collect();
+/// let runtime = dag::worker::runtime_from_args(&mut args)?;
+/// # Ok::<(), dag::DagError>(())
+/// ```
+pub fn runtime_from_args(args: &mut Vec<String>) -> Result<Runtime, DagError> {
+    let mut url = None;
+    let mut workers = None;
+    let mut i = 0;
+    while i < args.len() {
+        let (flag, inline) = match args[i].split_once('=') {
+            Some((flag, value)) => (flag.to_owned(), Some(value.to_owned())),
+            None => (args[i].clone(), None),
+        };
+        if flag != "--redis" && flag != "--workers" {
+            i += 1;
+            continue;
+        }
+        args.remove(i);
+        let value = match inline {
+            Some(value) => value,
+            None if i < args.len() => args.remove(i),
+            None => return Err(DagError::Runtime(format!("{flag} needs a value"))),
+        };
+        if flag == "--redis" {
+            url = Some(value);
+        } else {
+            workers = Some(value.parse::<usize>().map_err(|_| {
+                DagError::Runtime(format!("--workers takes a number, not {value:?}"))
+            })?);
+        }
+    }
+    let url = url.or_else(|| std::env::var(env::REDIS_URL).ok().filter(|u| !u.is_empty()));
+    match (url, workers) {
+        (None, None) => Runtime::global(),
+        (None, Some(_)) => Err(DagError::Runtime(
+            "--workers starts worker processes, which share DAGs through Redis: give --redis URL \
+             (or DAG_REDIS_URL) too"
+                .into(),
+        )),
+        (Some(url), None) => Runtime::builder().redis(url).worker_pool().build(),
+        (Some(url), Some(0)) => Runtime::builder().redis(url).build(),
+        (Some(url), Some(n)) => Runtime::builder().redis(url).spawn_workers(n).build(),
+    }
+}

@@ -1,0 +1,152 @@
+//! What a worker process does, from its flags and environment.
+
+use super::*;
+
+/// What a worker process does, from its flags and environment.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct WorkerOptions {
+    /// The Redis server holding the DAGs and the stream.
+    pub redis_url: String,
+    /// The invocation stream's key.
+    pub stream: String,
+    /// Threads reading the stream.
+    pub concurrency: usize,
+    /// Run only this invocation and exit (one process per invocation).
+    pub invocation: Option<(DagId, u32)>,
+    /// When the parent started this process (for the cold start).
+    pub spawned_at: Option<SystemTime>,
+    /// Stop when this process is no longer our parent.
+    pub parent_pid: Option<u32>,
+}
+
+impl WorkerOptions {
+    /// Options for a worker of the pool at `redis_url` on the default stream, with the default
+    /// concurrency.
+    pub fn new(redis_url: impl Into<String>) -> Self {
+        WorkerOptions {
+            redis_url: redis_url.into(),
+            stream: DEFAULT_STREAM.to_owned(),
+            concurrency: default_concurrency(),
+            invocation: None,
+            spawned_at: None,
+            parent_pid: None,
+        }
+    }
+
+    /// Sets the number of threads reading the stream.
+    pub fn concurrency(mut self, n: usize) -> Self {
+        self.concurrency = n.max(1);
+        self
+    }
+
+    /// Sets the stream's key.
+    pub fn stream(mut self, key: impl Into<String>) -> Self {
+        self.stream = key.into();
+        self
+    }
+}
+
+/// The default `--concurrency`: like a client runtime on Redis,
+/// [`REDIS_WORKERS_PER_CORE`] threads per core, at most [`REDIS_MAX_DEFAULT_WORKERS`] (a worker
+/// spends most of a small task waiting for round trips).
+pub fn default_concurrency() -> usize {
+    let cores = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1);
+    (cores * REDIS_WORKERS_PER_CORE).min(REDIS_MAX_DEFAULT_WORKERS)
+}
+
+pub(crate) const USAGE: &str = "\
+worker options: --dag-worker [--redis URL] [--concurrency N] [--stream KEY]
+  or the environment: DAG_WORKER=1 DAG_REDIS_URL=URL DAG_CONCURRENCY=N DAG_STREAM=KEY";
+
+/// Whether this process was started as a worker, and with what options.
+///
+/// `None`: not a worker (neither `--dag-worker` among `args` nor `DAG_WORKER=1`). `Some(Err)`:
+/// a worker whose options are wrong (the message says which). Flags win over the environment.
+pub fn worker_options<I, S>(
+    args: I,
+    env: impl Fn(&str) -> Option<String>,
+) -> Option<Result<WorkerOptions, String>>
+where
+    I: IntoIterator<Item = S>,
+    S: Into<String>,
+{
+    let args: Vec<String> = args.into_iter().map(Into::into).collect();
+    let flagged = args.iter().skip(1).any(|a| a == "--dag-worker");
+    let by_env = env(env::WORKER).is_some_and(|v| !matches!(v.as_str(), "" | "0" | "false"));
+    if !flagged && !by_env {
+        return None;
+    }
+    Some(parse_options(&args, env))
+}
+
+pub(crate) fn parse_options(
+    args: &[String],
+    env: impl Fn(&str) -> Option<String>,
+) -> Result<WorkerOptions, String> {
+    let (mut url, mut stream, mut concurrency) = (None, None, None);
+    let mut rest = args.iter().skip(1);
+    while let Some(arg) = rest.next() {
+        let (flag, inline) = match arg.split_once('=') {
+            Some((flag, value)) if flag.starts_with("--") => (flag, Some(value.to_owned())),
+            _ => (arg.as_str(), None),
+        };
+        let mut value = |name: &str| {
+            inline
+                .clone()
+                .or_else(|| rest.next().cloned())
+                .ok_or_else(|| format!("{name} needs a value"))
+        };
+        match flag {
+            "--dag-worker" => {}
+            "--redis" => url = Some(value("--redis")?),
+            "--stream" => stream = Some(value("--stream")?),
+            "--concurrency" => concurrency = Some(value("--concurrency")?),
+            other => {
+                return Err(format!(
+                    "unknown worker option `{other}` (a worker takes only these)"
+                ))
+            }
+        }
+    }
+    let url = url.or_else(|| env(env::REDIS_URL)).ok_or_else(|| {
+        "a worker needs the Redis server: --redis URL or DAG_REDIS_URL".to_owned()
+    })?;
+    let concurrency = match concurrency.or_else(|| env(env::CONCURRENCY)) {
+        None => default_concurrency(),
+        Some(n) => n
+            .parse::<usize>()
+            .ok()
+            .filter(|&n| n > 0)
+            .ok_or_else(|| format!("the concurrency must be a positive integer, not {n:?}"))?,
+    };
+    let invocation = match env(env::INVOCATION) {
+        None => None,
+        Some(text) => {
+            let parsed = text
+                .split_once(' ')
+                .and_then(|(dag, node)| Some((DagId::from(dag), node.parse().ok()?)));
+            Some(parsed.ok_or_else(|| {
+                format!(
+                    "{} must be `<dag id> <node>`, not {text:?}",
+                    env::INVOCATION
+                )
+            })?)
+        }
+    };
+    let spawned_at = env(env::SPAWNED_AT_US)
+        .and_then(|us| us.parse::<u64>().ok())
+        .map(|us| UNIX_EPOCH + Duration::from_micros(us));
+    Ok(WorkerOptions {
+        redis_url: url,
+        stream: stream
+            .or_else(|| env(env::STREAM))
+            .unwrap_or_else(|| DEFAULT_STREAM.to_owned()),
+        concurrency,
+        invocation,
+        spawned_at,
+        parent_pid: env(env::PARENT_PID).and_then(|p| p.parse().ok()),
+    })
+}
