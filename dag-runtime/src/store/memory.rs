@@ -8,7 +8,7 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use tokio::sync::Notify;
 
-use super::{ChildRef, Completion, DagId, Outcome, Store, TaskErrorRecord};
+use super::{missing_output, ChildRef, Completion, DagId, Outcome, Store, TaskErrorRecord};
 use crate::error::DagError;
 use crate::plan::Plan;
 
@@ -324,11 +324,5 @@ fn unknown_dag(dag: &DagId) -> DagError {
     DagError::Store(format!(
         "DAG {dag} is unknown to this store (never submitted, cancelled, expired or already \
          collected)"
-    ))
-}
-
-fn missing_output(dag: &DagId, node: u32) -> DagError {
-    DagError::Store(format!(
-        "output of node {node} of DAG {dag} is missing although a child of it became ready"
     ))
 }

@@ -161,6 +161,13 @@ pub enum Outcome {
     Failed(TaskErrorRecord),
 }
 
+/// The error for an output that should be stored (a child of it became ready) but is not.
+pub(crate) fn missing_output(dag: &DagId, node: u32) -> DagError {
+    DagError::Store(format!(
+        "output of node {node} of DAG {dag} is missing although a child of it became ready"
+    ))
+}
+
 /// The shared state of running DAGs. See the [module docs](self) for how methods map to steps.
 #[async_trait]
 pub trait Store: Send + Sync + 'static {

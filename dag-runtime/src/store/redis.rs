@@ -538,14 +538,7 @@ impl Store for RedisStore {
         nodes
             .iter()
             .zip(values)
-            .map(|(&node, value)| {
-                value.ok_or_else(|| {
-                    DagError::Store(format!(
-                        "output of node {node} of DAG {dag} is missing although a child of it \
-                         became ready"
-                    ))
-                })
-            })
+            .map(|(&node, value)| value.ok_or_else(|| super::missing_output(dag, node)))
             .collect::<Result<Vec<_>, _>>()
             .map(Some)
     }
