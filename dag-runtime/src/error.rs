@@ -40,6 +40,17 @@ pub enum DagError {
         message: String,
     },
 
+    /// The worker processes running a task kept dying before finishing it (killed, out of
+    /// memory, or a task that crashes its process): after a few re-runs on other workers the
+    /// DAG gives up instead of killing workers forever.
+    #[error("task `{task}` could not be run: {message}")]
+    WorkerLost {
+        /// Registered name of the task.
+        task: String,
+        /// How many workers died, and on which node.
+        message: String,
+    },
+
     /// The plan names a task that this process has not registered.
     #[error(
         "task `{task}` is not registered in this program (worker `{worker}`); \

@@ -168,8 +168,13 @@ async fn submit(f: &Fixture, plan: &Arc<Plan>) -> DagId {
 }
 
 async fn complete(f: &Fixture, dag: &DagId, plan: &Plan, node: u32) -> Completion {
+    claimed(f, dag, plan, node, "").await
+}
+
+/// [`complete`] by the run `claim` (a worker process's stream entry).
+async fn claimed(f: &Fixture, dag: &DagId, plan: &Plan, node: u32, claim: &str) -> Completion {
     f.store()
-        .complete(dag, node, out(node), &children_of(plan, node))
+        .complete(dag, node, out(node), &children_of(plan, node), claim)
         .await
         .unwrap()
 }
@@ -265,6 +270,66 @@ async fn a_parent_reporting_twice_is_counted_once(f: Arc<Fixture>) {
     assert_eq!(complete(&f, &dag, &p, 1).await, Completion::Ready(vec![]));
     assert_eq!(complete(&f, &dag, &p, 2).await, Completion::Ready(vec![3]));
     assert_eq!(complete(&f, &dag, &p, 2).await, Completion::Ready(vec![]));
+}
+
+/// A worker that died after its children became ready but before handing them on: the re-run of
+/// its invocation (same claim) gets them again; nobody else does.
+async fn the_claiming_run_gets_its_children_again(f: Arc<Fixture>) {
+    let p = plan(&[&[1, 2], &[], &[]]);
+    let dag = submit(&f, &p).await;
+    assert_eq!(
+        claimed(&f, &dag, &p, 0, "1-0").await,
+        Completion::Ready(vec![1, 2])
+    );
+    assert_eq!(
+        claimed(&f, &dag, &p, 0, "1-0").await,
+        Completion::Ready(vec![1, 2])
+    );
+    assert_eq!(
+        claimed(&f, &dag, &p, 0, "2-0").await,
+        Completion::Ready(vec![])
+    );
+    assert_eq!(complete(&f, &dag, &p, 0).await, Completion::Ready(vec![]));
+    // The output stored by the re-run is there for the children.
+    assert_eq!(
+        f.store().fetch_outputs(&dag, &[0]).await.unwrap(),
+        Some(vec![out(0)])
+    );
+}
+
+/// With two parents, the child belongs to the run of the parent that finished last; the
+/// re-run of the other parent's run does not get it, and the claim never counts as a parent.
+async fn a_claim_belongs_to_the_last_parents_run(f: Arc<Fixture>) {
+    let p = plan(&[&[2], &[2], &[3], &[]]);
+    let dag = submit(&f, &p).await;
+    assert_eq!(
+        claimed(&f, &dag, &p, 0, "a").await,
+        Completion::Ready(vec![])
+    );
+    assert_eq!(
+        claimed(&f, &dag, &p, 1, "b").await,
+        Completion::Ready(vec![2])
+    );
+    assert_eq!(
+        claimed(&f, &dag, &p, 0, "a").await,
+        Completion::Ready(vec![])
+    );
+    assert_eq!(
+        claimed(&f, &dag, &p, 1, "b").await,
+        Completion::Ready(vec![2])
+    );
+    // The child's own completion readies its child exactly once per claim.
+    assert_eq!(
+        claimed(&f, &dag, &p, 2, "c").await,
+        Completion::Ready(vec![3])
+    );
+    assert_eq!(
+        claimed(&f, &dag, &p, 2, "d").await,
+        Completion::Ready(vec![])
+    );
+    f.store().finish(&dag, out(3)).await.unwrap();
+    f.store().wait(&dag).await.unwrap();
+    assert_eq!((f.leftovers)(&dag), Vec::<String>::new());
 }
 
 async fn concurrent_last_parents_ready_the_child_exactly_once(f: Arc<Fixture>) {
@@ -483,6 +548,8 @@ conformance!(
     fetch_on_an_ended_or_unknown_dag_is_none,
     complete_reports_a_child_when_its_last_parent_finishes,
     a_parent_reporting_twice_is_counted_once,
+    the_claiming_run_gets_its_children_again,
+    a_claim_belongs_to_the_last_parents_run,
     concurrent_last_parents_ready_the_child_exactly_once,
     complete_on_an_ended_or_unknown_dag_is_ended,
     the_first_failure_wins,
@@ -582,7 +649,7 @@ fn every_key_of_a_dag_expires() {
         store.put_plan(&running, &p).await.unwrap();
         for node in 0..3 {
             store
-                .complete(&running, node, out(node), &children_of(&p, node))
+                .complete(&running, node, out(node), &children_of(&p, node), "")
                 .await
                 .unwrap();
         }
@@ -593,7 +660,7 @@ fn every_key_of_a_dag_expires() {
         let failed = DagId::new();
         store.put_plan(&failed, &p).await.unwrap();
         store
-            .complete(&failed, 0, out(0), &children_of(&p, 0))
+            .complete(&failed, 0, out(0), &children_of(&p, 0), "")
             .await
             .unwrap();
         store.fail(&failed, error(1, "boom")).await.unwrap();
@@ -772,7 +839,7 @@ fn an_oversized_value_is_refused_before_sending() {
     // Zeroed pages that are never touched: no real 513 MB of memory is used.
     let big = Bytes::from(vec![0_u8; 513 << 20]);
     let started = Instant::now();
-    match rt.block_on(store.complete(&dag, 0, big.clone(), &children_of(&p, 0))) {
+    match rt.block_on(store.complete(&dag, 0, big.clone(), &children_of(&p, 0), "")) {
         Err(e @ DagError::ValueTooLarge { .. }) => {
             let text = e.to_string();
             assert!(text.contains("node 0"), "{text}");

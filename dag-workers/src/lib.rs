@@ -48,6 +48,18 @@
 //! acknowledge the entry once every child it queued is in the stream (the `XACK` travels with
 //! the thread's next `XREADGROUP`, in one round trip).
 //!
+//! # When a worker dies
+//!
+//! An entry is acknowledged only after its whole run (and every child it queued) is done, so a
+//! worker killed at any point leaves its entry pending in the group. While a thread runs an
+//! entry, its process renews the entry's lease every third of [`WorkerOptions::lease`]
+//! (`XCLAIM ... JUSTID` to itself). Every half lease or so, before reading new work, each thread
+//! claims one entry that has gone a whole lease without renewal (`XAUTOCLAIM`) and runs it again.
+//! The re-run passes the entry's id as its *claim* to
+//! [`Store::complete`](dag_runtime::store::Store::complete), which gives it back the children
+//! the dead run had made ready but not handed on. An entry delivered more than
+//! [`MAX_DELIVERIES`] times fails its DAG with [`DagError::WorkerLost`].
+//!
 //! A plan naming a task this program lacks fails the DAG with [`DagError::TaskNotFound`]; a
 //! task whose signature differs from the one the client compiled (the plan carries each task's
 //! signature) fails it with [`DagError::TaskMismatch`], naming the task and both signatures.
@@ -63,8 +75,9 @@
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use dag_runtime::engine::fault::{self, FaultPoint};
 use dag_runtime::engine::{run_invocation, Delegate, Invocation, LoadedPlan, Worker};
 use dag_runtime::store::{
     DagId, FailureKind, InvocationStream, RedisStore, Store, StreamEntry, TaskErrorRecord,
@@ -85,7 +98,7 @@ mod signals;
 pub use cli::runtime_from_args;
 pub use options::*;
 use publish::*;
-pub use serve::serve;
+pub use serve::{serve, MAX_DELIVERIES};
 use signals::*;
 pub use signals::{request_stop, stop_requested};
 
@@ -149,6 +162,25 @@ mod tests {
         assert_eq!(options.concurrency, 3);
         assert_eq!(options.stream, DEFAULT_STREAM);
         assert_eq!(options.invocation, None);
+        assert_eq!(options.lease, DEFAULT_LEASE);
+    }
+
+    #[test]
+    fn the_lease_takes_a_unit() {
+        let lease = |value: &str| {
+            worker_options(
+                ["prog", "--dag-worker", "--redis=r", "--lease", value],
+                no_env,
+            )
+            .unwrap()
+            .map(|o| o.lease)
+        };
+        assert_eq!(lease("500ms"), Ok(Duration::from_millis(500)));
+        assert_eq!(lease("10s"), Ok(Duration::from_secs(10)));
+        assert_eq!(lease("2m"), Ok(Duration::from_secs(120)));
+        for wrong in ["10", "0s", "fast", "-1s", "1h"] {
+            assert!(lease(wrong).unwrap_err().contains("lease"), "{wrong}");
+        }
     }
 
     #[test]
@@ -157,13 +189,16 @@ mod tests {
             "DAG_WORKER" => Some("1".to_owned()),
             "DAG_REDIS_URL" => Some("redis://e:2".to_owned()),
             "DAG_STREAM" => Some("s".to_owned()),
-            "DAG_INVOCATION" => Some("abc 7".to_owned()),
+            "DAG_INVOCATION" => Some("abc 7 1700000000000-0".to_owned()),
+            "DAG_LEASE" => Some("750ms".to_owned()),
             _ => None,
         };
         let options = worker_options(["prog"], env).unwrap().unwrap();
         assert_eq!(options.redis_url, "redis://e:2");
         assert_eq!(options.stream, "s");
         assert_eq!(options.invocation, Some((DagId::from("abc"), 7)));
+        assert_eq!(options.claim, "1700000000000-0");
+        assert_eq!(options.lease, Duration::from_millis(750));
     }
 
     #[test]

@@ -18,7 +18,17 @@ pub struct WorkerOptions {
     pub spawned_at: Option<SystemTime>,
     /// Stop when this process is no longer our parent.
     pub parent_pid: Option<u32>,
+    /// How long an invocation may go without a sign of life from its worker before another
+    /// worker claims and re-runs it (default [`DEFAULT_LEASE`]). A running worker renews the
+    /// lease of what it runs every third of this, so only a dead or stuck worker loses one.
+    pub lease: Duration,
+    /// For one process per invocation: the claim it runs under (the launcher's stream entry
+    /// id), so that a re-launch after a crash gets back the children the dead one made ready.
+    pub claim: String,
 }
+
+/// The default [`WorkerOptions::lease`]: how soon the invocation of a dead worker is re-run.
+pub const DEFAULT_LEASE: Duration = Duration::from_secs(10);
 
 impl WorkerOptions {
     /// Options for a worker of the pool at `redis_url` on the default stream, with the default
@@ -31,7 +41,15 @@ impl WorkerOptions {
             invocation: None,
             spawned_at: None,
             parent_pid: None,
+            lease: DEFAULT_LEASE,
+            claim: String::new(),
         }
+    }
+
+    /// Sets the lease after which another worker re-runs a dead worker's invocation.
+    pub fn lease(mut self, lease: Duration) -> Self {
+        self.lease = lease.max(Duration::from_millis(1));
+        self
     }
 
     /// Sets the number of threads reading the stream.
@@ -58,8 +76,8 @@ pub fn default_concurrency() -> usize {
 }
 
 pub(crate) const USAGE: &str = "\
-worker options: --dag-worker [--redis URL] [--concurrency N] [--stream KEY]
-  or the environment: DAG_WORKER=1 DAG_REDIS_URL=URL DAG_CONCURRENCY=N DAG_STREAM=KEY";
+worker options: --dag-worker [--redis URL] [--concurrency N] [--stream KEY] [--lease 10s]
+  or the environment: DAG_WORKER=1 DAG_REDIS_URL=URL DAG_CONCURRENCY=N DAG_STREAM=KEY DAG_LEASE=10s";
 
 /// Whether this process was started as a worker, and with what options.
 ///
@@ -86,7 +104,7 @@ pub(crate) fn parse_options(
     args: &[String],
     env: impl Fn(&str) -> Option<String>,
 ) -> Result<WorkerOptions, String> {
-    let (mut url, mut stream, mut concurrency) = (None, None, None);
+    let (mut url, mut stream, mut concurrency, mut lease) = (None, None, None, None);
     let mut rest = args.iter().skip(1);
     while let Some(arg) = rest.next() {
         let (flag, inline) = match arg.split_once('=') {
@@ -104,6 +122,7 @@ pub(crate) fn parse_options(
             "--redis" => url = Some(value("--redis")?),
             "--stream" => stream = Some(value("--stream")?),
             "--concurrency" => concurrency = Some(value("--concurrency")?),
+            "--lease" => lease = Some(value("--lease")?),
             other => {
                 return Err(format!(
                     "unknown worker option `{other}` (a worker takes only these)"
@@ -122,18 +141,29 @@ pub(crate) fn parse_options(
             .filter(|&n| n > 0)
             .ok_or_else(|| format!("the concurrency must be a positive integer, not {n:?}"))?,
     };
-    let invocation = match env(env::INVOCATION) {
-        None => None,
+    let lease = match lease.or_else(|| env(env::LEASE)) {
+        None => DEFAULT_LEASE,
+        Some(text) => parse_duration(&text)
+            .filter(|d| !d.is_zero())
+            .ok_or_else(|| {
+                format!("the lease must be a duration like `10s` or `500ms`, not {text:?}")
+            })?,
+    };
+    let (invocation, claim) = match env(env::INVOCATION) {
+        None => (None, String::new()),
         Some(text) => {
-            let parsed = text
-                .split_once(' ')
-                .and_then(|(dag, node)| Some((DagId::from(dag), node.parse().ok()?)));
-            Some(parsed.ok_or_else(|| {
+            let mut parts = text.split(' ');
+            let parsed = match (parts.next(), parts.next().map(str::parse::<u32>)) {
+                (Some(dag), Some(Ok(node))) if !dag.is_empty() => Some((DagId::from(dag), node)),
+                _ => None,
+            };
+            let invocation = parsed.ok_or_else(|| {
                 format!(
-                    "{} must be `<dag id> <node>`, not {text:?}",
+                    "{} must be `<dag id> <node> [<claim>]`, not {text:?}",
                     env::INVOCATION
                 )
-            })?)
+            })?;
+            (Some(invocation), parts.next().unwrap_or("").to_owned())
         }
     };
     let spawned_at = env(env::SPAWNED_AT_US)
@@ -148,5 +178,21 @@ pub(crate) fn parse_options(
         invocation,
         spawned_at,
         parent_pid: env(env::PARENT_PID).and_then(|p| p.parse().ok()),
+        lease,
+        claim,
     })
+}
+
+/// `500ms`, `10s` or `2m`.
+fn parse_duration(text: &str) -> Option<Duration> {
+    let text = text.trim();
+    let split = text.find(|c: char| !c.is_ascii_digit())?;
+    let (number, unit) = text.split_at(split);
+    let number: u64 = number.parse().ok()?;
+    match unit {
+        "ms" => Some(Duration::from_millis(number)),
+        "s" => Some(Duration::from_secs(number)),
+        "m" => Some(Duration::from_secs(number.checked_mul(60)?)),
+        _ => None,
+    }
 }

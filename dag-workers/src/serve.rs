@@ -8,6 +8,11 @@ pub(crate) const READ_BLOCK: Duration = Duration::from_millis(250);
 /// How many loaded plans a worker process keeps.
 pub(crate) const PLAN_CACHE: usize = 64;
 
+/// An invocation delivered this many times, each time to a worker that died before finishing
+/// it (killed, out of memory, or a task that crashes the process), fails its DAG instead of
+/// killing workers forever.
+pub const MAX_DELIVERIES: u64 = 3;
+
 /// Serves as a worker with `options` until stopped ([`request_stop`], SIGTERM, Ctrl-C), or runs
 /// the one invocation of [`WorkerOptions::invocation`]. Returns when done; fails if Redis
 /// cannot be reached.
@@ -27,10 +32,17 @@ pub fn serve(options: WorkerOptions) -> Result<(), DagError> {
         handle: io.handle().clone(),
         publisher: Publisher::start(io.handle(), stream.clone()),
         plans: Mutex::new(PlanCache::default()),
+        running: Arc::new(Mutex::new(HashMap::new())),
+        lease: options.lease,
     });
+    io.spawn(renew_leases(
+        stream.clone(),
+        Arc::downgrade(&process.running),
+        options.lease,
+    ));
     let result = match &options.invocation {
         Some((dag, node)) => {
-            process.run_one(dag, *node, options.spawned_at);
+            process.run_one(dag, *node, &options.claim, options.spawned_at);
             Ok(())
         }
         None => serve_pool(&process, &options),
@@ -92,6 +104,36 @@ pub(crate) struct Process {
     handle: tokio::runtime::Handle,
     publisher: Publisher,
     plans: Mutex<PlanCache>,
+    /// The stream entry each worker thread (consumer) is running: their leases are renewed.
+    running: Arc<Mutex<HashMap<String, String>>>,
+    lease: Duration,
+}
+
+/// Renews the lease of every invocation this process runs, every third of `lease`, until the
+/// process's state is dropped. A renewal that fails (Redis away) is retried on the next tick;
+/// missing a few only risks a duplicate run, which at-least-once execution allows.
+async fn renew_leases(
+    stream: InvocationStream,
+    running: std::sync::Weak<Mutex<HashMap<String, String>>>,
+    lease: Duration,
+) {
+    let period = (lease / 3).max(Duration::from_millis(1));
+    loop {
+        tokio::time::sleep(period).await;
+        let Some(running) = running.upgrade() else {
+            return;
+        };
+        let entries: Vec<(String, String)> = running
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+            .map(|(consumer, id)| (consumer.clone(), id.clone()))
+            .collect();
+        drop(running);
+        if let Err(e) = stream.keep_alive(&entries).await {
+            eprintln!("dag worker {}: {e}", worker_id());
+        }
+    }
 }
 
 #[derive(Default)]
@@ -116,18 +158,30 @@ impl Process {
         parent: Option<u32>,
     ) -> Result<(), DagError> {
         let worker = self.worker(consumer.clone());
-        let mut reader = self.handle.block_on(self.stream.reader(consumer))?;
+        let mut reader = self.handle.block_on(self.stream.reader(consumer.clone()))?;
         let mut failures = 0u32;
         // Finished entries, acknowledged together with the next read (one round trip).
         let mut finished: Vec<String> = Vec::new();
+        let mut next_claim = Instant::now() + self.claim_period();
         while !stop_requested() {
             if parent.is_some_and(|p| parent_pid() != p) {
                 // The client that started this worker has gone: nobody waits for its DAGs.
                 request_stop();
                 break;
             }
-            let read = reader.ack_and_read(&finished, 1, READ_BLOCK);
-            let entries = match self.handle.block_on(read) {
+            // Now and then, before reading new work, take over the invocations of dead workers.
+            let claim_due = Instant::now() >= next_claim;
+            let entries = if claim_due {
+                next_claim = Instant::now() + self.claim_period();
+                let claim = reader.ack_and_claim_stale(&finished, self.lease, 1);
+                self.handle.block_on(claim)
+            } else {
+                let read = reader.ack_and_read(&finished, 1, READ_BLOCK);
+                self.handle
+                    .block_on(read)
+                    .map(|entries| entries.into_iter().map(|e| (e, 1)).collect())
+            };
+            let entries = match entries {
                 Ok(entries) => {
                     failures = 0;
                     finished.clear();
@@ -140,10 +194,18 @@ impl Process {
                     continue;
                 }
             };
-            for entry in entries {
-                self.run_entry(&worker, &entry);
-                // Every child this invocation queued is in the stream before it is acknowledged.
-                self.publisher.flush();
+            for (entry, deliveries) in entries {
+                if deliveries > MAX_DELIVERIES {
+                    self.give_up(&worker, &entry, deliveries);
+                } else {
+                    self.running_entry(&consumer, Some(&entry.id));
+                    self.run_entry(&worker, &entry);
+                    // Every child this invocation queued is in the stream before it is
+                    // acknowledged.
+                    self.publisher.flush();
+                    fault::reached(FaultPoint::BeforeAck);
+                    self.running_entry(&consumer, None);
+                }
                 finished.push(entry.id);
             }
         }
@@ -161,7 +223,10 @@ impl Process {
                     node: entry.node,
                     carried: None,
                 };
-                run_invocation(worker, &plan, invocation, &StreamDelegate(&self.publisher));
+                let delegate = StreamDelegate(&self.publisher);
+                // The entry's id is this run's claim: if this process dies, whoever re-runs
+                // the entry gets back the children this run made ready.
+                run_invocation(worker, &plan, invocation, &delegate, &entry.id);
             }
             Ok(Some(_)) => eprintln!(
                 "dag worker {}: DAG {} has no node {}; skipping the invocation",
@@ -172,8 +237,49 @@ impl Process {
         }
     }
 
+    /// Records which entry `consumer` runs (`None`: nothing), for the lease renewal.
+    fn running_entry(&self, consumer: &str, entry: Option<&str>) {
+        let mut running = self.running.lock().unwrap_or_else(|e| e.into_inner());
+        match entry {
+            Some(id) => running.insert(consumer.to_owned(), id.to_owned()),
+            None => running.remove(consumer),
+        };
+    }
+
+    /// How long a thread reads new work before it looks for dead workers' invocations again:
+    /// half a lease, with jitter so that a pool's threads do not all look at once.
+    fn claim_period(&self) -> Duration {
+        self.lease.mul_f64(0.5 + fastrand::f64() * 0.25)
+    }
+
+    /// Fails the DAG of an invocation whose workers kept dying on it.
+    fn give_up(&self, worker: &Worker, entry: &StreamEntry, deliveries: u64) {
+        let died = deliveries - 1;
+        let task = match self.handle.block_on(self.store.get_plan(&entry.dag)) {
+            Ok(Some(plan)) if (entry.node as usize) < plan.nodes.len() => {
+                plan.task_name(entry.node)
+            }
+            Ok(Some(_)) | Err(_) => String::new(),
+            Ok(None) => return, // the DAG has ended
+        };
+        let message = format!(
+            "{died} worker processes died while running node {} (task `{task}`) and never \
+             finished it (killed, out of memory, or the task crashes the process); \
+             giving up after {deliveries} deliveries",
+            entry.node
+        );
+        eprintln!("dag worker {}: {message}", worker.id);
+        self.fail_load(worker, entry, DagError::WorkerLost { task, message });
+    }
+
     /// Runs one invocation, the whole life of a process per invocation.
-    pub(crate) fn run_one(&self, dag: &DagId, node: u32, spawned_at: Option<SystemTime>) {
+    pub(crate) fn run_one(
+        &self,
+        dag: &DagId,
+        node: u32,
+        claim: &str,
+        spawned_at: Option<SystemTime>,
+    ) {
         let worker = self.worker(format!("{}/once", worker_id()));
         let loaded = self.load(dag, &worker.id);
         if let Some(spawned_at) = spawned_at {
@@ -195,7 +301,8 @@ impl Process {
                     node,
                     carried: None,
                 };
-                run_invocation(&worker, &plan, invocation, &StreamDelegate(&self.publisher));
+                let delegate = StreamDelegate(&self.publisher);
+                run_invocation(&worker, &plan, invocation, &delegate, claim);
             }
             Ok(_) => {}
             Err(e) => self.fail_load(&worker, &entry, e),
@@ -246,6 +353,9 @@ impl Process {
             }
             DagError::TaskMismatch { task, message, .. } => {
                 (FailureKind::TaskMismatch, task.clone(), message.clone())
+            }
+            DagError::WorkerLost { task, message } => {
+                (FailureKind::WorkerLost, task.clone(), message.clone())
             }
             DagError::Redis { .. } | DagError::Store(_) | DagError::Codec { .. } => {
                 (FailureKind::Store, String::new(), error.to_string())

@@ -72,6 +72,7 @@ pub(crate) fn expand(
         .block_on(worker.store.put_plan(&child.dag, &child_plan))
         .map_err(|e| e.to_string())?;
 
+    super::fault::reached(super::fault::FaultPoint::BeforeDelegate);
     let mut roots = child_plan.roots();
     let first = roots.next();
     for root in roots {

@@ -17,6 +17,7 @@
 pub(crate) mod assemble;
 mod execute;
 mod expand;
+pub mod fault;
 mod step;
 
 pub use step::run_invocation;

@@ -8,10 +8,11 @@ use bytes::Bytes;
 use super::assemble::Inputs;
 use super::execute::{execute, panic_message};
 use super::expand::expand;
+use super::fault::{self, FaultPoint};
 use super::{Delegate, Invocation, LoadedPlan, Worker};
 use crate::error::DagError;
 use crate::plan::PlanNode;
-use crate::store::{ChildRef, Completion, FailureKind, Outcome, TaskErrorRecord};
+use crate::store::{ChildRef, Completion, FailureKind, TaskErrorRecord};
 use crate::task::TaskDef;
 
 /// What a worker does next: run `invocation` of `plan` (which may be another DAG than the last
@@ -20,6 +21,11 @@ pub(crate) type Next = Option<(Arc<LoadedPlan>, Invocation)>;
 
 /// Runs `invocation` and then every node this worker continues with, until none is left.
 ///
+/// `claim` names this run for [`Store::complete`](crate::store::Store::complete): a worker
+/// process passes the id of the stream entry it works on, so that if it dies, the re-run of
+/// that entry by another worker gets back the children this run made ready; in-process workers
+/// pass `""`.
+///
 /// Never fails: a task failure or a store error is recorded in the store as the DAG's failure,
 /// which wakes the client; an ended DAG just stops the loop.
 pub fn run_invocation(
@@ -27,6 +33,7 @@ pub fn run_invocation(
     plan: &Arc<LoadedPlan>,
     invocation: Invocation,
     delegate: &dyn Delegate,
+    claim: &str,
 ) {
     let mut plan = Arc::clone(plan);
     let mut invocation = invocation;
@@ -35,7 +42,7 @@ pub fn run_invocation(
         // Task bodies' panics are caught where they run; this catches the engine's own, so that
         // a bug here fails the DAG instead of leaving its client waiting forever.
         let stepped = catch_unwind(AssertUnwindSafe(|| {
-            step(worker, &plan, invocation, delegate)
+            step(worker, &plan, invocation, delegate, claim)
         }));
         let (kind, error) = match stepped {
             Ok(Ok(Some((next_plan, next)))) => {
@@ -68,6 +75,7 @@ fn step(
     plan: &Arc<LoadedPlan>,
     invocation: Invocation,
     delegate: &dyn Delegate,
+    claim: &str,
 ) -> Result<Next, DagError> {
     let Worker { store, handle, .. } = worker;
     let index = invocation.node;
@@ -95,15 +103,19 @@ fn step(
         return match expand(worker, plan, index, template, &inputs, delegate) {
             Ok(super::expand::Expanded::Continue(next)) => Ok(next),
             Ok(super::expand::Expanded::Output(output)) => {
-                finish_node(worker, plan, index, output, delegate)
+                finish_node(worker, plan, index, output, delegate, claim)
             }
             Err(message) => fail_task(worker, plan, index, 1, message),
         };
     }
 
     // 2. Run, with the task's retry policy.
+    fault::reached(FaultPoint::BeforeTask);
     match run_attempts(worker, plan.task_of(index), node, &inputs) {
-        Ok(output) => finish_node(worker, plan, index, output, delegate),
+        Ok(output) => {
+            fault::reached(FaultPoint::BeforeComplete);
+            finish_node(worker, plan, index, output, delegate, claim)
+        }
         Err((attempt, message)) => fail_task(worker, plan, index, attempt, message),
     }
 }
@@ -128,24 +140,29 @@ fn fail_task(
     Ok(None)
 }
 
-/// Fails `plan`'s DAG and, for the child DAG of a map, every DAG above it up to the one the
-/// client waits for.
+/// Fails the DAG the client waits for with `record`: `plan`'s DAG, or for the child DAG of a
+/// map, the top of its chain of parents. The child DAGs on the way are then removed.
+///
+/// The top fails first, so the client learns of the failure even if this worker dies before
+/// the rest; a child DAG left behind expires with its keys' time to live.
 pub(crate) fn fail_dag(
     worker: &Worker,
     plan: &Arc<LoadedPlan>,
     record: TaskErrorRecord,
 ) -> Result<(), DagError> {
     let Worker { store, handle, .. } = worker;
-    let mut current = Arc::clone(plan);
-    loop {
-        handle.block_on(store.fail(&current.dag, record.clone()))?;
-        let Some((parent, _)) = current.parent.clone() else {
-            return Ok(());
-        };
-        // Nobody else waits for a child DAG: collecting its outcome removes what is left of it.
-        handle.block_on(store.wait(&current.dag))?;
-        current = parent;
+    let mut children = Vec::new();
+    let mut top = Arc::clone(plan);
+    while let Some((parent, _)) = top.parent.clone() {
+        children.push(top);
+        top = parent;
     }
+    handle.block_on(store.fail(&top.dag, record))?;
+    for child in children {
+        // Nobody waits for a child DAG; cancelling it also stops its other workers.
+        handle.block_on(store.cancel(&child.dag))?;
+    }
+    Ok(())
 }
 
 /// Steps 3 to 5 for a node that produced `output`: complete it, and keep one ready child.
@@ -158,26 +175,29 @@ fn finish_node(
     index: u32,
     output: Bytes,
     delegate: &dyn Delegate,
+    claim: &str,
 ) -> Result<Next, DagError> {
     let Worker { store, handle, .. } = worker;
     let mut plan = Arc::clone(plan);
     let mut index = index;
+    // Child DAGs whose sink produced `output`: removed once their map node is completed.
+    let mut done_children = Vec::new();
     loop {
-        // 5. The sink: its output is the DAG's result.
+        // 5. The sink: its output is the DAG's result ...
         if index == plan.plan.sink {
-            handle.block_on(store.finish(&plan.dag, output.clone()))?;
-            let Some((parent, map_node)) = plan.parent.clone() else {
-                return Ok(None);
-            };
-            // A child DAG: collect its outcome (which removes what is left of it); unless it
-            // failed meanwhile, its result completes the parent's map node.
-            match handle.block_on(store.wait(&plan.dag))? {
-                Outcome::Success(_) => {}
-                Outcome::Failed(_) => return Ok(None),
+            // ... or, in a map's child DAG, the output of the map node in the parent DAG. The
+            // map node is completed before the child is removed: a worker that dies between
+            // the two leaves a child whose re-run completes the map node again (idempotent),
+            // never a removed child with a map node nobody completes.
+            if let Some((parent, map_node)) = plan.parent.clone() {
+                done_children.push(plan);
+                plan = parent;
+                index = map_node;
+                continue;
             }
-            plan = parent;
-            index = map_node;
-            continue;
+            handle.block_on(store.finish(&plan.dag, output))?;
+            remove_children(worker, &done_children)?;
+            return Ok(None);
         }
 
         // 3. Complete: store, mark children, learn which are ready.
@@ -190,11 +210,16 @@ fn finish_node(
                 parents: plan.plan.node(child).parents,
             })
             .collect();
-        let completion = store.complete(&plan.dag, index, output.clone(), &children);
-        let ready = match handle.block_on(completion)? {
+        let completion = store.complete(&plan.dag, index, output.clone(), &children, claim);
+        let completion = handle.block_on(completion)?;
+        remove_children(worker, &done_children)?;
+        let ready = match completion {
             Completion::Ended => return Ok(None),
             Completion::Ready(ready) => ready,
         };
+        if !ready.is_empty() {
+            fault::reached(FaultPoint::BeforeDelegate);
+        }
 
         // 4. Keep one ready child, delegate the rest.
         let mut ready = ready.into_iter();
@@ -218,6 +243,15 @@ fn finish_node(
             },
         )));
     }
+}
+
+/// Removes map child DAGs whose result has been handed to their parent DAG (one atomic store
+/// call each; nobody waits for a child DAG, so cancelling it just deletes what is left).
+fn remove_children(worker: &Worker, children: &[Arc<LoadedPlan>]) -> Result<(), DagError> {
+    for child in children {
+        worker.handle.block_on(worker.store.cancel(&child.dag))?;
+    }
+    Ok(())
 }
 
 /// Runs the task until an attempt succeeds or the retries are used up. `Err` carries the last

@@ -66,7 +66,8 @@ impl LocalPool {
 
 fn serve(worker: Worker, queue: Receiver<Job>, delegate: QueueDelegate) {
     while let Ok(Job::Run(plan, invocation)) = queue.recv() {
-        run_invocation(&worker, &plan, invocation, &delegate);
+        // In process: a worker that dies takes the whole runtime with it, nothing to re-run.
+        run_invocation(&worker, &plan, invocation, &delegate, "");
     }
 }
 

@@ -16,7 +16,7 @@
 //! builder knows that `main` does: without it the children would run the client's program again.
 //! Everything that runs *inside* a worker process lives in the `dag-workers` crate.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -25,6 +25,10 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use crate::error::DagError;
 use crate::store::{FailureKind, InvocationStream, Store, StreamEntry, TaskErrorRecord};
+
+/// How often the launcher starts an invocation whose processes keep crashing before it fails
+/// the DAG.
+pub const MAX_LAUNCHES: u32 = 3;
 
 /// Environment variables that make a process of a `dag` program a worker.
 pub mod env {
@@ -36,8 +40,12 @@ pub mod env {
     pub const STREAM: &str = "DAG_STREAM";
     /// Worker threads reading the stream (the same as `--concurrency N`).
     pub const CONCURRENCY: &str = "DAG_CONCURRENCY";
-    /// `<dag id> <node>`: run this one invocation and exit (one process per invocation).
+    /// `<dag id> <node> [<claim>]`: run this one invocation and exit (one process per
+    /// invocation); the claim is the launcher's stream entry id (see `Store::complete`).
     pub const INVOCATION: &str = "DAG_INVOCATION";
+    /// How long an invocation may go without a sign of life from its worker before another
+    /// worker re-runs it (the same as `--lease`; default 10 s).
+    pub const LEASE: &str = "DAG_LEASE";
     /// When the parent started this process, µs since the Unix epoch (for the cold start).
     pub const SPAWNED_AT_US: &str = "DAG_SPAWNED_AT_US";
     /// The pid of the client that started this worker: the worker stops when it goes away.
@@ -256,15 +264,23 @@ impl LauncherState {
         };
         let (exits, exited) = crossbeam_channel::unbounded::<Exit>();
         let mut alive = 0usize;
+        // Launches so far of each entry whose process has not finished it yet.
+        let mut launches: HashMap<String, u32> = HashMap::new();
+        let on_exit = |exit: Exit, alive: &mut usize, launches: &mut HashMap<String, u32>| {
+            *alive -= 1;
+            if let Some(entry) = self.finished(exit, launches) {
+                if self.launch(entry, &exits) {
+                    *alive += 1;
+                }
+            }
+        };
         while !self.stop.load(Ordering::Relaxed) {
             while let Ok(exit) = exited.try_recv() {
-                alive -= 1;
-                self.finished(exit);
+                on_exit(exit, &mut alive, &mut launches);
             }
             if alive >= self.max_alive {
                 if let Ok(exit) = exited.recv_timeout(Duration::from_millis(100)) {
-                    alive -= 1;
-                    self.finished(exit);
+                    on_exit(exit, &mut alive, &mut launches);
                 }
                 continue;
             }
@@ -280,6 +296,7 @@ impl LauncherState {
                 }
             };
             for entry in entries {
+                launches.insert(entry.id.clone(), 1);
                 if self.launch(entry, &exits) {
                     alive += 1;
                 }
@@ -300,9 +317,14 @@ impl LauncherState {
     /// Starts the process of `entry`; `false` if it could not be started (the DAG is failed).
     fn launch(&self, entry: StreamEntry, exits: &crossbeam_channel::Sender<Exit>) -> bool {
         let started = worker_command(&self.redis_url, self.stream.key()).and_then(|mut c| {
-            c.env(env::INVOCATION, format!("{} {}", entry.dag, entry.node))
-                .spawn()
-                .map_err(|e| DagError::Runtime(format!("could not start a worker process: {e}")))
+            // The entry id is the run's claim: a re-launch gets back what a crashed one made
+            // ready (see `Store::complete`).
+            c.env(
+                env::INVOCATION,
+                format!("{} {} {}", entry.dag, entry.node, entry.id),
+            )
+            .spawn()
+            .map_err(|e| DagError::Runtime(format!("could not start a worker process: {e}")))
         });
         let mut child = match started {
             Ok(child) => child,
@@ -338,16 +360,27 @@ impl LauncherState {
         true
     }
 
-    /// Acknowledges `entry` once its process has exited; a process that failed (it could not
-    /// connect, or crashed) fails the DAG, since its invocation may not have run.
-    fn finished(&self, (entry, pid, status): Exit) {
+    /// Acknowledges `entry` once its process has exited, or returns it to be launched again:
+    /// a process that crashed may have died anywhere in its invocation, and the platform
+    /// re-runs it, as a serverless platform retries a crashed function. After
+    /// [`MAX_LAUNCHES`] launches the DAG fails instead.
+    fn finished(
+        &self,
+        (entry, pid, status): Exit,
+        launches: &mut HashMap<String, u32>,
+    ) -> Option<StreamEntry> {
         let worker = format!("{}:{pid}", hostname_of_worker_id());
+        let launched = launches.remove(&entry.id).unwrap_or(1);
         match status {
             Ok(status) if status.success() => {}
+            Ok(_) if launched < MAX_LAUNCHES => {
+                launches.insert(entry.id.clone(), launched + 1);
+                return Some(entry);
+            }
             Ok(status) => self.fail(
                 &entry,
                 format!(
-                    "the worker process for node {} exited with {status}",
+                    "the worker process for node {} exited with {status}, {launched} times",
                     entry.node
                 ),
                 worker,
@@ -364,6 +397,7 @@ impl LauncherState {
         if let Err(e) = self.handle.block_on(self.stream.ack(&[entry.id])) {
             eprintln!("dag launcher: {e}");
         }
+        None
     }
 
     fn fail(&self, entry: &StreamEntry, message: String, worker: String) {
@@ -376,7 +410,7 @@ impl LauncherState {
             Err(_) => "?".to_owned(),
         };
         let record = TaskErrorRecord {
-            kind: FailureKind::Worker,
+            kind: FailureKind::WorkerLost,
             task,
             node: entry.node,
             attempt: 1,

@@ -59,6 +59,8 @@ struct DagState {
     plan: Option<Arc<Plan>>,
     outputs: Vec<Option<Bytes>>,
     finished_parents: HashMap<u32, ParentSet>,
+    /// Which run made a child ready, for children made ready with a non-empty claim.
+    claims: HashMap<u32, Box<str>>,
     errors: Vec<TaskErrorRecord>,
     outcome: Option<Outcome>,
     /// Removed from the store by [`Store::cancel`] or [`Store::gc`]: a waiter gives up.
@@ -150,6 +152,7 @@ impl DagState {
         self.plan = None;
         self.outputs = Vec::new();
         self.finished_parents = HashMap::new();
+        self.claims = HashMap::new();
         true
     }
 }
@@ -222,6 +225,7 @@ impl Store for MemoryStore {
         node: u32,
         output: Bytes,
         children: &[ChildRef],
+        claim: &str,
     ) -> Result<Completion, DagError> {
         let Some(entry) = self.entry(dag) else {
             return Ok(Completion::Ended);
@@ -247,7 +251,15 @@ impl Store for MemoryStore {
                 }
             };
             if added && finished == child.parents as usize {
+                if !claim.is_empty() {
+                    state.claims.insert(child.node, claim.into());
+                }
                 ready.push(child.node);
+            } else if !added
+                && !claim.is_empty()
+                && state.claims.get(&child.node).is_some_and(|c| **c == *claim)
+            {
+                ready.push(child.node); // the claiming run again: it may not have handed it on
             }
         }
         Ok(Completion::Ready(ready))

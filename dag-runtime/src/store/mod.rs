@@ -122,6 +122,8 @@ pub enum FailureKind {
     TaskNotFound,
     /// The worker's task of that name has another signature than the client's.
     TaskMismatch,
+    /// Worker processes kept dying while running the task.
+    WorkerLost,
     /// The store failed while the worker ran the task's step.
     Store,
     /// The worker itself failed outside the task body (a bug in dag).
@@ -144,6 +146,10 @@ impl From<TaskErrorRecord> for DagError {
             FailureKind::TaskMismatch => DagError::TaskMismatch {
                 task: r.task,
                 worker: r.worker,
+                message: r.message,
+            },
+            FailureKind::WorkerLost => DagError::WorkerLost {
+                task: r.task,
                 message: r.message,
             },
             FailureKind::Store => DagError::Store(r.message),
@@ -189,13 +195,49 @@ pub trait Store: Send + Sync + 'static {
 
     /// Stores `node`'s output, adds `node` to each child's set of finished parents and returns
     /// the children whose set became complete through this call. Idempotent per parent: a
-    /// parent that reports twice is counted once, so each child is reported ready exactly once.
+    /// parent that reports twice is counted once, so among callers with different `claim`s each
+    /// child is reported ready exactly once.
+    ///
+    /// `claim` names the run that calls (a worker process passes the id of the stream entry it
+    /// is working on; in-process workers pass `""`). A child that becomes ready is *claimed* by
+    /// that run. When the same parent reports again with the same non-empty claim, its claimed
+    /// children are reported ready again: that is the re-run of an invocation whose worker died
+    /// after the children became ready but before it handed them on, and without this the
+    /// children would be stranded. An empty claim claims nothing.
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use dag::prelude::*;
+    /// use dag::store::{ChildRef, Completion, DagId, MemoryStore, Store};
+    ///
+    /// #[task]
+    /// fn one() -> i64 { 1 }
+    /// #[task]
+    /// fn inc(x: i64) -> i64 { x + 1 }
+    ///
+    /// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+    /// let plan = Arc::new(inc(one()).plan()?);
+    /// let (store, dag) = (MemoryStore::new(), DagId::new());
+    /// store.put_plan(&dag, &plan).await?;
+    /// let child = [ChildRef { node: 1, parents: 1 }];
+    /// assert_eq!(store.complete(&dag, 0, "1".into(), &child, "entry-7").await?,
+    ///            Completion::Ready(vec![1]));
+    /// // Another run of node 0 does not get the child again ...
+    /// assert_eq!(store.complete(&dag, 0, "1".into(), &child, "entry-9").await?,
+    ///            Completion::Ready(vec![]));
+    /// // ... but the re-run of the run that claimed it does.
+    /// assert_eq!(store.complete(&dag, 0, "1".into(), &child, "entry-7").await?,
+    ///            Completion::Ready(vec![1]));
+    /// # Ok::<(), dag::DagError>(())
+    /// # }).unwrap();
+    /// ```
     async fn complete(
         &self,
         dag: &DagId,
         node: u32,
         output: Bytes,
         children: &[ChildRef],
+        claim: &str,
     ) -> Result<Completion, DagError>;
 
     /// Records a task failure, marks the DAG failed and wakes the client. The first failure
@@ -234,7 +276,7 @@ pub trait Store: Send + Sync + 'static {
     /// let dag = DagId::new();
     /// store.put_plan(&dag, &plan).await?;
     /// assert!(store.cancel(&dag).await?);
-    /// assert_eq!(store.complete(&dag, 0, "x".into(), &[]).await?, Completion::Ended);
+    /// assert_eq!(store.complete(&dag, 0, "x".into(), &[], "").await?, Completion::Ended);
     /// assert_eq!(store.dag_count(), 0);
     /// # Ok::<(), dag::DagError>(())
     /// # }).unwrap();

@@ -549,6 +549,7 @@ impl Store for RedisStore {
         node: u32,
         output: Bytes,
         children: &[ChildRef],
+        claim: &str,
     ) -> Result<Completion, DagError> {
         self.check_size(|| self.describe_node(dag, node), output.len())?;
         let keys = Keys::new(dag);
@@ -562,7 +563,8 @@ impl Store for RedisStore {
             .arg(if self.inner.config.events { "1" } else { "0" })
             .arg(&self.inner.worker)
             .arg(self.ttl_ms())
-            .arg(self.event_task_name(dag, node));
+            .arg(self.event_task_name(dag, node))
+            .arg(claim);
         for child in children {
             invocation.key(keys.done(child.node)).arg(child.parents);
         }

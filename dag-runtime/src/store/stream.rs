@@ -30,6 +30,10 @@ pub const GROUP: &str = "dag-workers";
 /// How many cold-start times `<stream>:cold_start_us` keeps.
 const COLD_STARTS_KEPT: isize = 100_000;
 
+/// How many of a consumer's pending entries `XPENDING` lists when looking up delivery counts
+/// (a worker thread has at most a few: the one it runs and the ones awaiting their `XACK`).
+const PENDING_SCAN: usize = 64;
+
 /// One invocation read from the stream.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StreamEntry {
@@ -132,21 +136,80 @@ impl InvocationStream {
         })
     }
 
+    /// A pipeline that starts by acknowledging and deleting `ids` (empty if there are none).
+    fn ack_pipeline(&self, ids: &[String]) -> redis::Pipeline {
+        let mut pipe = redis::pipe();
+        if !ids.is_empty() {
+            pipe.cmd("XACK")
+                .arg(&self.key)
+                .arg(GROUP)
+                .arg(ids)
+                .ignore()
+                .cmd("XDEL")
+                .arg(&self.key)
+                .arg(ids)
+                .ignore();
+        }
+        pipe
+    }
+
+    /// Parses entries as invocations; entries that are not (deleted meanwhile, or written by
+    /// something else) are acknowledged and skipped.
+    async fn invocations(
+        &self,
+        entries: Vec<(String, Vec<Value>)>,
+    ) -> Result<Vec<StreamEntry>, DagError> {
+        let mut invocations = Vec::new();
+        let mut malformed = Vec::new();
+        for (id, fields) in entries {
+            match parse_entry(&fields) {
+                Some((dag, node)) => invocations.push(StreamEntry { id, dag, node }),
+                None => malformed.push(id),
+            }
+        }
+        if !malformed.is_empty() {
+            eprintln!(
+                "dag: skipping {} entries of stream `{}` that are not invocations: {malformed:?}",
+                malformed.len(),
+                self.key
+            );
+            self.ack(&malformed).await?;
+        }
+        Ok(invocations)
+    }
+
+    /// Resets the idle time of `ids`, pending with `consumer`, so that no other worker claims
+    /// them with [`StreamReader::ack_and_claim_stale`] while they run: the lease's heartbeat.
+    /// `XCLAIM ... JUSTID` to the same consumer; one round trip for every consumer given.
+    pub async fn keep_alive(&self, running: &[(String, String)]) -> Result<(), DagError> {
+        if running.is_empty() {
+            return Ok(());
+        }
+        let mut pipe = redis::pipe();
+        for (consumer, id) in running {
+            pipe.cmd("XCLAIM")
+                .arg(&self.key)
+                .arg(GROUP)
+                .arg(consumer)
+                .arg(0)
+                .arg(id)
+                .arg("JUSTID")
+                .ignore();
+        }
+        pipe.query_async::<()>(&mut self.store.connection())
+            .await
+            .map_err(|e| {
+                self.store
+                    .redis_error("could not renew the invocations' lease", e)
+            })
+    }
+
     /// Acknowledges entries and deletes them from the stream, in one round trip.
     pub async fn ack(&self, ids: &[String]) -> Result<(), DagError> {
         if ids.is_empty() {
             return Ok(());
         }
-        redis::pipe()
-            .cmd("XACK")
-            .arg(&self.key)
-            .arg(GROUP)
-            .arg(ids)
-            .ignore()
-            .cmd("XDEL")
-            .arg(&self.key)
-            .arg(ids)
-            .ignore()
+        self.ack_pipeline(ids)
             .query_async::<()>(&mut self.store.connection())
             .await
             .map_err(|e| {
@@ -249,18 +312,7 @@ impl StreamReader {
         count: usize,
         block: Duration,
     ) -> Result<Vec<StreamEntry>, DagError> {
-        let mut pipe = redis::pipe();
-        if !ack.is_empty() {
-            pipe.cmd("XACK")
-                .arg(&self.stream.key)
-                .arg(GROUP)
-                .arg(ack)
-                .ignore()
-                .cmd("XDEL")
-                .arg(&self.stream.key)
-                .arg(ack)
-                .ignore();
-        }
+        let mut pipe = self.stream.ack_pipeline(ack);
         pipe.cmd("XREADGROUP")
             .arg("GROUP")
             .arg(GROUP)
@@ -277,23 +329,65 @@ impl StreamReader {
                 .store
                 .redis_error("could not read the invocation stream", e)
         })?;
-        let mut entries = Vec::new();
-        let mut malformed = Vec::new();
-        for (id, fields) in stream_entries(reply) {
-            match parse_entry(&fields) {
-                Some((dag, node)) => entries.push(StreamEntry { id, dag, node }),
-                None => malformed.push(id),
-            }
+        self.stream.invocations(stream_entries(reply)).await
+    }
+
+    /// Acknowledges `ack` (like [`ack_and_read`](Self::ack_and_read)) and claims for this
+    /// reader's consumer up to `count` invocations that have been pending with other consumers
+    /// for at least `lease` without a sign of life: their worker died, or hangs. One round trip
+    /// (`XAUTOCLAIM`, then `XPENDING` for the claimed entries' delivery counts).
+    ///
+    /// Returns each claimed invocation with the number of times it has been delivered,
+    /// this one included: 2 for the first re-run after a worker died. A worker keeps what it
+    /// runs from being claimed with [`InvocationStream::keep_alive`].
+    pub async fn ack_and_claim_stale(
+        &mut self,
+        ack: &[String],
+        lease: Duration,
+        count: usize,
+    ) -> Result<Vec<(StreamEntry, u64)>, DagError> {
+        let mut pipe = self.stream.ack_pipeline(ack);
+        pipe.cmd("XAUTOCLAIM")
+            .arg(&self.stream.key)
+            .arg(GROUP)
+            .arg(&self.consumer)
+            .arg(lease.as_millis().max(1) as u64)
+            .arg("0-0")
+            .arg("COUNT")
+            .arg(count.max(1))
+            .cmd("XPENDING")
+            .arg(&self.stream.key)
+            .arg(GROUP)
+            .arg("-")
+            .arg("+")
+            .arg(PENDING_SCAN)
+            .arg(&self.consumer);
+        let (claimed, pending): (Value, Value) =
+            pipe.query_async(&mut self.conn).await.map_err(|e| {
+                self.stream
+                    .store
+                    .redis_error("could not claim stale invocations", e)
+            })?;
+        // [next cursor, [[id, fields], ..], [deleted ids]]; only the entries matter here.
+        let entries = match claimed {
+            Value::Array(mut parts) if parts.len() >= 2 => entry_list(parts.swap_remove(1)),
+            _ => Vec::new(),
+        };
+        if entries.is_empty() {
+            return Ok(Vec::new());
         }
-        if !malformed.is_empty() {
-            eprintln!(
-                "dag: skipping {} entries of stream `{}` that are not invocations: {malformed:?}",
-                malformed.len(),
-                self.stream.key
-            );
-            self.stream.ack(&malformed).await?;
-        }
-        Ok(entries)
+        let counts = delivery_counts(pending);
+        let entries = self.stream.invocations(entries).await?;
+        Ok(entries
+            .into_iter()
+            .map(|entry| {
+                let deliveries = counts
+                    .iter()
+                    .find(|(id, _)| *id == entry.id)
+                    .map_or(2, |(_, n)| *n);
+                (entry, deliveries)
+            })
+            .collect())
     }
 
     /// Removes this consumer from the group (call it when it has nothing pending any more).
@@ -327,29 +421,54 @@ fn stream_entries(reply: Value) -> Vec<(String, Vec<Value>)> {
         Value::Map(pairs) => pairs.into_iter().map(|(_, v)| v).collect(),
         _ => Vec::new(),
     };
+    streams.into_iter().flat_map(entry_list).collect()
+}
+
+/// `[[id, [field, value, ..]], ..]` (the entries of `XRANGE`, `XAUTOCLAIM` or one stream of
+/// `XREADGROUP`) as ids and fields. Entries deleted meanwhile (`[id, nil]`) have no fields.
+fn entry_list(items: Value) -> Vec<(String, Vec<Value>)> {
+    let Value::Array(items) = items else {
+        return Vec::new();
+    };
     let mut out = Vec::new();
-    for stream in streams {
-        let Value::Array(items) = stream else {
+    for item in items {
+        let Value::Array(mut pair) = item else {
             continue;
         };
-        for item in items {
-            let Value::Array(mut pair) = item else {
-                continue;
-            };
-            if pair.len() != 2 {
-                continue;
-            }
-            let fields = match pair.pop() {
-                Some(Value::Array(fields)) => fields,
-                Some(Value::Map(pairs)) => pairs.into_iter().flat_map(|(k, v)| [k, v]).collect(),
-                _ => Vec::new(),
-            };
-            if let Some(id) = pair.pop().and_then(|v| text(&v)) {
-                out.push((id, fields));
-            }
+        if pair.len() != 2 {
+            continue;
+        }
+        let fields = match pair.pop() {
+            Some(Value::Array(fields)) => fields,
+            Some(Value::Map(pairs)) => pairs.into_iter().flat_map(|(k, v)| [k, v]).collect(),
+            _ => Vec::new(),
+        };
+        if let Some(id) = pair.pop().and_then(|v| text(&v)) {
+            out.push((id, fields));
         }
     }
     out
+}
+
+/// The delivery counts in an `XPENDING key group start end count [consumer]` reply:
+/// `[[id, consumer, idle ms, deliveries], ..]`.
+fn delivery_counts(reply: Value) -> Vec<(String, u64)> {
+    let Value::Array(items) = reply else {
+        return Vec::new();
+    };
+    items
+        .into_iter()
+        .filter_map(|item| match item {
+            Value::Array(fields) if fields.len() == 4 => {
+                let deliveries = match &fields[3] {
+                    Value::Int(n) => *n as u64,
+                    other => text(other)?.parse().ok()?,
+                };
+                Some((text(&fields[0])?, deliveries))
+            }
+            _ => None,
+        })
+        .collect()
 }
 
 fn text(value: &Value) -> Option<String> {

@@ -7,20 +7,27 @@
 --                                ARGV[5]  the keys' time to live (ms): set on the keys this creates
 --                                ARGV[6]  the node's task name for the event (`task[i]` for a
 --                                         map element), or '' if unknown
--- KEYS[3 + j]  dag:{id}:done:<child j>     ARGV[6 + j]  number of distinct parents of child j
---   for j = 1 .. number of children
+-- KEYS[3 + j]  dag:{id}:done:<child j>     ARGV[7]      the claim of the calling run, or ''
+--   for j = 1 .. number of children          ARGV[7 + j]  number of distinct parents of child j
 --
 -- Returns -1 if the DAG is not running (ended or unknown), else the positions j (1-based) of the
 -- children that became ready through this call. SADD makes a repeated report of one parent count
 -- once, and "SADD added it and the set is now full" is true for exactly one call per child.
+--
+-- That call claims the child for its run by adding the member '@<claim>' to the child's set
+-- (never a node index, and added only once the set is full, so it never counts as a parent).
+-- A repeated report with the same claim, the re-run of a run whose worker died before handing
+-- the child on, gets the child again; any other repeated report does not.
 if redis.call('GET', KEYS[1]) ~= 'running' then
   return -1
 end
 redis.call('SET', KEYS[2], ARGV[1], 'PX', ARGV[5])
+local claim = ARGV[7]
 local ready = {}
 for i = 4, #KEYS do
+  local child = i - 3
   if redis.call('SADD', KEYS[i], ARGV[2]) == 1 then
-    local parents = tonumber(ARGV[i + 3])
+    local parents = tonumber(ARGV[child + 7])
     local finished = 1
     if parents ~= 1 then
       finished = redis.call('SCARD', KEYS[i])
@@ -30,8 +37,13 @@ for i = 4, #KEYS do
       redis.call('PEXPIRE', KEYS[i], ARGV[5])
     end
     if finished == parents then
-      ready[#ready + 1] = i - 3
+      if claim ~= '' then
+        redis.call('SADD', KEYS[i], '@' .. claim)
+      end
+      ready[#ready + 1] = child
     end
+  elseif claim ~= '' and redis.call('SISMEMBER', KEYS[i], '@' .. claim) == 1 then
+    ready[#ready + 1] = child
   end
 end
 if ARGV[3] == '1' then

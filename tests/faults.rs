@@ -1,0 +1,402 @@
+//! Worker processes dying mid-DAG: the DAG still completes with the right result, on the
+//! workers that are left, and leaves nothing behind.
+//!
+//! Like `tests/workers.rs`, this test binary has its own `main` (`harness = false`) and is also
+//! the worker processes it starts. Workers run with a short lease (`DAG_LEASE`), so an
+//! invocation whose worker died is re-run by another worker after a fraction of a second.
+//!
+//! - `a_worker_killed_at_<point>`: a worker started with `DAG_FAULT=<point>:<n>` (the
+//!   `fault-injection` hook of `dag_runtime::engine::fault`) kills itself with SIGKILL the
+//!   `n`-th time it reaches that point of the worker step, for several `n`; a healthy worker
+//!   started afterwards must finish the DAG.
+//! - `workers_killed_from_outside`: SIGKILL at random moments while DAGs run, replacements
+//!   started, repeated.
+//! - `a_task_that_kills_every_worker_fails_the_dag`: the DAG fails with `WorkerLost` after
+//!   `MAX_DELIVERIES` deliveries instead of killing workers forever.
+//! - `a_crashed_invocation_process_is_launched_again`: one process per invocation, one of them
+//!   killed: the launcher launches the invocation again.
+
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use dag::prelude::*;
+use dag::worker::MAX_DELIVERIES;
+use dag_runtime::engine::fault::{FaultPoint, ENV as FAULT_ENV, ONCE_ENV as FAULT_ONCE_ENV};
+use dag_test_support::RedisServer;
+
+/// The lease the workers of these tests run with: how soon a dead worker's invocation is re-run.
+const LEASE: &str = "300ms";
+
+#[task]
+fn numbers(n: u64) -> Vec<u64> {
+    (1..=n).collect()
+}
+
+#[task]
+fn leaf(seed: u64, i: u64, delay_ms: u64) -> u64 {
+    std::thread::sleep(Duration::from_millis(delay_ms));
+    seed * 1000 + i
+}
+
+#[task]
+fn square(x: u64) -> u64 {
+    x * x
+}
+
+#[task]
+fn add(a: u64, b: u64) -> u64 {
+    a + b
+}
+
+#[task]
+fn total(xs: Vec<u64>) -> u64 {
+    xs.iter().sum()
+}
+
+#[task]
+fn kills_its_process(x: u64) -> u64 {
+    // SAFETY: kill and getpid have no preconditions; this is the crash the test is about.
+    unsafe {
+        libc::kill(libc::getpid(), libc::SIGKILL);
+    }
+    x
+}
+
+/// A DAG with every kind of hand-over: a fan-out of `width` leaves from one root, a tree
+/// reduction over them (fan-ins), and a dynamic map over a run-time list whose child DAG
+/// completes a node of the parent. Returns the DAG and its value.
+fn mixed(seed: u64, width: u64, delay_ms: u64) -> (Node<u64>, u64) {
+    let root = add(seed, 0);
+    let mut level: Vec<Node<u64>> = (0..width).map(|i| leaf(&root, i, delay_ms)).collect();
+    while level.len() > 1 {
+        level = level
+            .chunks(2)
+            .map(|pair| match pair {
+                [a, b] => add(a, b),
+                [a] => add(a, 0),
+                _ => unreachable!(),
+            })
+            .collect();
+    }
+    let tree = level.pop().expect("at least one leaf");
+    let squares = total(numbers(width).map(square));
+    let value =
+        (0..width).map(|i| seed * 1000 + i).sum::<u64>() + (1..=width).map(|x| x * x).sum::<u64>();
+    (add(tree, squares), value)
+}
+
+/// Worker processes of this executable on the stream `stream`; killed when dropped.
+struct Worker {
+    child: Child,
+}
+
+impl Worker {
+    fn start(url: &str, stream: &str, concurrency: usize, env: &[(&str, &str)]) -> Worker {
+        let mut command = Command::new(std::env::current_exe().expect("this test's executable"));
+        command
+            .env("DAG_WORKER", "1")
+            .env("DAG_REDIS_URL", url)
+            .env("DAG_STREAM", stream)
+            .env("DAG_CONCURRENCY", concurrency.to_string())
+            .env("DAG_LEASE", LEASE)
+            .env("DAG_PARENT_PID", std::process::id().to_string())
+            .env_remove(FAULT_ENV)
+            .env_remove(FAULT_ONCE_ENV)
+            .stdin(Stdio::null());
+        for (key, value) in env {
+            command.env(key, value);
+        }
+        Worker {
+            child: command.spawn().expect("a worker process starts"),
+        }
+    }
+
+    fn sigkill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// Waits up to `limit` for the process to exit by itself; its signal, if it died by one.
+    fn wait_death(&mut self, limit: Duration) -> Option<Option<i32>> {
+        use std::os::unix::process::ExitStatusExt;
+        let deadline = Instant::now() + limit;
+        while Instant::now() < deadline {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return Some(status.signal());
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        None
+    }
+}
+
+impl Drop for Worker {
+    fn drop(&mut self) {
+        self.sigkill();
+    }
+}
+
+/// `node` computed on `runtime` in a thread of its own; `join` fails the check instead of
+/// hanging if the DAG does not end within two minutes.
+struct Running<T>(std::sync::mpsc::Receiver<Result<T, DagError>>);
+
+impl<T: serde::de::DeserializeOwned + Send + 'static> Running<T> {
+    fn start(node: &Node<T>, runtime: &Runtime) -> Self {
+        let (node, runtime) = (node.clone(), runtime.clone());
+        let (sender, receiver) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let _ = sender.send(node.compute_on(&runtime));
+        });
+        Running(receiver)
+    }
+
+    fn join(self) -> Result<T, DagError> {
+        self.0
+            .recv_timeout(Duration::from_secs(120))
+            .expect("the DAG ends instead of hanging")
+    }
+}
+
+fn client(url: &str, stream: &str) -> Runtime {
+    Runtime::builder()
+        .redis(url)
+        .worker_pool()
+        .stream(stream)
+        .build()
+        .expect("a client of the pool")
+}
+
+/// What a finished DAG may leave on the server: nothing of any DAG, and no invocation still
+/// pending in the stream.
+fn assert_clean(url: &str, stream: &str) {
+    let mut conn = redis::Client::open(url)
+        .and_then(|c| c.get_connection())
+        .expect("a test connection to redis");
+    let keys: Vec<String> = redis::cmd("KEYS").arg("dag:{*").query(&mut conn).unwrap();
+    assert_eq!(keys, Vec::<String>::new(), "keys left behind");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        // The last acknowledgement travels with a worker's next read.
+        let pending: (u64, redis::Value, redis::Value, redis::Value) = redis::cmd("XPENDING")
+            .arg(stream)
+            .arg(dag::store::GROUP)
+            .query(&mut conn)
+            .unwrap();
+        if pending.0 == 0 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{} invocations still pending in {stream}",
+            pending.0
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+// ------------------------------------------------------------------------------------------
+
+/// A worker that dies the `n`-th time it reaches `point`, for several `n`, with the DAG
+/// finished by a healthy worker started once the faulty one is dead.
+fn a_worker_killed_at(point: FaultPoint) {
+    let server = RedisServer::start();
+    for (round, nth) in [1u64, 2, 3, 5, 8].into_iter().enumerate() {
+        let stream = format!("faults:{}:{nth}", point.name());
+        let runtime = client(&server.url(), &stream);
+        let (dag, value) = mixed(round as u64 + 1, 12, 2);
+        let fault = format!("{}:{nth}", point.name());
+        let mut faulty = Worker::start(&server.url(), &stream, 1, &[(FAULT_ENV, &fault)]);
+        let running = Running::start(&dag, &runtime);
+        let died = faulty.wait_death(Duration::from_secs(60));
+        assert_eq!(
+            died,
+            Some(Some(libc::SIGKILL)),
+            "the worker with {FAULT_ENV}={fault} killed itself"
+        );
+        let _healthy = Worker::start(&server.url(), &stream, 2, &[]);
+        assert_eq!(running.join(), Ok(value), "{FAULT_ENV}={fault}");
+        drop(runtime);
+        assert_clean(&server.url(), &stream);
+    }
+}
+
+fn a_worker_killed_before_the_task() {
+    a_worker_killed_at(FaultPoint::BeforeTask);
+}
+
+fn a_worker_killed_before_storing_the_output() {
+    a_worker_killed_at(FaultPoint::BeforeComplete);
+}
+
+fn a_worker_killed_before_handing_on_ready_children() {
+    a_worker_killed_at(FaultPoint::BeforeDelegate);
+}
+
+fn a_worker_killed_before_acknowledging() {
+    a_worker_killed_at(FaultPoint::BeforeAck);
+}
+
+/// SIGKILL from outside at random moments: three workers, one killed and replaced every
+/// 150-400 ms while DAGs run, over several DAGs.
+fn workers_killed_from_outside() {
+    let server = RedisServer::start();
+    let stream = "faults:outside";
+    let runtime = client(&server.url(), stream);
+    let mut workers: Vec<Worker> = (0..3)
+        .map(|_| Worker::start(&server.url(), stream, 2, &[]))
+        .collect();
+    let mut kills = 0;
+    for round in 0..4u64 {
+        let (dag, value) = mixed(round + 1, 48, 15);
+        let running = Running::start(&dag, &runtime);
+        let deadline = Instant::now() + Duration::from_millis(1200);
+        while Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(150 + fastrand::u64(0..250)));
+            let victim = fastrand::usize(0..workers.len());
+            workers[victim].sigkill();
+            kills += 1;
+            workers[victim] = Worker::start(&server.url(), stream, 2, &[]);
+        }
+        assert_eq!(
+            running.join(),
+            Ok(value),
+            "round {round}, {kills} kills so far"
+        );
+    }
+    drop(runtime);
+    assert_clean(&server.url(), stream);
+}
+
+/// A task that kills whichever process runs it: each delivery kills a worker (the test keeps
+/// two alive), and after `MAX_DELIVERIES` the DAG fails naming the task.
+fn a_task_that_kills_every_worker_fails_the_dag() {
+    let server = RedisServer::start();
+    let stream = "faults:poison";
+    let runtime = client(&server.url(), stream);
+    let mut workers: Vec<Worker> = (0..2)
+        .map(|_| Worker::start(&server.url(), stream, 1, &[]))
+        .collect();
+    let running = Running::start(&add(kills_its_process(1), 1), &runtime);
+    let (sender, receiver) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = sender.send(running.join());
+    });
+    let outcome = loop {
+        if let Ok(outcome) = receiver.recv_timeout(Duration::from_millis(20)) {
+            break outcome;
+        }
+        for worker in &mut workers {
+            if let Ok(Some(_)) = worker.child.try_wait() {
+                *worker = Worker::start(&server.url(), stream, 1, &[]);
+            }
+        }
+    };
+    match outcome {
+        Err(DagError::WorkerLost { task, message }) => {
+            assert!(task.ends_with("kills_its_process"), "{task}");
+            assert!(
+                message.contains(&format!("{} deliveries", MAX_DELIVERIES + 1)),
+                "{message}"
+            );
+        }
+        other => panic!("expected WorkerLost, got {other:?}"),
+    }
+    drop(runtime);
+    assert_clean(&server.url(), stream);
+}
+
+/// One process per invocation, the first process to reach "children ready, not handed on"
+/// killed: the launcher launches that invocation again, and the re-launch gets the children.
+fn a_crashed_invocation_process_is_launched_again() {
+    let server = RedisServer::start();
+    let marker = std::env::temp_dir().join(format!("dag-fault-once-{}", std::process::id()));
+    let _ = std::fs::remove_file(&marker);
+    // The launcher starts processes with this process's environment.
+    std::env::set_var(FAULT_ENV, "before_delegate:1");
+    std::env::set_var(FAULT_ONCE_ENV, &marker);
+    let runtime = Runtime::builder()
+        .redis(server.url())
+        .process_per_invocation(4)
+        .stream("faults:per-invocation")
+        .build()
+        .expect("a runtime with one process per invocation");
+    let (dag, value) = mixed(7, 6, 0);
+    let result = Running::start(&dag, &runtime).join();
+    std::env::remove_var(FAULT_ENV);
+    std::env::remove_var(FAULT_ONCE_ENV);
+    assert!(
+        marker.exists(),
+        "a process reached the fault point and died"
+    );
+    let _ = std::fs::remove_file(&marker);
+    assert_eq!(result, Ok(value));
+    // While the launcher still runs: it acknowledges each entry once its process has exited.
+    assert_clean(&server.url(), "faults:per-invocation");
+    drop(runtime);
+}
+
+fn main() {
+    dag::worker::run_if_worker();
+    let checks: [(&str, fn()); 7] = [
+        (
+            "a_worker_killed_before_the_task",
+            a_worker_killed_before_the_task,
+        ),
+        (
+            "a_worker_killed_before_storing_the_output",
+            a_worker_killed_before_storing_the_output,
+        ),
+        (
+            "a_worker_killed_before_handing_on_ready_children",
+            a_worker_killed_before_handing_on_ready_children,
+        ),
+        (
+            "a_worker_killed_before_acknowledging",
+            a_worker_killed_before_acknowledging,
+        ),
+        ("workers_killed_from_outside", workers_killed_from_outside),
+        (
+            "a_task_that_kills_every_worker_fails_the_dag",
+            a_task_that_kills_every_worker_fails_the_dag,
+        ),
+        (
+            "a_crashed_invocation_process_is_launched_again",
+            a_crashed_invocation_process_is_launched_again,
+        ),
+    ];
+    let filter: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| !a.starts_with('-'))
+        .collect();
+    let selected: Vec<_> = checks
+        .iter()
+        .filter(|(name, _)| filter.is_empty() || filter.iter().any(|f| name.contains(f.as_str())))
+        .collect();
+    println!("\nrunning {} tests", selected.len());
+    let started = Instant::now();
+    let mut failed = Vec::new();
+    for (name, check) in selected.iter().copied() {
+        let outcome = catch_unwind(AssertUnwindSafe(check));
+        println!(
+            "test {name} ... {}",
+            if outcome.is_ok() { "ok" } else { "FAILED" }
+        );
+        if outcome.is_err() {
+            failed.push(*name);
+        }
+    }
+    let passed = selected.len() - failed.len();
+    println!(
+        "\ntest result: {}. {passed} passed; {} failed; 0 ignored; 0 measured; {} filtered out; \
+         finished in {:.2}s\n",
+        if failed.is_empty() { "ok" } else { "FAILED" },
+        failed.len(),
+        checks.len() - selected.len(),
+        started.elapsed().as_secs_f64()
+    );
+    if !failed.is_empty() {
+        println!("failures:\n    {}\n", failed.join("\n    "));
+        std::process::exit(101);
+    }
+}
