@@ -148,3 +148,76 @@ fn a_constant_that_cannot_be_encoded_is_a_codec_error() {
         other => panic!("expected a codec error, got {other:?}"),
     }
 }
+
+/// Runs `plan` with the engine itself, as a worker process does with a plan it loads: the way a
+/// plan built by other code (another version of the program) reaches a task.
+fn run_plan_on_a_worker(plan: dag::plan::Plan) -> DagError {
+    use dag::store::{DagId, MemoryStore, Outcome, Store};
+    use dag_runtime::engine::{run_invocation, Delegate, Invocation, LoadedPlan, Worker};
+    use std::sync::Arc;
+
+    struct Nowhere;
+    impl Delegate for Nowhere {
+        fn delegate(&self, _: &Arc<LoadedPlan>, invocation: Invocation) {
+            panic!(
+                "a one-node plan delegates nothing, got node {}",
+                invocation.node
+            );
+        }
+    }
+
+    let io = tokio::runtime::Runtime::new().unwrap();
+    let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
+    let plan = Arc::new(plan);
+    let dag = DagId::new();
+    io.block_on(store.put_plan(&dag, &plan)).unwrap();
+    let loaded = Arc::new(LoadedPlan::resolve(dag.clone(), plan).unwrap());
+    let worker = Worker {
+        store: Arc::clone(&store),
+        handle: io.handle().clone(),
+        id: "test-worker".into(),
+        policy: dag_runtime::task::TaskPolicy::DEFAULT,
+    };
+    let first = Invocation {
+        node: 0,
+        carried: None,
+    };
+    std::thread::spawn(move || run_invocation(&worker, &loaded, first, &Nowhere, ""))
+        .join()
+        .unwrap();
+    match io.block_on(store.wait(&dag)).unwrap() {
+        Outcome::Failed(record) => record.into(),
+        Outcome::Success(bytes) => panic!("expected a failure, got {bytes:?}"),
+    }
+}
+
+#[test]
+fn argument_bytes_that_do_not_decode_fail_the_task_naming_the_argument() {
+    let mut plan = inc(1).plan().unwrap();
+    // What a plan from other code could hold: a string where `inc` takes an i64.
+    plan.nodes[0].args[0] = dag::plan::ArgTemplate::Const(rmp_serde::to_vec("one").unwrap().into());
+    match run_plan_on_a_worker(plan) {
+        DagError::TaskFailed { task, message, .. } => {
+            assert!(task.ends_with("inc"), "{task}");
+            assert!(message.contains("argument `x`"), "{message}");
+            assert!(
+                message.contains("could not be decoded as `i64`"),
+                "{message}"
+            );
+        }
+        other => panic!("expected TaskFailed, got {other:?}"),
+    }
+}
+
+#[test]
+fn a_plan_with_too_few_arguments_fails_the_task_naming_it() {
+    let mut plan = inc(1).plan().unwrap();
+    plan.nodes[0].args.clear();
+    match run_plan_on_a_worker(plan) {
+        DagError::TaskFailed { task, message, .. } => {
+            assert!(task.ends_with("inc"), "{task}");
+            assert!(message.contains("passes 0 arguments"), "{message}");
+        }
+        other => panic!("expected TaskFailed, got {other:?}"),
+    }
+}
