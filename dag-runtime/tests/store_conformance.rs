@@ -854,6 +854,82 @@ fn an_oversized_value_is_refused_before_sending() {
     assert!(started.elapsed() < Duration::from_secs(2));
 }
 
+/// With `keep_finished`, a succeeded and a failed DAG keep their keys, all with a TTL, for
+/// inspection after the client has its outcome; `gc` removes them once they are old.
+#[test]
+fn finished_dags_are_kept_when_asked_and_collected_later() {
+    let server = RedisServer::start();
+    let rt = runtime();
+    let config = RedisConfig {
+        keep_finished: true,
+        key_ttl: SHORT_TTL,
+        ..RedisConfig::default()
+    };
+    let f = rt.block_on(redis_fixture_with(&server, config));
+    let p = plan(&[&[2], &[2], &[3], &[]]);
+    let (succeeded, failed) = rt.block_on(async {
+        let succeeded = submit(&f, &p).await;
+        for node in 0..3 {
+            complete(&f, &succeeded, &p, node).await;
+        }
+        f.store().finish(&succeeded, out(3)).await.unwrap();
+        assert_eq!(
+            f.store().wait(&succeeded).await.unwrap(),
+            Outcome::Success(out(3))
+        );
+        let failed = submit(&f, &p).await;
+        complete(&f, &failed, &p, 0).await;
+        f.store().fail(&failed, error(1, "boom")).await.unwrap();
+        assert!(matches!(
+            f.store().wait(&failed).await.unwrap(),
+            Outcome::Failed(_)
+        ));
+        (succeeded, failed)
+    });
+    let mut conn = redis::Client::open(server.url())
+        .unwrap()
+        .get_connection()
+        .unwrap();
+    for (dag, expected) in [
+        (
+            &succeeded,
+            &[
+                "plan", "status", "events", "out:0", "out:1", "out:2", "done:2", "done:3",
+            ][..],
+        ),
+        (
+            &failed,
+            &["plan", "status", "events", "errors", "out:0", "done:2"][..],
+        ),
+    ] {
+        let kept = (f.leftovers)(dag);
+        for key in expected {
+            let key = format!("dag:{{{dag}}}:{key}");
+            assert!(kept.contains(&key), "{key} kept: {kept:?}");
+            let ttl: i64 = redis::cmd("PTTL").arg(&key).query(&mut conn).unwrap();
+            assert!(ttl > 0, "{key} expires (PTTL {ttl})");
+        }
+        assert!(kept.contains(&format!("dags member {dag}")), "{kept:?}");
+    }
+    let status: String = redis::cmd("GET")
+        .arg(format!("dag:{{{failed}}}:status"))
+        .query(&mut conn)
+        .unwrap();
+    assert_eq!(status, "failed");
+    let error: String = redis::cmd("HGET")
+        .arg(format!("dag:{{{failed}}}:errors"))
+        .arg(1)
+        .query(&mut conn)
+        .unwrap();
+    assert!(error.contains("boom"), "{error}");
+
+    std::thread::sleep(SHORT_TTL + Duration::from_millis(100));
+    assert_eq!(rt.block_on(f.store().gc()).unwrap(), 2);
+    for dag in [&succeeded, &failed] {
+        assert_eq!((f.leftovers)(dag), Vec::<String>::new());
+    }
+}
+
 #[test]
 fn an_invalid_url_is_a_clear_error() {
     let rt = runtime();

@@ -87,6 +87,25 @@ pub struct RedisConfig {
     /// # let _ = config;
     /// ```
     pub key_ttl: Duration,
+    /// Keep a finished DAG's keys (plan, outputs, finished-parent sets, status, errors, events)
+    /// until their time to live instead of deleting them when the client has the outcome
+    /// (default `false`): for debugging, or a dashboard that shows finished DAGs.
+    /// [`Store::gc`] removes them once they are older than [`key_ttl`](Self::key_ttl), and
+    /// [`Store::cancel`] still deletes everything. The child DAGs of dynamic maps are removed
+    /// anyway; the map node's output in the parent holds their result.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use dag::store::RedisConfig;
+    ///
+    /// let debugging = RedisConfig {
+    ///     keep_finished: true,
+    ///     key_ttl: Duration::from_secs(3600),
+    ///     ..RedisConfig::default()
+    /// };
+    /// # let _ = debugging;
+    /// ```
+    pub keep_finished: bool,
 }
 
 impl Default for RedisConfig {
@@ -97,6 +116,7 @@ impl Default for RedisConfig {
             wait_poll: Duration::from_secs(1),
             events: true,
             key_ttl: Duration::from_secs(24 * 60 * 60),
+            keep_finished: false,
         }
     }
 }
@@ -355,6 +375,15 @@ impl RedisStore {
         }
     }
 
+    /// The node count the fail and finish scripts delete the intermediate keys of: `-1` when
+    /// [`RedisConfig::keep_finished`] keeps them (and the plan), which skips the lookup too.
+    async fn nodes_to_delete(&self, dag: &DagId) -> Result<i64, DagError> {
+        if self.inner.config.keep_finished {
+            return Ok(-1);
+        }
+        Ok(self.node_count(dag).await? as i64)
+    }
+
     fn check_size(&self, what: impl FnOnce() -> String, size: usize) -> Result<(), DagError> {
         if size > MAX_VALUE_BYTES {
             return Err(DagError::ValueTooLarge {
@@ -594,7 +623,7 @@ impl Store for RedisStore {
 
     async fn fail(&self, dag: &DagId, error: TaskErrorRecord) -> Result<(), DagError> {
         let keys = Keys::new(dag);
-        let nodes = self.node_count(dag).await?;
+        let nodes = self.nodes_to_delete(dag).await?;
         let time = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map(|d| d.as_millis() as u64)
@@ -629,7 +658,7 @@ impl Store for RedisStore {
     async fn finish(&self, dag: &DagId, result: Bytes) -> Result<(), DagError> {
         self.check_size(|| format!("the result of DAG {dag}"), result.len() + 1)?;
         let keys = Keys::new(dag);
-        let nodes = self.node_count(dag).await?;
+        let nodes = self.nodes_to_delete(dag).await?;
         let mut outcome = Vec::with_capacity(result.len() + 1);
         outcome.push(b'S');
         outcome.extend_from_slice(&result);
@@ -653,6 +682,10 @@ impl Store for RedisStore {
         let mut conn = self.blocking_connection().await?;
         let bytes = self.pop_outcome(dag, &mut conn).await?;
         self.return_blocking_connection(conn);
+        if self.inner.config.keep_finished {
+            // Kept for inspection: the keys expire, and `gc` removes the DAG from `dags`.
+            return decode_outcome(dag, &bytes);
+        }
         let keys = Keys::new(dag);
         redis::pipe()
             .atomic()

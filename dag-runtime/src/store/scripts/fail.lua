@@ -3,7 +3,7 @@
 -- KEYS[1]  dag:{id}:status   ARGV[1]  the failing node's index
 -- KEYS[2]  dag:{id}:errors   ARGV[2]  the error as JSON
 -- KEYS[3]  dag:{id}:result   ARGV[3]  the encoded outcome pushed for the waiting client
--- KEYS[4]  dag:{id}:plan     ARGV[4]  number of nodes in the plan
+-- KEYS[4]  dag:{id}:plan     ARGV[4]  number of nodes in the plan (-1: keep the intermediate state)
 -- KEYS[5]  dag:{id}:events   ARGV[5]  the key prefix dag:{id}:
 --                             ARGV[6]  the keys' time to live (ms), for the keys this creates
 --

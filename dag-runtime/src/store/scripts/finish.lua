@@ -1,7 +1,7 @@
 -- Stores the sink's result for the waiting client and cleans up (one round trip, atomic).
 --
 -- KEYS[1]  dag:{id}:status   ARGV[1]  the encoded outcome pushed for the waiting client
--- KEYS[2]  dag:{id}:result   ARGV[2]  number of nodes in the plan
+-- KEYS[2]  dag:{id}:result   ARGV[2]  number of nodes in the plan (-1: keep the intermediate state)
 -- KEYS[3]  dag:{id}:plan     ARGV[3]  the key prefix dag:{id}:
 -- KEYS[4]  dag:{id}:events   ARGV[4]  the keys' time to live (ms), for the keys this creates
 --
