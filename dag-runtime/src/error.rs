@@ -38,6 +38,9 @@ pub enum DagError {
         attempt: u32,
         /// The `Err` value's `Display` text, or the panic message.
         message: String,
+        /// Where the task panicked, when backtraces are enabled (`RUST_BACKTRACE=1` where the
+        /// task ran); not part of the message.
+        backtrace: Option<String>,
     },
 
     /// The worker processes running a task kept dying before finishing it (killed, out of

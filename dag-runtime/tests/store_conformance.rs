@@ -191,6 +191,7 @@ fn error(node: u32, message: &str) -> TaskErrorRecord {
         attempt: 1,
         message: message.into(),
         worker: "test".into(),
+        backtrace: None,
     }
 }
 

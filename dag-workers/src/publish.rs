@@ -97,6 +97,7 @@ pub(crate) async fn fail_unqueued(
             attempt: 1,
             message: format!("could not hand node {node} to another worker: {e}"),
             worker: worker_id(),
+            backtrace: None,
         };
         let _ = stream.store().fail(&plan.dag, record).await;
     }

@@ -377,6 +377,7 @@ impl Process {
                 attempt: 1,
                 message: message.clone(),
                 worker: worker.id.clone(),
+                backtrace: None,
             };
             if let Err(e) = self.handle.block_on(self.store.fail(&dag, record)) {
                 eprintln!("dag worker {}: could not record a failure: {e}", worker.id);

@@ -11,6 +11,33 @@ use futures::FutureExt;
 
 use crate::task::{TaskDef, TaskRun};
 
+use super::backtrace;
+
+/// Why an attempt failed: the task's error text, the panic message or the timeout, and for a
+/// panic the backtrace when backtraces are enabled (`RUST_BACKTRACE=1`).
+#[derive(Debug)]
+pub struct Failed {
+    pub message: String,
+    pub backtrace: Option<String>,
+}
+
+impl From<String> for Failed {
+    fn from(message: String) -> Self {
+        Failed {
+            message,
+            backtrace: None,
+        }
+    }
+}
+
+/// A caught panic as a failure, with the backtrace the panic hook captured on this thread.
+fn panicked(panic: Box<dyn Any + Send>) -> Failed {
+    Failed {
+        message: panic_message(panic),
+        backtrace: backtrace::take(),
+    }
+}
+
 /// Runs one attempt of `def` on its parameter bytes. `Err` carries the task's error text, the
 /// panic message or the timeout.
 ///
@@ -22,18 +49,19 @@ pub fn execute(
     args: Vec<Bytes>,
     handle: &tokio::runtime::Handle,
     timeout: Option<Duration>,
-) -> Result<Bytes, String> {
+) -> Result<Bytes, Failed> {
+    let _in_task = backtrace::InTask::enter();
     let run = match timeout {
         None => catch_unwind(AssertUnwindSafe(|| (def.run)(args))),
         Some(limit) => return execute_with_timeout(def, args, handle, limit),
     };
     match run {
-        Err(panic) => Err(panic_message(panic)),
-        Ok(TaskRun::Done(result)) => result.map_err(|f| f.0),
+        Err(panic) => Err(panicked(panic)),
+        Ok(TaskRun::Done(result)) => result.map_err(|f| f.0.into()),
         Ok(TaskRun::Pending(future)) => {
             match handle.block_on(AssertUnwindSafe(future).catch_unwind()) {
-                Err(panic) => Err(panic_message(panic)),
-                Ok(result) => result.map_err(|f| f.0),
+                Err(panic) => Err(panicked(panic)),
+                Ok(result) => result.map_err(|f| f.0.into()),
             }
         }
     }
@@ -44,13 +72,13 @@ fn execute_with_timeout(
     args: Vec<Bytes>,
     handle: &tokio::runtime::Handle,
     limit: Duration,
-) -> Result<Bytes, String> {
-    let timed_out = || Err(format!("timed out after {limit:?}"));
+) -> Result<Bytes, Failed> {
+    let timed_out = || Err(Failed::from(format!("timed out after {limit:?}")));
     if def.is_async {
         // Decoding is quick; the future is cancelled at the deadline by dropping it.
         return match catch_unwind(AssertUnwindSafe(|| (def.run)(args))) {
-            Err(panic) => Err(panic_message(panic)),
-            Ok(TaskRun::Done(result)) => result.map_err(|f| f.0),
+            Err(panic) => Err(panicked(panic)),
+            Ok(TaskRun::Done(result)) => result.map_err(|f| f.0.into()),
             Ok(TaskRun::Pending(future)) => {
                 // The timer must be created inside the runtime, hence the async block.
                 let guarded = async move {
@@ -58,8 +86,8 @@ fn execute_with_timeout(
                 };
                 match handle.block_on(guarded) {
                     Err(_) => timed_out(),
-                    Ok(Err(panic)) => Err(panic_message(panic)),
-                    Ok(Ok(result)) => result.map_err(|f| f.0),
+                    Ok(Err(panic)) => Err(panicked(panic)),
+                    Ok(Ok(result)) => result.map_err(|f| f.0.into()),
                 }
             }
         };
@@ -70,11 +98,12 @@ fn execute_with_timeout(
     std::thread::Builder::new()
         .name(format!("dag-task-{}", def.name))
         .spawn(move || {
+            let _in_task = backtrace::InTask::enter();
             let run = catch_unwind(AssertUnwindSafe(|| match (def.run)(args) {
-                TaskRun::Done(result) => result.map_err(|f| f.0),
-                TaskRun::Pending(_) => Err("an async task was declared sync".to_owned()),
+                TaskRun::Done(result) => result.map_err(|f| Failed::from(f.0)),
+                TaskRun::Pending(_) => Err("an async task was declared sync".to_owned().into()),
             }));
-            let _ = sender.send(run.unwrap_or_else(|panic| Err(panic_message(panic))));
+            let _ = sender.send(run.unwrap_or_else(|panic| Err(panicked(panic))));
         })
         .map_err(|e| format!("could not start a thread for the task's timeout: {e}"))?;
     receiver.recv_timeout(limit).unwrap_or_else(|_| timed_out())

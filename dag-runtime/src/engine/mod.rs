@@ -15,6 +15,7 @@
 //! at once; other workers of that DAG learn it has ended from their next store call and stop.
 
 pub(crate) mod assemble;
+mod backtrace;
 mod execute;
 mod expand;
 pub mod fault;

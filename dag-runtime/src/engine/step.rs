@@ -6,7 +6,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 
 use super::assemble::Inputs;
-use super::execute::{execute, panic_message};
+use super::execute::{execute, panic_message, Failed};
 use super::expand::expand;
 use super::fault::{self, FaultPoint};
 use super::{Delegate, Invocation, LoadedPlan, Worker};
@@ -61,6 +61,7 @@ pub fn run_invocation(
             attempt: 1,
             message: format!("{error} (worker {}, node {node})", worker.id),
             worker: worker.id.clone(),
+            backtrace: None,
         };
         // If the store cannot even record the failure, the client's own wait on that store
         // fails too, so nobody hangs on it.
@@ -105,7 +106,7 @@ fn step(
             Ok(super::expand::Expanded::Output(output)) => {
                 finish_node(worker, plan, index, output, delegate, claim)
             }
-            Err(message) => fail_task(worker, plan, index, 1, message),
+            Err(message) => fail_task(worker, plan, index, 1, message.into()),
         };
     }
 
@@ -116,7 +117,7 @@ fn step(
             fault::reached(FaultPoint::BeforeComplete);
             finish_node(worker, plan, index, output, delegate, claim)
         }
-        Err((attempt, message)) => fail_task(worker, plan, index, attempt, message),
+        Err((attempt, failed)) => fail_task(worker, plan, index, attempt, failed),
     }
 }
 
@@ -126,15 +127,16 @@ fn fail_task(
     plan: &Arc<LoadedPlan>,
     index: u32,
     attempt: u32,
-    message: String,
+    failed: Failed,
 ) -> Result<Next, DagError> {
     let record = TaskErrorRecord {
         kind: FailureKind::Task,
         task: plan.plan.task_name(index),
         node: index,
         attempt,
-        message,
+        message: failed.message,
         worker: worker.id.clone(),
+        backtrace: failed.backtrace,
     };
     fail_dag(worker, plan, record)?;
     Ok(None)
@@ -255,13 +257,13 @@ fn remove_children(worker: &Worker, children: &[Arc<LoadedPlan>]) -> Result<(), 
 }
 
 /// Runs the task until an attempt succeeds or the retries are used up. `Err` carries the last
-/// attempt's number and message.
+/// attempt's number and failure.
 fn run_attempts(
     worker: &Worker,
     task: &'static TaskDef,
     node: &PlanNode,
     inputs: &Inputs,
-) -> Result<Bytes, (u32, String)> {
+) -> Result<Bytes, (u32, Failed)> {
     if node.args.len() != task.params.len() {
         let message = format!(
             "the plan passes {} arguments but this task takes {} ({}); \
@@ -270,14 +272,14 @@ fn run_attempts(
             task.params.len(),
             task.signature
         );
-        return Err((1, message));
+        return Err((1, message.into()));
     }
     let mut args: Vec<Bytes> = node
         .args
         .iter()
         .map(|t| inputs.assemble(t))
         .collect::<Result<_, _>>()
-        .map_err(|message| (1, message))?;
+        .map_err(|message| (1, message.into()))?;
     let policy = task.policy.or(worker.policy);
     let retries = policy.retries.unwrap_or(0);
     let mut attempt = 1;
@@ -295,7 +297,7 @@ fn run_attempts(
                 std::thread::sleep(policy.delay_before(attempt, fastrand::f64()));
                 attempt += 1;
             }
-            Err(message) => return Err((attempt, message)),
+            Err(failed) => return Err((attempt, failed)),
         }
     }
 }

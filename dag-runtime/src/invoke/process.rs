@@ -416,6 +416,7 @@ impl LauncherState {
             attempt: 1,
             message,
             worker,
+            backtrace: None,
         };
         if let Err(e) = self.handle.block_on(store.fail(&entry.dag, record)) {
             eprintln!("dag launcher: could not record a failed worker process: {e}");

@@ -110,6 +110,10 @@ pub struct TaskErrorRecord {
     pub message: String,
     /// The worker that ran the attempt.
     pub worker: String,
+    /// Where a panicking task panicked, when backtraces are enabled (`RUST_BACKTRACE=1` in the
+    /// worker's environment).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backtrace: Option<String>,
 }
 
 /// Why a DAG failed: its own task, or the machinery around it.
@@ -138,6 +142,7 @@ impl From<TaskErrorRecord> for DagError {
                 node: r.node,
                 attempt: r.attempt,
                 message: r.message,
+                backtrace: r.backtrace,
             },
             FailureKind::TaskNotFound => DagError::TaskNotFound {
                 task: r.task,
