@@ -15,6 +15,8 @@
 //!   `MAX_DELIVERIES` deliveries instead of killing workers forever.
 //! - `a_crashed_invocation_process_is_launched_again`: one process per invocation, one of them
 //!   killed: the launcher launches the invocation again.
+//! - `the_clients_retry_defaults_apply_in_worker_processes`: the plan carries the client
+//!   runtime's retry defaults to the workers.
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::process::{Child, Command, Stdio};
@@ -52,6 +54,22 @@ fn add(a: u64, b: u64) -> u64 {
 #[task]
 fn total(xs: Vec<u64>) -> u64 {
     xs.iter().sum()
+}
+
+/// Fails until it has been called `succeed_on` times (counted in Redis, across processes).
+#[task]
+fn flaky(url: String, counter: String, succeed_on: u64) -> Result<u64, String> {
+    let mut conn = redis::Client::open(url.as_str())
+        .and_then(|c| c.get_connection())
+        .map_err(|e| e.to_string())?;
+    let calls: u64 = redis::cmd("INCR")
+        .arg(&counter)
+        .query(&mut conn)
+        .map_err(|e| e.to_string())?;
+    if calls < succeed_on {
+        return Err(format!("call {calls} fails"));
+    }
+    Ok(calls)
 }
 
 #[task]
@@ -306,6 +324,35 @@ fn a_task_that_kills_every_worker_fails_the_dag() {
     assert_clean(&server.url(), stream);
 }
 
+/// The client runtime's retry defaults travel in the plan: a task without its own policy
+/// that fails twice succeeds on its third attempt in a worker process.
+fn the_clients_retry_defaults_apply_in_worker_processes() {
+    let server = RedisServer::start();
+    let stream = "faults:retries";
+    let _worker = Worker::start(&server.url(), stream, 1, &[]);
+    let runtime = Runtime::builder()
+        .redis(server.url())
+        .worker_pool()
+        .stream(stream)
+        .retries(2)
+        .backoff(Duration::from_millis(5))
+        .build()
+        .expect("a client with retry defaults");
+    let calls = Running::start(&flaky(server.url(), "calls", 3), &runtime).join();
+    assert_eq!(calls, Ok(3), "the third attempt succeeds");
+    match Running::start(&flaky(server.url(), "more-calls", 4), &runtime).join() {
+        Err(DagError::TaskFailed {
+            attempt, message, ..
+        }) => {
+            assert_eq!(attempt, 3, "{message}");
+            assert_eq!(message, "call 3 fails");
+        }
+        other => panic!("expected TaskFailed after 3 attempts, got {other:?}"),
+    }
+    drop(runtime);
+    assert_clean(&server.url(), stream);
+}
+
 /// One process per invocation, the first process to reach "children ready, not handed on"
 /// killed: the launcher launches that invocation again, and the re-launch gets the children.
 fn a_crashed_invocation_process_is_launched_again() {
@@ -338,7 +385,7 @@ fn a_crashed_invocation_process_is_launched_again() {
 
 fn main() {
     dag::worker::run_if_worker();
-    let checks: [(&str, fn()); 7] = [
+    let checks: [(&str, fn()); 8] = [
         (
             "a_worker_killed_before_the_task",
             a_worker_killed_before_the_task,
@@ -363,6 +410,10 @@ fn main() {
         (
             "a_crashed_invocation_process_is_launched_again",
             a_crashed_invocation_process_is_launched_again,
+        ),
+        (
+            "the_clients_retry_defaults_apply_in_worker_processes",
+            the_clients_retry_defaults_apply_in_worker_processes,
         ),
     ];
     let filter: Vec<String> = std::env::args()

@@ -21,6 +21,7 @@ use serde::{Deserialize, Serialize};
 use crate::error::DagError;
 use crate::graph::scope::Scope;
 use crate::graph::{Arg, NodeInner};
+use crate::task::TaskPolicy;
 
 /// A lowered DAG: dense node indices in topological order.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -38,6 +39,11 @@ pub struct Plan {
     /// unchecked (a map's child plan, made by a worker that already checked its parent's).
     #[serde(default)]
     pub signatures: Vec<String>,
+    /// The submitting runtime's retry policy defaults
+    /// ([`RuntimeBuilder::retries`](crate::RuntimeBuilder::retries) and its siblings), so that
+    /// workers in other processes apply them as the client's own workers do.
+    #[serde(default)]
+    pub policy: TaskPolicy,
 }
 
 /// Where a child DAG's result goes: node `node` of DAG `dag`.
@@ -180,6 +186,7 @@ pub fn lower(sink: &Arc<NodeInner>) -> Result<Plan, DagError> {
         nodes,
         parent: None,
         signatures: lowering.signatures,
+        policy: TaskPolicy::default(),
     })
 }
 

@@ -42,6 +42,8 @@ pub struct Runtime {
 
 struct RuntimeInner {
     store: Arc<dyn Store>,
+    /// The builder's retry policy defaults, carried in every plan this runtime submits.
+    policy: TaskPolicy,
     // Declared before `io` so that the workers are told to stop before the executor goes away.
     invoker: Invoker,
     io: IoRuntime,
@@ -301,6 +303,9 @@ impl RuntimeBuilder {
     /// Retries a failed task `n` more times (after a panic, an `Err` or a timeout) unless the task
     /// sets its own `#[task(retries = ..)]`. Default: 0.
     ///
+    /// This and [`backoff`](Self::backoff) and [`task_timeout`](Self::task_timeout) travel in
+    /// each plan the runtime submits, so worker processes apply them as well.
+    ///
     /// ```
     /// use dag::prelude::*;
     /// use std::time::Duration;
@@ -434,6 +439,7 @@ impl RuntimeBuilder {
         Ok(Runtime {
             inner: Arc::new(RuntimeInner {
                 store,
+                policy: self.policy,
                 invoker,
                 io: IoRuntime(Some(io)),
             }),
@@ -558,7 +564,10 @@ impl Runtime {
     /// If the future is dropped before the outcome is collected, a [`CancelOnDrop`] guard
     /// cancels the DAG in the store (see [`Store::cancel`]).
     async fn run(&self, sink: &Arc<NodeInner>) -> Result<Bytes, DagError> {
-        let plan: Arc<Plan> = Arc::new(lower(sink)?);
+        let mut plan = lower(sink)?;
+        // Workers in other processes apply this runtime's defaults too.
+        plan.policy = self.inner.policy;
+        let plan = Arc::new(plan);
         let store = &self.inner.store;
         let (dag, mut guard) = match &self.inner.invoker {
             Invoker::Local(pool) => {

@@ -52,7 +52,7 @@ pub struct TaskDef {
 /// A task's own `#[task(retries = 3, backoff = "100ms", timeout = "30s")]` wins; what it leaves
 /// unset comes from the runtime ([`RuntimeBuilder::retries`](crate::RuntimeBuilder::retries) and
 /// its siblings), and then from [`TaskPolicy::DEFAULT`]: no retries, 100 ms backoff, no timeout.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct TaskPolicy {
     /// Attempts after the first one (a panic, an `Err` and a timeout each count).
     pub retries: Option<u32>,

@@ -140,6 +140,7 @@ fn plan(children: &[&[u32]]) -> Arc<Plan> {
         nodes,
         parent: None,
         signatures: Vec::new(),
+        policy: Default::default(),
     })
 }
 

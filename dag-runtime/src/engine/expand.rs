@@ -56,7 +56,7 @@ pub(crate) fn expand(
         template,
         &elements,
         outer,
-        &plan.plan.tasks,
+        &plan.plan,
         ParentLink {
             dag: plan.dag.to_string(),
             node: index,
@@ -100,10 +100,10 @@ fn instantiate(
     template: &MapTemplate,
     elements: &[Bytes],
     outer: &[Bytes],
-    parent_tasks: &[String],
+    parent_plan: &Plan,
     parent: ParentLink,
 ) -> Plan {
-    let mut tasks = parent_tasks.to_vec();
+    let mut tasks = parent_plan.tasks.to_vec();
     let collect = match tasks.iter().position(|t| t == builtin::COLLECT.name) {
         Some(i) => i as u32,
         None => {
@@ -149,6 +149,7 @@ fn instantiate(
         nodes,
         parent: Some(parent),
         signatures: Vec::new(),
+        policy: parent_plan.policy,
     }
 }
 

@@ -11,9 +11,7 @@ use super::expand::expand;
 use super::fault::{self, FaultPoint};
 use super::{Delegate, Invocation, LoadedPlan, Worker};
 use crate::error::DagError;
-use crate::plan::PlanNode;
 use crate::store::{ChildRef, Completion, FailureKind, TaskErrorRecord};
-use crate::task::TaskDef;
 
 /// What a worker does next: run `invocation` of `plan` (which may be another DAG than the last
 /// step's, when a map expands into a child DAG or a child DAG completes its parent's map).
@@ -112,7 +110,7 @@ fn step(
 
     // 2. Run, with the task's retry policy.
     fault::reached(FaultPoint::BeforeTask);
-    match run_attempts(worker, plan.task_of(index), node, &inputs) {
+    match run_attempts(worker, plan, index, &inputs) {
         Ok(output) => {
             fault::reached(FaultPoint::BeforeComplete);
             finish_node(worker, plan, index, output, delegate, claim)
@@ -260,10 +258,11 @@ fn remove_children(worker: &Worker, children: &[Arc<LoadedPlan>]) -> Result<(), 
 /// attempt's number and failure.
 fn run_attempts(
     worker: &Worker,
-    task: &'static TaskDef,
-    node: &PlanNode,
+    plan: &LoadedPlan,
+    index: u32,
     inputs: &Inputs,
 ) -> Result<Bytes, (u32, Failed)> {
+    let (task, node) = (plan.task_of(index), plan.plan.node(index));
     if node.args.len() != task.params.len() {
         let message = format!(
             "the plan passes {} arguments but this task takes {} ({}); \
@@ -280,7 +279,8 @@ fn run_attempts(
         .map(|t| inputs.assemble(t))
         .collect::<Result<_, _>>()
         .map_err(|message| (1, message.into()))?;
-    let policy = task.policy.or(worker.policy);
+    // The task's own policy, then the submitting runtime's, then this worker's defaults.
+    let policy = task.policy.or(plan.plan.policy).or(worker.policy);
     let retries = policy.retries.unwrap_or(0);
     let mut attempt = 1;
     loop {
