@@ -20,6 +20,9 @@ use dag::prelude::*;
 use dag::store::{InvocationStream, Outcome, RedisStore, Store, DEFAULT_STREAM};
 use dag_test_support::RedisServer;
 
+#[path = "workers/restart.rs"]
+mod restart;
+
 #[task]
 fn leaf(i: u64, delay_ms: u64) -> u64 {
     std::thread::sleep(Duration::from_millis(delay_ms));
@@ -242,6 +245,16 @@ fn dag_keys(conn: &mut redis::Connection) -> Vec<String> {
         .arg("dag:{*")
         .query(conn)
         .expect("KEYS answers")
+}
+
+/// The DAGs submitted to the server and not collected yet (the `dags` sorted set).
+fn submitted_dags(conn: &mut redis::Connection) -> Vec<String> {
+    redis::cmd("ZRANGE")
+        .arg("dags")
+        .arg(0)
+        .arg(-1)
+        .query(conn)
+        .expect("ZRANGE answers")
 }
 
 /// How many worker processes started with `DAG_SPAWNED_AT_US` are serving `stream` (each
@@ -638,6 +651,10 @@ const CHECKS: &[Check] = &[
     (
         "a_failing_task_in_a_worker_process_fails_the_dag",
         a_failing_task_in_a_worker_process_fails_the_dag,
+    ),
+    (
+        "a_redis_restart_fails_the_dag_and_the_workers_serve_the_next",
+        restart::a_redis_restart_fails_the_dag_and_the_workers_serve_the_next,
     ),
 ];
 
