@@ -7,6 +7,9 @@
 //! own `redis-server` and stops every process it started, also when it fails (the processes'
 //! guards kill them on drop, and workers started with `DAG_PARENT_PID` stop when this process
 //! goes away).
+//!
+//! Started with `DAG_TEST_CLIENT=<mode>`, the executable is a client process instead (see
+//! `interrupt::client_main`), for the checks of what Ctrl-C does to a client.
 
 use std::collections::BTreeSet;
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -19,6 +22,11 @@ use std::time::{Duration, Instant};
 use dag::prelude::*;
 use dag::store::{InvocationStream, Outcome, RedisStore, Store, DEFAULT_STREAM};
 use dag_test_support::RedisServer;
+
+#[path = "workers/interrupt.rs"]
+mod interrupt;
+#[path = "workers/restart.rs"]
+mod restart;
 
 #[task]
 fn leaf(i: u64, delay_ms: u64) -> u64 {
@@ -242,6 +250,16 @@ fn dag_keys(conn: &mut redis::Connection) -> Vec<String> {
         .arg("dag:{*")
         .query(conn)
         .expect("KEYS answers")
+}
+
+/// The DAGs submitted to the server and not collected yet (the `dags` sorted set).
+fn submitted_dags(conn: &mut redis::Connection) -> Vec<String> {
+    redis::cmd("ZRANGE")
+        .arg("dags")
+        .arg(0)
+        .arg(-1)
+        .query(conn)
+        .expect("ZRANGE answers")
 }
 
 /// How many worker processes started with `DAG_SPAWNED_AT_US` are serving `stream` (each
@@ -639,10 +657,38 @@ const CHECKS: &[Check] = &[
         "a_failing_task_in_a_worker_process_fails_the_dag",
         a_failing_task_in_a_worker_process_fails_the_dag,
     ),
+    (
+        "ctrl_c_in_a_client_cancels_its_dag_then_ends_it",
+        interrupt::ctrl_c_in_a_client_cancels_its_dag_then_ends_it,
+    ),
+    (
+        "sigterm_in_a_client_cancels_its_dag_then_ends_it",
+        interrupt::sigterm_in_a_client_cancels_its_dag_then_ends_it,
+    ),
+    (
+        "ctrl_c_without_a_dag_in_flight_ends_the_client_as_by_default",
+        interrupt::ctrl_c_without_a_dag_in_flight_ends_the_client_as_by_default,
+    ),
+    (
+        "a_client_with_its_own_ctrl_c_handler_keeps_it",
+        interrupt::a_client_with_its_own_ctrl_c_handler_keeps_it,
+    ),
+    (
+        "a_client_with_cancel_on_interrupt_off_leaves_its_dag",
+        interrupt::a_client_with_cancel_on_interrupt_off_leaves_its_dag,
+    ),
+    (
+        "a_redis_restart_fails_the_dag_and_the_workers_serve_the_next",
+        restart::a_redis_restart_fails_the_dag_and_the_workers_serve_the_next,
+    ),
 ];
 
 fn main() {
     dag::worker::run_if_worker();
+    if let Ok(mode) = std::env::var(interrupt::CLIENT_MODE) {
+        interrupt::client_main(&mode);
+        return;
+    }
 
     // libtest's interface, as far as cargo uses it: name filters, `--exact`, `--list`; other
     // flags (`--nocapture`, `--test-threads N`, ...) are accepted and ignored.

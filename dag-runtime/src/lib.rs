@@ -11,12 +11,14 @@
 //! - [`invoke`]: where invocations run ([`invoke::LocalPool`] threads by default; worker
 //!   processes through a Redis Stream, [`store::InvocationStream`], which the client may start
 //!   itself, [`invoke::process`]).
-//! - [`runtime`]: [`Runtime`] ties a store to workers and implements `compute`.
+//! - [`runtime`]: [`Runtime`] ties a store to workers and implements `compute`; `interrupt`
+//!   cancels a client's DAGs when Ctrl-C or SIGTERM ends it.
 
 pub mod codec;
 pub mod engine;
 pub mod error;
 pub mod graph;
+mod interrupt;
 pub mod invoke;
 pub mod plan;
 pub mod runtime;

@@ -12,6 +12,7 @@ use crate::codec;
 use crate::engine::{Invocation, LoadedPlan, Worker};
 use crate::error::DagError;
 use crate::graph::{Node, NodeInner};
+use crate::interrupt;
 use crate::invoke::process::{self, Launcher, SpawnedPool};
 use crate::invoke::LocalPool;
 use crate::plan::{lower, Plan};
@@ -44,6 +45,8 @@ struct RuntimeInner {
     store: Arc<dyn Store>,
     /// The builder's retry policy defaults, carried in every plan this runtime submits.
     policy: TaskPolicy,
+    /// Whether SIGINT/SIGTERM cancel this runtime's DAGs in flight (see `interrupt`).
+    cancel_on_interrupt: bool,
     // Declared before `io` so that the workers are told to stop before the executor goes away.
     invoker: Invoker,
     io: IoRuntime,
@@ -131,10 +134,15 @@ pub struct RuntimeBuilder {
     policy: TaskPolicy,
     target: Target,
     stream: Option<String>,
+    cancel_on_interrupt: Option<bool>,
 }
 
 enum StoreChoice {
-    Given(Arc<dyn Store>),
+    /// A store of the user's; `in_process` for a [`MemoryStore`], whose DAGs end with the process.
+    Given {
+        store: Arc<dyn Store>,
+        in_process: bool,
+    },
     Redis(String),
 }
 
@@ -163,7 +171,11 @@ impl RuntimeBuilder {
     /// # Ok::<(), DagError>(())
     /// ```
     pub fn store(mut self, store: impl Store) -> Self {
-        self.store = Some(StoreChoice::Given(Arc::new(store)));
+        let in_process = (&store as &dyn std::any::Any).is::<MemoryStore>();
+        self.store = Some(StoreChoice::Given {
+            store: Arc::new(store),
+            in_process,
+        });
         self
     }
 
@@ -336,6 +348,52 @@ impl RuntimeBuilder {
         self
     }
 
+    /// Whether Ctrl-C (SIGINT) or SIGTERM first cancels the DAGs this runtime is running, then
+    /// ends the process as the signal would have. Default: on, except with an in-process
+    /// [`MemoryStore`] (the embedded default), whose DAGs end with the process anyway.
+    ///
+    /// A blocking [`compute`](Node::compute) interrupted by Ctrl-C never returns, so without this
+    /// a DAG kept in Redis runs on in worker processes until its keys expire
+    /// ([`RedisConfig::key_ttl`]). With it, while a `compute` of this runtime waits, SIGINT and
+    /// SIGTERM cancel its DAG ([`Store::cancel`]: its keys are deleted and workers stop taking its
+    /// tasks), waiting at most about 2 seconds for the store so that a dead server cannot hold the
+    /// exit up; then the default disposition is restored and the signal raised again, so the
+    /// process ends by that signal as it would have (exit status 130 in a shell for Ctrl-C). With
+    /// no DAG in flight the signal acts as the default right away; a second signal during the
+    /// cancellation ends the process at once.
+    ///
+    /// Unix only. The signals are watched by a thread started on the first `compute` of a
+    /// runtime with this on (not at [`build`](Self::build)), and only a signal whose disposition
+    /// is still the default is taken over then: a program that handles SIGINT or SIGTERM itself
+    /// (a worker process of `dag::worker`, or a handler of your own installed before the first
+    /// `compute`) or ignores it keeps that behaviour. A handler installed later with
+    /// `signal-hook` or `tokio::signal` runs alongside, and the process still ends: turn this off
+    /// in a program that wants to survive Ctrl-C.
+    ///
+    /// ```no_run
+    /// use dag::prelude::*;
+    ///
+    /// #[task]
+    /// fn add(a: i64, b: i64) -> i64 { a + b }
+    ///
+    /// // On: Ctrl-C during this `compute` deletes the DAG from Redis before the process dies.
+    /// let runtime = Runtime::builder().redis("redis://127.0.0.1:6379").build()?;
+    /// assert!(runtime.cancels_on_interrupt());
+    /// assert_eq!(add(1, 2).compute_on(&runtime)?, 3);
+    ///
+    /// // Off: the program handles Ctrl-C itself; DAGs it leaves behind expire or are `gc`ed.
+    /// let runtime = Runtime::builder()
+    ///     .redis("redis://127.0.0.1:6379")
+    ///     .cancel_on_interrupt(false)
+    ///     .build()?;
+    /// assert!(!runtime.cancels_on_interrupt());
+    /// # Ok::<(), DagError>(())
+    /// ```
+    pub fn cancel_on_interrupt(mut self, on: bool) -> Self {
+        self.cancel_on_interrupt = Some(on);
+        self
+    }
+
     /// Starts the runtime's threads, and connects to Redis if [`redis`](Self::redis) was given.
     ///
     /// Fails with [`DagError::Runtime`] if the operating system refuses to start the threads,
@@ -369,9 +427,15 @@ impl RuntimeBuilder {
             process::check_can_spawn()?;
         }
         let mut redis: Option<(String, RedisStore)> = None;
+        let in_process = match &self.store {
+            None => true,
+            Some(StoreChoice::Given { in_process, .. }) => *in_process,
+            Some(StoreChoice::Redis(_)) => false,
+        };
+        let cancel_on_interrupt = self.cancel_on_interrupt.unwrap_or(!in_process);
         let (store, default_workers): (Arc<dyn Store>, usize) = match self.store {
             None => (Arc::new(MemoryStore::new()), cores),
-            Some(StoreChoice::Given(store)) => (store, cores),
+            Some(StoreChoice::Given { store, .. }) => (store, cores),
             Some(StoreChoice::Redis(url)) => {
                 let kept_url = url.clone();
                 // Connect on the runtime's own executor, where the connection's background
@@ -440,6 +504,7 @@ impl RuntimeBuilder {
             inner: Arc::new(RuntimeInner {
                 store,
                 policy: self.policy,
+                cancel_on_interrupt,
                 invoker,
                 io: IoRuntime(Some(io)),
             }),
@@ -457,6 +522,21 @@ impl Runtime {
     pub fn global() -> Result<Runtime, DagError> {
         static GLOBAL: OnceLock<Result<Runtime, DagError>> = OnceLock::new();
         GLOBAL.get_or_init(|| Runtime::builder().build()).clone()
+    }
+
+    /// Whether Ctrl-C and SIGTERM cancel this runtime's DAGs in flight before the process ends
+    /// (see [`RuntimeBuilder::cancel_on_interrupt`]).
+    ///
+    /// ```
+    /// use dag::prelude::*;
+    ///
+    /// // The embedded store's DAGs end with the process: nothing to cancel.
+    /// assert!(!Runtime::builder().build()?.cancels_on_interrupt());
+    /// assert!(Runtime::builder().cancel_on_interrupt(true).build()?.cancels_on_interrupt());
+    /// # Ok::<(), DagError>(())
+    /// ```
+    pub fn cancels_on_interrupt(&self) -> bool {
+        self.inner.cancel_on_interrupt
     }
 
     /// Number of worker threads in this process (0 when invocations go to worker processes).
@@ -606,27 +686,31 @@ impl Runtime {
     }
 
     fn cancel_on_drop(&self, dag: &DagId) -> CancelOnDrop {
+        let (store, io) = (&self.inner.store, self.io_handle());
         CancelOnDrop {
-            armed: Some((
-                Arc::clone(&self.inner.store),
-                dag.clone(),
-                self.io_handle().clone(),
-            )),
+            interrupt: self
+                .inner
+                .cancel_on_interrupt
+                .then(|| interrupt::track(Arc::clone(store), dag.clone(), io.clone())),
+            armed: Some((Arc::clone(store), dag.clone(), io.clone())),
         }
     }
 }
 
 /// Cancels a submitted DAG when dropped while armed: the client stopped waiting for it (its
-/// `compute_async` future was dropped, or a blocking `compute` unwound).
+/// `compute_async` future was dropped, or a blocking `compute` unwound). While armed, it also
+/// keeps the DAG registered for cancellation on SIGINT/SIGTERM, if the runtime wants that.
 ///
 /// Drop must not block, so the cancellation runs as a task on the runtime's own executor.
 struct CancelOnDrop {
     armed: Option<(Arc<dyn Store>, DagId, tokio::runtime::Handle)>,
+    interrupt: Option<interrupt::Tracked>,
 }
 
 impl CancelOnDrop {
     fn disarm(&mut self) {
         self.armed = None;
+        self.interrupt = None;
     }
 }
 

@@ -828,6 +828,92 @@ fn a_server_killed_during_a_wait_is_an_error_not_a_hang() {
 }
 
 #[test]
+fn a_restart_that_lost_the_dag_ends_the_wait_saying_so() {
+    let mut server = RedisServer::start();
+    let rt = runtime();
+    let store = rt.block_on(RedisStore::connect(&server.url())).unwrap();
+    let dag = DagId::new();
+    rt.block_on(store.put_plan(&dag, &plan(&[&[]]))).unwrap();
+    let waiter = {
+        let (store, dag) = (store.clone(), dag.clone());
+        rt.spawn(async move { store.wait(&dag).await })
+    };
+    std::thread::sleep(Duration::from_millis(200));
+    // No persistence: the new server knows nothing of the DAG.
+    server.restart();
+    let result = rt.block_on(async {
+        tokio::time::timeout(Duration::from_secs(60), waiter)
+            .await
+            .expect("the wait ends instead of hanging")
+            .unwrap()
+    });
+    let text = match result {
+        // The client reconnected and found the DAG gone.
+        Err(e @ DagError::Store(_)) => e.to_string(),
+        // Only if the new server took longer to start than the client tries to reconnect.
+        Err(e @ DagError::Redis { .. }) => e.to_string(),
+        other => panic!("expected an error, got {other:?}"),
+    };
+    assert!(text.contains(dag.as_str()), "names the DAG: {text}");
+    assert!(text.contains(&server.addr()), "names the server: {text}");
+    assert!(text.contains("restart"), "says what happened: {text}");
+    assert!(text.contains("compute it again"), "says what to do: {text}");
+    // The store works on the new server (the scripts are loaded again on NOSCRIPT).
+    let again = DagId::new();
+    rt.block_on(store.put_plan(&again, &plan(&[&[]]))).unwrap();
+    rt.block_on(store.finish(&again, Bytes::from_static(b"ok")))
+        .unwrap();
+    assert_eq!(
+        rt.block_on(store.wait(&again)).unwrap(),
+        Outcome::Success(Bytes::from_static(b"ok"))
+    );
+}
+
+#[test]
+fn a_dropped_connection_to_a_server_that_kept_the_dag_goes_on_waiting() {
+    let server = RedisServer::start();
+    let rt = runtime();
+    let store = rt.block_on(RedisStore::connect(&server.url())).unwrap();
+    let dag = DagId::new();
+    rt.block_on(store.put_plan(&dag, &plan(&[&[]]))).unwrap();
+    let waiter = {
+        let (store, dag) = (store.clone(), dag.clone());
+        rt.spawn(async move { store.wait(&dag).await })
+    };
+    std::thread::sleep(Duration::from_millis(200));
+    // Every connection of the store drops, the server and the DAG stay.
+    let mut admin = redis::Client::open(server.url())
+        .unwrap()
+        .get_connection()
+        .unwrap();
+    let killed: usize = redis::cmd("CLIENT")
+        .arg("KILL")
+        .arg("TYPE")
+        .arg("normal")
+        .query(&mut admin)
+        .unwrap();
+    assert!(
+        killed >= 2,
+        "the waiting connection and the shared one: {killed}"
+    );
+    std::thread::sleep(Duration::from_millis(200));
+    assert!(!waiter.is_finished(), "the wait goes on after reconnecting");
+    // The shared connection reconnects too (its first command may see the drop).
+    let finished = (0..5).any(|_| {
+        rt.block_on(store.finish(&dag, Bytes::from_static(b"done")))
+            .is_ok()
+    });
+    assert!(finished, "the store reconnects");
+    let outcome = rt.block_on(async {
+        tokio::time::timeout(Duration::from_secs(60), waiter)
+            .await
+            .expect("the wait ends instead of hanging")
+            .unwrap()
+    });
+    assert_eq!(outcome, Ok(Outcome::Success(Bytes::from_static(b"done"))));
+}
+
+#[test]
 fn an_oversized_value_is_refused_before_sending() {
     let server = RedisServer::start();
     let rt = runtime();

@@ -13,7 +13,7 @@
 
 use std::io::{Read, Write};
 use std::net::{Ipv4Addr, TcpListener, TcpStream};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -29,6 +29,8 @@ pub struct RedisServer {
     port: u16,
     password: Option<String>,
     dir: PathBuf,
+    /// The extra arguments it was started with, to start it again the same way.
+    args: Vec<String>,
 }
 
 impl RedisServer {
@@ -64,30 +66,13 @@ impl RedisServer {
             let dir =
                 std::env::temp_dir().join(format!("dag-test-redis-{}-{port}", std::process::id()));
             let _ = std::fs::create_dir_all(&dir);
-            let child = Command::new("redis-server")
-                .arg("--port")
-                .arg(port.to_string())
-                .args(["--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
-                .arg("--dir")
-                .arg(&dir)
-                .args(args)
-                .stdin(Stdio::null())
-                .stdout(Stdio::piped())
-                .stderr(Stdio::piped())
-                .spawn();
-            let child = match child {
-                Ok(child) => child,
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => panic!(
-                    "redis-server is not on PATH: the Redis tests start their own server. \
-                     Install it (Debian/Ubuntu: `apt-get install redis-server`) and retry."
-                ),
-                Err(e) => panic!("could not start redis-server: {e}"),
-            };
+            let args: Vec<String> = args.iter().map(|a| (*a).to_owned()).collect();
             let mut server = RedisServer {
-                child: Some(child),
+                child: Some(spawn(port, &dir, &args)),
                 port,
                 password: password.clone(),
                 dir,
+                args,
             };
             match server.wait_until_ready() {
                 Ok(()) => return server,
@@ -180,6 +165,63 @@ impl RedisServer {
             let _ = child.kill();
             let _ = child.wait();
         }
+    }
+
+    /// Kills the server and starts a new one on the same port with the same arguments, and
+    /// waits until it answers `PING`: a restart that loses every key, as a server without
+    /// persistence (`--save "" --appendonly no`) does. Clients connected before see their
+    /// connections drop; the URL stays valid.
+    ///
+    /// Panics if the new server does not start (for example if another process took the port
+    /// in the meantime).
+    ///
+    /// ```no_run
+    /// let mut server = dag_test_support::RedisServer::start();
+    /// let url = server.url();
+    /// server.restart();
+    /// assert_eq!(server.url(), url);
+    /// assert!(server.ping());
+    /// ```
+    pub fn restart(&mut self) {
+        self.kill();
+        // The old server's listening socket is closed once it is dead; a few attempts cover a
+        // kernel that is slow to release the port.
+        let mut last_error = String::new();
+        for _ in 0..5 {
+            self.child = Some(spawn(self.port, &self.dir, &self.args));
+            match self.wait_until_ready() {
+                Ok(()) => return,
+                Err(e) => last_error = e,
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        panic!(
+            "redis-server did not start again on port {}: {last_error}",
+            self.port
+        );
+    }
+}
+
+/// Starts `redis-server` on `port` with nothing written to disk, in `dir`, with `args`.
+fn spawn(port: u16, dir: &Path, args: &[String]) -> Child {
+    let child = Command::new("redis-server")
+        .arg("--port")
+        .arg(port.to_string())
+        .args(["--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
+        .arg("--dir")
+        .arg(dir)
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn();
+    match child {
+        Ok(child) => child,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => panic!(
+            "redis-server is not on PATH: the Redis tests start their own server. \
+             Install it (Debian/Ubuntu: `apt-get install redis-server`) and retry."
+        ),
+        Err(e) => panic!("could not start redis-server: {e}"),
     }
 }
 

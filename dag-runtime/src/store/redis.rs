@@ -419,17 +419,36 @@ impl RedisStore {
         }
     }
 
+    /// Makes the shared connection notice now that the server went away, if it did: a `PING`
+    /// that fails on a dead connection starts its reconnection, so that the next real command
+    /// (a worker's step, a client's plan) does not fail on it. Called when a dedicated
+    /// connection found its server gone and connected again.
+    pub(crate) async fn revive_shared_connection(&self) {
+        let _ = redis::cmd("PING").query_async::<()>(&mut self.conn()).await;
+    }
+
     /// A dedicated connection for a blocking command: an idle one or a new one.
     pub(crate) async fn blocking_connection(&self) -> Result<MultiplexedConnection, DagError> {
-        let idle = self
-            .inner
-            .blocking
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .pop();
+        let idle = self.idle_blocking().pop();
         if let Some(conn) = idle {
             return Ok(conn);
         }
+        self.new_blocking_connection()
+            .await
+            .map_err(|e| self.error("could not open a connection to wait on", e))
+    }
+
+    fn idle_blocking(&self) -> MutexGuard<'_, Vec<MultiplexedConnection>> {
+        self.inner
+            .blocking
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// A new dedicated connection for blocking commands.
+    pub(crate) async fn new_blocking_connection(
+        &self,
+    ) -> Result<MultiplexedConnection, RedisError> {
         let config = AsyncConnectionConfig::new()
             .set_connection_timeout(Some(self.inner.config.connect_timeout))
             .set_response_timeout(Some(
@@ -439,50 +458,156 @@ impl RedisStore {
             .client
             .get_multiplexed_async_connection_with_config(&config)
             .await
-            .map_err(|e| self.error("could not open a connection to wait on", e))
     }
 
     fn return_blocking_connection(&self, conn: MultiplexedConnection) {
-        let mut idle = self
-            .inner
-            .blocking
-            .lock()
-            .unwrap_or_else(|e| e.into_inner());
+        let mut idle = self.idle_blocking();
         if idle.len() < 16 {
             idle.push(conn);
         }
     }
 
-    /// Blocks until the outcome of `dag` is on its result list, on a dedicated connection.
+    /// Waits for the outcome of `dag` on a dedicated connection, and takes it off the result
+    /// list.
+    ///
+    /// If the connection drops (the server stopped, restarted or the network failed), it
+    /// tries to reconnect for up to [`RECONNECT_WINDOW`] and looks at the DAG again: a server
+    /// that restarted without persistence has lost it, which is an error saying so; a DAG still
+    /// there is waited for on the new connection. A server that stays away is an error after
+    /// that window.
+    async fn wait_outcome(&self, dag: &DagId) -> Result<Bytes, DagError> {
+        let mut conn = self.blocking_connection().await?;
+        let mut check_first = false;
+        loop {
+            match self.pop_outcome(dag, &mut conn, check_first).await {
+                Ok(Popped::Outcome(bytes)) => {
+                    self.return_blocking_connection(conn);
+                    return Ok(bytes);
+                }
+                Ok(Popped::Gone) => return Err(self.dag_gone(dag)),
+                Ok(Popped::Taken) => return Err(self.outcome_taken(dag)),
+                Err(e) if e.clone().into_server_errors().is_some() => {
+                    return Err(self.error(&format!("could not wait for DAG {dag}"), e));
+                }
+                Err(lost) => {
+                    // Idle connections to a server that dropped this one are likely dead too.
+                    self.idle_blocking().clear();
+                    conn = self.reconnect(dag, lost).await?;
+                    self.revive_shared_connection().await;
+                    check_first = true;
+                }
+            }
+        }
+    }
+
+    /// A new dedicated connection after `lost`, trying for up to [`RECONNECT_WINDOW`] (or
+    /// [`RedisConfig::connect_timeout`] if that is shorter).
+    async fn reconnect(
+        &self,
+        dag: &DagId,
+        lost: RedisError,
+    ) -> Result<MultiplexedConnection, DagError> {
+        let limit = RECONNECT_WINDOW.min(self.inner.config.connect_timeout);
+        let deadline = tokio::time::Instant::now() + limit;
+        loop {
+            tokio::time::sleep(RECONNECT_PAUSE).await;
+            let last = match self.new_blocking_connection().await {
+                Ok(conn) => return Ok(conn),
+                Err(e) => e,
+            };
+            if tokio::time::Instant::now() >= deadline {
+                return Err(DagError::Redis {
+                    addr: self.inner.addr.clone(),
+                    message: format!(
+                        "lost the connection while waiting for DAG {dag} ({lost}) and could not \
+                         reconnect within {limit:?} ({last}); is the server down? If it \
+                         restarts without persistence, the DAG is lost with it: compute it again"
+                    ),
+                });
+            }
+        }
+    }
+
+    /// Blocks until the outcome of `dag` is on its result list and takes it, polling the DAG's
+    /// status every [`RedisConfig::wait_poll`] (first of all if `check_first`).
     async fn pop_outcome(
         &self,
         dag: &DagId,
         conn: &mut MultiplexedConnection,
-    ) -> Result<Bytes, DagError> {
+        check_first: bool,
+    ) -> Result<Popped, RedisError> {
         let keys = Keys::new(dag);
         let result_key = keys.key("result");
         let status_key = keys.key("status");
         let poll = self.inner.config.wait_poll.as_secs_f64();
+        let mut check = check_first;
         loop {
+            if check {
+                let status: Option<Bytes> =
+                    redis::cmd("GET").arg(&status_key).query_async(conn).await?;
+                match status.as_deref() {
+                    None => return Ok(Popped::Gone),
+                    Some(RUNNING) => {}
+                    // Ended: the outcome is on the list (the scripts set both atomically),
+                    // unless someone else took it.
+                    Some(_) => {
+                        let popped: Option<Bytes> = redis::cmd("LPOP")
+                            .arg(&result_key)
+                            .query_async(conn)
+                            .await?;
+                        return Ok(popped.map_or(Popped::Taken, Popped::Outcome));
+                    }
+                }
+            }
             let popped: Option<(String, Bytes)> = redis::cmd("BLPOP")
                 .arg(&result_key)
                 .arg(poll)
                 .query_async(conn)
-                .await
-                .map_err(|e| self.error("lost the connection while waiting for the DAG", e))?;
+                .await?;
             if let Some((_, bytes)) = popped {
-                return Ok(bytes);
+                return Ok(Popped::Outcome(bytes));
             }
-            let exists: bool = redis::cmd("EXISTS")
-                .arg(&status_key)
-                .query_async(conn)
-                .await
-                .map_err(|e| self.error("lost the connection while waiting for the DAG", e))?;
-            if !exists {
-                return Err(unknown_dag(dag));
-            }
+            check = true;
         }
     }
+
+    /// The error for a DAG whose keys are gone while a client waits for it.
+    fn dag_gone(&self, dag: &DagId) -> DagError {
+        DagError::Store(format!(
+            "DAG {dag} is unknown to Redis at {}: its keys are gone. Either the server \
+             restarted and lost them (no persistence), or they were deleted (the DAG was \
+             cancelled, expired after `key_ttl`, or was already collected); compute it again",
+            self.inner.addr
+        ))
+    }
+
+    /// The error for a DAG that ended but whose outcome someone else took off the list.
+    fn outcome_taken(&self, dag: &DagId) -> DagError {
+        DagError::Store(format!(
+            "DAG {dag} has ended, but its outcome is no longer on its result list in Redis at {}: \
+             another client collected it, or the reply was lost with a dropped connection; \
+             compute it again",
+            self.inner.addr
+        ))
+    }
+}
+
+/// How long [`Store::wait`] tries to reconnect after its connection dropped, to tell a
+/// restarted server (which may have lost the DAG) from one that is gone: short, so that a dead
+/// server is still a prompt error.
+const RECONNECT_WINDOW: Duration = Duration::from_secs(1);
+
+/// How long [`Store::wait`] pauses between two attempts to reconnect.
+const RECONNECT_PAUSE: Duration = Duration::from_millis(50);
+
+/// What waiting on a DAG's result list found.
+enum Popped {
+    /// The outcome, taken off the list.
+    Outcome(Bytes),
+    /// The DAG's keys are gone.
+    Gone,
+    /// The DAG ended, but its outcome is not on the list.
+    Taken,
 }
 
 #[async_trait]
@@ -501,20 +626,25 @@ impl Store for RedisStore {
             .map(|d| d.as_millis() as u64)
             .unwrap_or(0);
         let ttl = self.ttl_ms();
-        redis::pipe()
-            .atomic()
+        let mut pipe = redis::pipe();
+        pipe.atomic()
             .pset_ex(keys.key("plan"), bytes, ttl)
             .ignore()
             .pset_ex(keys.key("status"), RUNNING, ttl)
             .ignore()
             .zadd("dags", dag.as_str(), submitted)
-            .ignore()
-            .query_async::<()>(&mut self.conn())
-            .await
-            .map_err(|e| {
-                self.plans().remove(dag);
-                self.error("could not store the plan", e)
-            })
+            .ignore();
+        let stored = match pipe.query_async::<()>(&mut self.conn()).await {
+            // The shared connection died while idle (say the server restarted since the last
+            // DAG): that first command fails and starts the reconnection. Storing the plan is
+            // idempotent, so once more on the new connection.
+            Err(e) if e.is_connection_dropped() => pipe.query_async::<()>(&mut self.conn()).await,
+            stored => stored,
+        };
+        stored.map_err(|e| {
+            self.plans().remove(dag);
+            self.error("could not store the plan", e)
+        })
     }
 
     async fn get_plan(&self, dag: &DagId) -> Result<Option<Arc<Plan>>, DagError> {
@@ -679,9 +809,7 @@ impl Store for RedisStore {
     }
 
     async fn wait(&self, dag: &DagId) -> Result<Outcome, DagError> {
-        let mut conn = self.blocking_connection().await?;
-        let bytes = self.pop_outcome(dag, &mut conn).await?;
-        self.return_blocking_connection(conn);
+        let bytes = self.wait_outcome(dag).await?;
         if self.inner.config.keep_finished {
             // Kept for inspection: the keys expire, and `gc` removes the DAG from `dags`.
             return decode_outcome(dag, &bytes);
@@ -828,13 +956,6 @@ fn decode_outcome(dag: &DagId, bytes: &Bytes) -> Result<Outcome, DagError> {
             "the result list of DAG {dag} holds a value this store did not write"
         ))),
     }
-}
-
-fn unknown_dag(dag: &DagId) -> DagError {
-    DagError::Store(format!(
-        "DAG {dag} is unknown to this store (never submitted, cancelled, expired or already \
-         collected)"
-    ))
 }
 
 /// Turns a redis error into a [`DagError::Redis`] that says what to check.

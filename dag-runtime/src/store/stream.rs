@@ -16,7 +16,7 @@
 use std::time::Duration;
 
 use redis::aio::MultiplexedConnection;
-use redis::Value;
+use redis::{RedisError, Value};
 
 use super::{DagId, RedisStore};
 use crate::error::DagError;
@@ -130,7 +130,7 @@ impl InvocationStream {
     /// reads never hold up the store's shared connection).
     pub async fn reader(&self, consumer: impl Into<String>) -> Result<StreamReader, DagError> {
         Ok(StreamReader {
-            conn: self.store.blocking_connection().await?,
+            conn: Some(self.store.blocking_connection().await?),
             stream: self.clone(),
             consumer: consumer.into(),
         })
@@ -279,8 +279,13 @@ impl InvocationStream {
 }
 
 /// One consumer of an [`InvocationStream`]'s group, on a dedicated connection.
+///
+/// A reader outlives a restart of the server: after its connection drops, the read fails and
+/// the next one connects again; a stream or group that vanished (a server restarted without
+/// persistence, or the key deleted) is created again, and the read goes on.
 pub struct StreamReader {
-    conn: MultiplexedConnection,
+    /// `None` after the connection failed: the next read opens a new one.
+    conn: Option<MultiplexedConnection>,
     stream: InvocationStream,
     consumer: String,
 }
@@ -324,11 +329,9 @@ impl StreamReader {
             .arg("STREAMS")
             .arg(&self.stream.key)
             .arg(">");
-        let (reply,): (Value,) = pipe.query_async(&mut self.conn).await.map_err(|e| {
-            self.stream
-                .store
-                .redis_error("could not read the invocation stream", e)
-        })?;
+        let (reply,): (Value,) = self
+            .query(&pipe, "could not read the invocation stream")
+            .await?;
         self.stream.invocations(stream_entries(reply)).await
     }
 
@@ -362,12 +365,9 @@ impl StreamReader {
             .arg("+")
             .arg(PENDING_SCAN)
             .arg(&self.consumer);
-        let (claimed, pending): (Value, Value) =
-            pipe.query_async(&mut self.conn).await.map_err(|e| {
-                self.stream
-                    .store
-                    .redis_error("could not claim stale invocations", e)
-            })?;
+        let (claimed, pending): (Value, Value) = self
+            .query(&pipe, "could not claim stale invocations")
+            .await?;
         // [next cursor, [[id, fields], ..], [deleted ids]]; only the entries matter here.
         let entries = match claimed {
             Value::Array(mut parts) if parts.len() >= 2 => entry_list(parts.swap_remove(1)),
@@ -390,21 +390,81 @@ impl StreamReader {
             .collect())
     }
 
+    /// Runs `pipe` on the reader's connection. A missing stream or group (`NOGROUP`: the
+    /// server restarted without persistence, or the key was deleted) is created again and the
+    /// pipe sent once more; after a connection failure, the next call opens a new connection.
+    async fn query<T: redis::FromRedisValue>(
+        &mut self,
+        pipe: &redis::Pipeline,
+        what: &str,
+    ) -> Result<T, DagError> {
+        let mut recreated = false;
+        loop {
+            let sent = match self.connection().await {
+                Ok(conn) => pipe.query_async::<T>(conn).await,
+                Err(e) => Err(e),
+            };
+            match sent {
+                Ok(reply) => return Ok(reply),
+                Err(e) if !recreated && is_no_group(&e) => {
+                    eprintln!(
+                        "dag: the invocation stream `{}` or its group `{GROUP}` is missing at {} \
+                         (did the server restart, or was the key deleted?); creating it again",
+                        self.stream.key,
+                        self.stream.store.addr()
+                    );
+                    self.stream.create_group().await?;
+                    recreated = true;
+                }
+                Err(e) => {
+                    if e.clone().into_server_errors().is_none() {
+                        // Not the server's answer: the connection failed. Open a new one next time.
+                        self.conn = None;
+                    }
+                    return Err(self.stream.store.redis_error(what, e));
+                }
+            }
+        }
+    }
+
+    /// The reader's connection, opened again if the last one failed (and then the store's
+    /// shared connection is checked too, so that the worker steps do not fail on a dead one).
+    async fn connection(&mut self) -> Result<&mut MultiplexedConnection, RedisError> {
+        let conn = match self.conn.take() {
+            Some(conn) => conn,
+            None => {
+                let conn = self.stream.store.new_blocking_connection().await?;
+                self.stream.store.revive_shared_connection().await;
+                conn
+            }
+        };
+        Ok(self.conn.insert(conn))
+    }
+
     /// Removes this consumer from the group (call it when it has nothing pending any more).
     pub async fn remove_consumer(&mut self) -> Result<(), DagError> {
-        redis::cmd("XGROUP")
-            .arg("DELCONSUMER")
+        let mut cmd = redis::cmd("XGROUP");
+        cmd.arg("DELCONSUMER")
             .arg(&self.stream.key)
             .arg(GROUP)
-            .arg(&self.consumer)
-            .query_async::<()>(&mut self.conn)
-            .await
-            .map_err(|e| {
-                self.stream
-                    .store
-                    .redis_error("could not leave the group", e)
-            })
+            .arg(&self.consumer);
+        let removed = match self.connection().await {
+            Ok(conn) => cmd.query_async::<()>(conn).await,
+            Err(e) => Err(e),
+        };
+        removed.map_err(|e| {
+            self.stream
+                .store
+                .redis_error("could not leave the group", e)
+        })
     }
+}
+
+/// Whether the server answered that the stream or its consumer group does not exist.
+fn is_no_group(e: &RedisError) -> bool {
+    e.clone()
+        .into_server_errors()
+        .is_some_and(|errors| errors.iter().any(|(_, e)| e.code() == "NOGROUP"))
 }
 
 /// `(id, [field, value, ...])` of each entry of an `XREADGROUP` reply (RESP2 or RESP3).
