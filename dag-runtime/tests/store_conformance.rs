@@ -789,17 +789,23 @@ fn a_connect_timeout_applies_to_a_silent_address() {
     );
 }
 
+/// Submits a one-node DAG to `store` and starts a client's wait for it.
+fn submit_and_wait(
+    rt: &tokio::runtime::Runtime,
+    store: &RedisStore,
+) -> (DagId, tokio::task::JoinHandle<Result<Outcome, DagError>>) {
+    let dag = DagId::new();
+    rt.block_on(store.put_plan(&dag, &plan(&[&[]]))).unwrap();
+    let (waiting, id) = (store.clone(), dag.clone());
+    (dag, rt.spawn(async move { waiting.wait(&id).await }))
+}
+
 #[test]
 fn a_server_killed_during_a_wait_is_an_error_not_a_hang() {
     let mut server = RedisServer::start();
     let rt = runtime();
     let store = rt.block_on(RedisStore::connect(&server.url())).unwrap();
-    let dag = DagId::new();
-    rt.block_on(store.put_plan(&dag, &plan(&[&[]]))).unwrap();
-    let waiter = {
-        let (store, dag) = (store.clone(), dag.clone());
-        rt.spawn(async move { store.wait(&dag).await })
-    };
+    let (dag, waiter) = submit_and_wait(&rt, &store);
     std::thread::sleep(Duration::from_millis(200));
     let killed = Instant::now();
     server.kill();
@@ -832,12 +838,7 @@ fn a_restart_that_lost_the_dag_ends_the_wait_saying_so() {
     let mut server = RedisServer::start();
     let rt = runtime();
     let store = rt.block_on(RedisStore::connect(&server.url())).unwrap();
-    let dag = DagId::new();
-    rt.block_on(store.put_plan(&dag, &plan(&[&[]]))).unwrap();
-    let waiter = {
-        let (store, dag) = (store.clone(), dag.clone());
-        rt.spawn(async move { store.wait(&dag).await })
-    };
+    let (dag, waiter) = submit_and_wait(&rt, &store);
     std::thread::sleep(Duration::from_millis(200));
     // No persistence: the new server knows nothing of the DAG.
     server.restart();
@@ -874,12 +875,7 @@ fn a_dropped_connection_to_a_server_that_kept_the_dag_goes_on_waiting() {
     let server = RedisServer::start();
     let rt = runtime();
     let store = rt.block_on(RedisStore::connect(&server.url())).unwrap();
-    let dag = DagId::new();
-    rt.block_on(store.put_plan(&dag, &plan(&[&[]]))).unwrap();
-    let waiter = {
-        let (store, dag) = (store.clone(), dag.clone());
-        rt.spawn(async move { store.wait(&dag).await })
-    };
+    let (dag, waiter) = submit_and_wait(&rt, &store);
     std::thread::sleep(Duration::from_millis(200));
     // Every connection of the store drops, the server and the DAG stay.
     let mut admin = redis::Client::open(server.url())
