@@ -47,6 +47,9 @@ static CANCEL: LazyLock<Script> = LazyLock::new(|| {
     ))
 });
 
+/// About how many events a DAG's `events` stream keeps (`XADD ... MAXLEN ~`, as the scripts do).
+const EVENTS_KEPT: u32 = 1000;
+
 /// Timeouts of a [`RedisStore`]. `RedisConfig::default()` suits a server on the same network.
 ///
 /// ```
@@ -634,6 +637,23 @@ impl Store for RedisStore {
             .ignore()
             .zadd("dags", dag.as_str(), submitted)
             .ignore();
+        if self.inner.config.events {
+            // Created here with its expiry, so that the completions appending to it need not
+            // set one (one command less per task).
+            pipe.cmd("XADD")
+                .arg(keys.key("events"))
+                .arg("MAXLEN")
+                .arg("~")
+                .arg(EVENTS_KEPT)
+                .arg("*")
+                .arg("event")
+                .arg("submitted")
+                .arg("nodes")
+                .arg(plan.nodes.len())
+                .ignore()
+                .pexpire(keys.key("events"), ttl as i64)
+                .ignore();
+        }
         let stored = match pipe.query_async::<()>(&mut self.conn()).await {
             // The shared connection died while idle (say the server restarted since the last
             // DAG): that first command fails and starts the reconnection. Storing the plan is

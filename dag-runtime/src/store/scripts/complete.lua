@@ -47,9 +47,8 @@ for i = 4, #KEYS do
   end
 end
 if ARGV[3] == '1' then
+  -- The stream was created, with its expiry, when the DAG was submitted.
   redis.call('XADD', KEYS[3], 'MAXLEN', '~', 1000, '*', 'event', 'done', 'node', ARGV[2],
     'ready', #ready, 'worker', ARGV[4], 'task', ARGV[6])
-  -- NX: only when the stream has no expiry yet, i.e. this call created it.
-  redis.call('PEXPIRE', KEYS[3], ARGV[5], 'NX')
 end
 return ready
