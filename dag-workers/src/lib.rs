@@ -56,7 +56,7 @@
 //! (`XCLAIM ... JUSTID` to itself). Every half lease or so, before reading new work, each thread
 //! claims one entry that has gone a whole lease without renewal (`XAUTOCLAIM`) and runs it again.
 //! The re-run passes the entry's id as its *claim* to
-//! [`Store::complete`](dag_runtime::store::Store::complete), which gives it back the children
+//! [`Store::complete`], which gives it back the children
 //! the dead run had made ready but not handed on. An entry delivered more than
 //! [`MAX_DELIVERIES`] times fails its DAG with [`DagError::WorkerLost`].
 //!
