@@ -78,7 +78,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use dag_runtime::engine::fault::{self, FaultPoint};
-use dag_runtime::engine::{run_invocation, Delegate, Invocation, LoadedPlan, Worker};
+use dag_runtime::engine::{fail_stored, run_invocation, Delegate, Invocation, LoadedPlan, Worker};
 use dag_runtime::store::{
     DagId, FailureKind, InvocationStream, RedisStore, Store, StreamEntry, TaskErrorRecord,
     DEFAULT_STREAM,

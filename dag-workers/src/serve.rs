@@ -344,8 +344,8 @@ impl Process {
         cache.plans.get(dag).cloned()
     }
 
-    /// Records why this worker cannot run the DAG of `entry` as the failure of that DAG and of
-    /// the top DAG it belongs to (a map's child DAG links to its parent).
+    /// Records why this worker cannot run the DAG of `entry` as the failure of the DAG its
+    /// client waits for (the top of a map's child DAG; see [`fail_stored`]).
     pub(crate) fn fail_load(&self, worker: &Worker, entry: &StreamEntry, error: DagError) {
         let (kind, task, message) = match &error {
             DagError::TaskNotFound { task, .. } => {
@@ -362,26 +362,18 @@ impl Process {
             }
             _ => (FailureKind::Worker, String::new(), error.to_string()),
         };
-        let mut dags = vec![entry.dag.clone()];
-        let mut next = entry.dag.clone();
-        while let Ok(Some(plan)) = self.handle.block_on(self.store.get_plan(&next)) {
-            let Some(link) = &plan.parent else { break };
-            next = DagId::from(link.dag.as_str());
-            dags.push(next.clone());
-        }
-        for dag in dags.into_iter().rev() {
-            let record = TaskErrorRecord {
-                kind,
-                task: task.clone(),
-                node: entry.node,
-                attempt: 1,
-                message: message.clone(),
-                worker: worker.id.clone(),
-                backtrace: None,
-            };
-            if let Err(e) = self.handle.block_on(self.store.fail(&dag, record)) {
-                eprintln!("dag worker {}: could not record a failure: {e}", worker.id);
-            }
+        let record = TaskErrorRecord {
+            kind,
+            task,
+            node: entry.node,
+            attempt: 1,
+            message,
+            worker: worker.id.clone(),
+            backtrace: None,
+        };
+        let failed = fail_stored(&self.store, &entry.dag, record);
+        if let Err(e) = self.handle.block_on(failed) {
+            eprintln!("dag worker {}: could not record a failure: {e}", worker.id);
         }
     }
 }

@@ -18,9 +18,11 @@ pub(crate) mod assemble;
 mod backtrace;
 mod execute;
 mod expand;
+mod failure;
 pub mod fault;
 mod step;
 
+pub use failure::fail_stored;
 pub use step::run_invocation;
 
 use std::sync::Arc;

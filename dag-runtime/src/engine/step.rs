@@ -8,6 +8,7 @@ use bytes::Bytes;
 use super::assemble::Inputs;
 use super::execute::{execute, panic_message, Failed};
 use super::expand::expand;
+use super::failure::fail_dag;
 use super::fault::{self, FaultPoint};
 use super::{Delegate, Invocation, LoadedPlan, Worker};
 use crate::error::DagError;
@@ -138,31 +139,6 @@ fn fail_task(
     };
     fail_dag(worker, plan, record)?;
     Ok(None)
-}
-
-/// Fails the DAG the client waits for with `record`: `plan`'s DAG, or for the child DAG of a
-/// map, the top of its chain of parents. The child DAGs on the way are then removed.
-///
-/// The top fails first, so the client learns of the failure even if this worker dies before
-/// the rest; a child DAG left behind expires with its keys' time to live.
-pub(crate) fn fail_dag(
-    worker: &Worker,
-    plan: &Arc<LoadedPlan>,
-    record: TaskErrorRecord,
-) -> Result<(), DagError> {
-    let Worker { store, handle, .. } = worker;
-    let mut children = Vec::new();
-    let mut top = Arc::clone(plan);
-    while let Some((parent, _)) = top.parent.clone() {
-        children.push(top);
-        top = parent;
-    }
-    handle.block_on(store.fail(&top.dag, record))?;
-    for child in children {
-        // Nobody waits for a child DAG; cancelling it also stops its other workers.
-        handle.block_on(store.cancel(&child.dag))?;
-    }
-    Ok(())
 }
 
 /// Steps 3 to 5 for a node that produced `output`: complete it, and keep one ready child.

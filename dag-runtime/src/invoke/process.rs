@@ -418,7 +418,9 @@ impl LauncherState {
             worker,
             backtrace: None,
         };
-        if let Err(e) = self.handle.block_on(store.fail(&entry.dag, record)) {
+        // For a map's child DAG, the DAG its client waits for fails.
+        let failed = crate::engine::fail_stored(store, &entry.dag, record);
+        if let Err(e) = self.handle.block_on(failed) {
             eprintln!("dag launcher: could not record a failed worker process: {e}");
         }
     }
