@@ -19,6 +19,21 @@ pub fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, String> {
     rmp_serde::from_slice(bytes).map_err(|e| e.to_string())
 }
 
+/// Decodes MessagePack bytes into a `T`, failing if any bytes are left over: for values that
+/// must be exactly one encoding (a DAG's result), where extra bytes mean a different value.
+pub fn decode_exact<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, String> {
+    let mut rest = bytes;
+    let value =
+        T::deserialize(&mut rmp_serde::Deserializer::new(&mut rest)).map_err(|e| e.to_string())?;
+    if !rest.is_empty() {
+        return Err(format!(
+            "{} bytes follow the value; the bytes are not one value of this type",
+            rest.len()
+        ));
+    }
+    Ok(value)
+}
+
 /// Splits an encoded list into its elements' encodings, without decoding them.
 ///
 /// This is how a dynamic map hands each element to its subgraph: the slices share the list's

@@ -106,7 +106,7 @@ pub fn lookup(name: &str) -> Result<&'static TaskDef, DagError> {
             .copied()
             .ok_or_else(|| DagError::TaskNotFound {
                 task: name.to_owned(),
-                worker: crate::worker_id(),
+                worker: crate::process_name(),
             }),
     }
 }

@@ -185,15 +185,7 @@ fn out(node: u32) -> Bytes {
 }
 
 fn error(node: u32, message: &str) -> TaskErrorRecord {
-    TaskErrorRecord {
-        kind: FailureKind::Task,
-        task: "conformance::t".into(),
-        node,
-        attempt: 1,
-        message: message.into(),
-        worker: "test".into(),
-        backtrace: None,
-    }
+    TaskErrorRecord::new(FailureKind::Task, "conformance::t", node, message, "test")
 }
 
 // ---- the checks, each written once ----

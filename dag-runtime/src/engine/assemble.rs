@@ -42,6 +42,11 @@ impl Inputs {
         })
     }
 
+    /// The bytes of every parameter of a node, in order.
+    pub fn assemble_all(&self, templates: &[ArgTemplate]) -> Result<Vec<Bytes>, String> {
+        templates.iter().map(|t| self.assemble(t)).collect()
+    }
+
     fn write(&self, template: &ArgTemplate, buf: &mut Vec<u8>) -> Result<(), String> {
         // Writing into a Vec cannot fail; the Results are rmp's generic I/O signature.
         const INFALLIBLE: &str = "writing MessagePack into a Vec cannot fail";
