@@ -362,7 +362,14 @@ fn run(options: &Options, tests: &[Test], out: &mut impl Write) -> Summary {
             }
             Err(message) => {
                 summary.failed += 1;
-                report(options, out, test.name, "FAILED", 'F', Some(began.elapsed()));
+                report(
+                    options,
+                    out,
+                    test.name,
+                    "FAILED",
+                    'F',
+                    Some(began.elapsed()),
+                );
                 failures.push((test.name, message));
             }
         }
@@ -521,7 +528,10 @@ mod tests {
                 filtered_out: 0
             })
         );
-        assert!(text.starts_with("\nrunning 3 tests\ntest passes ... ok <"), "{text}");
+        assert!(
+            text.starts_with("\nrunning 3 tests\ntest passes ... ok <"),
+            "{text}"
+        );
         assert!(text.contains("test fails ... FAILED <"), "{text}");
         assert!(text.contains("test never_runs ... ignored\n"), "{text}");
         assert!(

@@ -29,7 +29,10 @@
 /// assert_eq!(shape, "((a b) c)");
 /// ```
 pub fn reduce_pairwise<N>(leaves: Vec<N>, mut combine: impl FnMut(&N, &N) -> N) -> N {
-    assert!(!leaves.is_empty(), "a tree reduction needs at least one leaf");
+    assert!(
+        !leaves.is_empty(),
+        "a tree reduction needs at least one leaf"
+    );
     let mut level = leaves;
     while level.len() > 1 {
         let mut next = Vec::with_capacity(level.len().div_ceil(2));

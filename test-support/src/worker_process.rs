@@ -113,10 +113,8 @@ impl WorkerBuilder {
     ///     .spawn();
     /// ```
     pub fn env(mut self, name: impl AsRef<OsStr>, value: impl AsRef<OsStr>) -> Self {
-        self.env.push((
-            name.as_ref().to_owned(),
-            Some(value.as_ref().to_owned()),
-        ));
+        self.env
+            .push((name.as_ref().to_owned(), Some(value.as_ref().to_owned())));
         self
     }
 

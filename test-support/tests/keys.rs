@@ -10,9 +10,15 @@ fn keys_matching_finds_every_matching_key_sorted() {
     // More keys than one SCAN step returns.
     let mut pipe = redis::pipe();
     for i in (0..2500).rev() {
-        pipe.cmd("SET").arg(format!("dag:{{d1}}:{i:04}")).arg(i).ignore();
+        pipe.cmd("SET")
+            .arg(format!("dag:{{d1}}:{i:04}"))
+            .arg(i)
+            .ignore();
     }
-    pipe.cmd("SET").arg("dag:{d2}:status").arg("running").ignore();
+    pipe.cmd("SET")
+        .arg("dag:{d2}:status")
+        .arg("running")
+        .ignore();
     pipe.cmd("SET").arg("dags").arg("x").ignore();
     let _: () = pipe.query(&mut conn).unwrap();
 
