@@ -349,11 +349,6 @@ fn run(options: &Options, tests: &[Test], out: &mut impl Write) -> Summary {
             report(options, out, test.name, "ignored", 'i', None);
             continue;
         }
-        if !options.terse {
-            // The name before the test runs, so that a hanging test is visible as such.
-            let _ = write!(out, "test {} ... ", test.name);
-            let _ = out.flush();
-        }
         let began = Instant::now();
         match run_one(test) {
             Ok(()) => {
@@ -402,8 +397,9 @@ fn run(options: &Options, tests: &[Test], out: &mut impl Write) -> Summary {
     summary
 }
 
-/// Ends a test's line (`ok <1.234s>`, as libtest's `--report-time`), or prints its character
-/// in terse output.
+/// Prints a test's line once it has run (`test <name> ... ok <1.234s>`, as libtest's
+/// `--report-time`: a whole line, although the worker processes a test starts share stdout), or
+/// its character in terse output.
 fn report(
     options: &Options,
     out: &mut impl Write,
@@ -415,14 +411,10 @@ fn report(
     if options.terse {
         let _ = write!(out, "{terse}");
     } else {
-        if time.is_none() {
-            let _ = write!(out, "test {name} ... ");
-        }
-        match time {
-            Some(time) => writeln!(out, "{result} <{:.3}s>", time.as_secs_f64()),
-            None => writeln!(out, "{result}"),
-        }
-        .ok();
+        let _ = match time {
+            Some(time) => writeln!(out, "test {name} ... {result} <{:.3}s>", time.as_secs_f64()),
+            None => writeln!(out, "test {name} ... {result}"),
+        };
     }
     let _ = out.flush();
 }
