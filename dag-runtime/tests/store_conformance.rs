@@ -14,7 +14,7 @@ use dag_runtime::store::{
     TaskErrorRecord,
 };
 use dag_runtime::DagError;
-use dag_test_support::RedisServer;
+use dag_test_support::{keys_matching, RedisServer};
 
 /// Lists what is left of a DAG in a store (keys, entries), for the cleanup checks.
 type Leftovers = Box<dyn Fn(&DagId) -> Vec<String> + Send + Sync>;
@@ -61,23 +61,7 @@ async fn redis_fixture_with(server: &RedisServer, config: RedisConfig) -> Fixtur
         store: Arc::new(store),
         leftovers: Box::new(move |dag| {
             let mut conn = client.get_connection().expect("a second connection");
-            let mut keys = Vec::new();
-            let mut cursor = 0_u64;
-            loop {
-                let (next, batch): (u64, Vec<String>) = redis::cmd("SCAN")
-                    .arg(cursor)
-                    .arg("MATCH")
-                    .arg(format!("dag:{{{dag}}}:*"))
-                    .arg("COUNT")
-                    .arg(1000)
-                    .query(&mut conn)
-                    .unwrap();
-                keys.extend(batch);
-                if next == 0 {
-                    break;
-                }
-                cursor = next;
-            }
+            let mut keys = keys_matching(&mut conn, &format!("dag:{{{dag}}}:*"));
             let score: Option<f64> = redis::cmd("ZSCORE")
                 .arg("dags")
                 .arg(dag.as_str())
@@ -627,10 +611,7 @@ fn every_key_of_a_dag_expires() {
         .get_connection()
         .unwrap();
     let mut check = |dag: &DagId, when: &str| {
-        let keys: Vec<String> = redis::cmd("KEYS")
-            .arg(format!("dag:{{{dag}}}:*"))
-            .query(&mut conn)
-            .unwrap();
+        let keys = keys_matching(&mut conn, &format!("dag:{{{dag}}}:*"));
         assert!(!keys.is_empty(), "{when}");
         for key in keys {
             let ttl: i64 = redis::cmd("PTTL").arg(&key).query(&mut conn).unwrap();

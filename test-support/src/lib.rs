@@ -1,7 +1,20 @@
-//! Test helpers of the `dag` workspace (not published).
+//! Test helpers of the `dag` workspace (not published; a dev-dependency only).
 //!
-//! [`RedisServer`] starts a throwaway `redis-server` on a free port, so that tests are isolated
-//! from each other and never touch a server on the default port 6379.
+//! - [`RedisServer`] starts a throwaway `redis-server` on a free port, so that tests are
+//!   isolated from each other and never touch a server on the default port 6379.
+//! - [`harness`]: one libtest-style front end ([`run_tests`], [`tests!`]) for the test
+//!   executables with their own `main` (`harness = false`), such as the process tests that are
+//!   also the worker processes they start.
+//! - [`worker_process`]: [`WorkerProcess`] starts worker processes by hand, with the
+//!   environment a worker reads ([`dag_workers::env`]), and kills them when dropped.
+//! - [`tree`]: [`reduce_pairwise`] builds a tree reduction from leaves and a combining task;
+//!   [`sum_1_to`] is the value the tests' trees add up to.
+//! - [`keys`]: [`keys_matching`] lists the keys on a server that match a pattern (what a DAG
+//!   left behind), over a [`connect`]ion.
+//!
+//! This crate depends on `dag-workers` (for the environment's names) but not on the root `dag`
+//! crate: `#[task]` expands to `::dag::...` paths, so the tasks stay in the tests, and a
+//! dev-dependency cycle through `dag` would build it twice.
 //!
 //! ```no_run
 //! use dag_test_support::RedisServer;
@@ -10,6 +23,16 @@
 //! println!("connect to {}", server.url());
 //! // The server is killed when `server` is dropped.
 //! ```
+
+pub mod harness;
+pub mod keys;
+pub mod tree;
+pub mod worker_process;
+
+pub use harness::{run_tests, Test};
+pub use keys::{connect, keys_matching};
+pub use tree::{reduce_pairwise, sum_1_to};
+pub use worker_process::{WorkerBuilder, WorkerProcess};
 
 use std::io::{Read, Write};
 use std::net::{Ipv4Addr, TcpListener, TcpStream};

@@ -6,6 +6,7 @@
 use std::io::{BufRead, BufReader};
 use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::atomic::AtomicUsize;
 use std::sync::mpsc::{Receiver, RecvTimeoutError};
 
@@ -191,38 +192,28 @@ impl Drop for StepLog {
     }
 }
 
-/// Every key of DAG `dag` (`dag:{<dag>}:...`), found with SCAN.
+/// Every key of DAG `dag` (`dag:{<dag>}:...`).
 fn keys_of_dag(conn: &mut redis::Connection, dag: &str) -> Vec<String> {
-    let mut keys = Vec::new();
-    let mut cursor = 0_u64;
-    loop {
-        let (next, batch): (u64, Vec<String>) = redis::cmd("SCAN")
-            .arg(cursor)
-            .arg("MATCH")
-            .arg(format!("dag:{{{dag}}}:*"))
-            .arg("COUNT")
-            .arg(1000)
-            .query(conn)
-            .expect("SCAN answers");
-        keys.extend(batch);
-        if next == 0 {
-            return keys;
-        }
-        cursor = next;
-    }
+    keys_matching(conn, &format!("dag:{{{dag}}}:*"))
 }
 
 /// Starts a `chain` client on a pool of two workers and waits until its DAG runs there.
 /// Returns the server, the workers, the client, the step log and the DAG's id.
 fn a_client_running_a_chain(
     cancel: bool,
-) -> (RedisServer, Workers, ClientProcess, StepLog, String) {
+) -> (
+    RedisServer,
+    Vec<WorkerProcess>,
+    ClientProcess,
+    StepLog,
+    String,
+) {
     let server = RedisServer::start();
     let stream = "dag:interrupt-test";
-    let workers = Workers::start(2, &server.url(), stream);
+    let workers = workers(2, &server.url(), stream);
     let log = StepLog::new();
     let client = ClientProcess::start("chain", &server.url(), stream, &log.0, cancel);
-    let mut conn = redis(&server.url());
+    let mut conn = connect(&server.url());
     let mut dag = None;
     let running = eventually(Duration::from_secs(60), || {
         dag = submitted_dags(&mut conn).into_iter().next();
@@ -242,7 +233,7 @@ fn a_client_running_a_chain(
 /// was cancelled: no key of it is left, and no further step starts on the workers.
 fn a_signal_cancels_the_dag_of(signal: libc::c_int) {
     let (server, _workers, mut client, log, dag) = a_client_running_a_chain(true);
-    let mut conn = redis(&server.url());
+    let mut conn = connect(&server.url());
     client.signal(signal);
     let status = client
         .wait_exit(Duration::from_secs(30))
@@ -290,7 +281,7 @@ pub fn sigterm_in_a_client_cancels_its_dag_then_ends_it() {
 pub fn ctrl_c_without_a_dag_in_flight_ends_the_client_as_by_default() {
     let server = RedisServer::start();
     let stream = "dag:interrupt-idle";
-    let _workers = Workers::start(1, &server.url(), stream);
+    let _workers = workers(1, &server.url(), stream);
     let log = StepLog::new();
     let mut client = ClientProcess::start("idle", &server.url(), stream, &log.0, true);
     assert!(
@@ -307,7 +298,7 @@ pub fn ctrl_c_without_a_dag_in_flight_ends_the_client_as_by_default() {
 pub fn a_client_with_its_own_ctrl_c_handler_keeps_it() {
     let server = RedisServer::start();
     let stream = "dag:interrupt-own";
-    let _workers = Workers::start(1, &server.url(), stream);
+    let _workers = workers(1, &server.url(), stream);
     let log = StepLog::new();
     let mut client = ClientProcess::start("own-handler", &server.url(), stream, &log.0, true);
     assert!(
@@ -327,7 +318,7 @@ pub fn a_client_with_its_own_ctrl_c_handler_keeps_it() {
 
 pub fn a_client_with_cancel_on_interrupt_off_leaves_its_dag() {
     let (server, _workers, mut client, _log, dag) = a_client_running_a_chain(false);
-    let mut conn = redis(&server.url());
+    let mut conn = connect(&server.url());
     client.signal(libc::SIGINT);
     let status = client
         .wait_exit(Duration::from_secs(30))
