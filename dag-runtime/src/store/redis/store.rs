@@ -374,15 +374,34 @@ impl Store for RedisStore {
         let keys = DagKeys::new(dag);
         let node = error.node;
         let json = ErrorJson::encode(error)?;
-        scripts::fail(
-            &self.inner.conn,
-            &keys,
-            node,
-            &json,
-            &outcome::failure(dag, &json),
-        )
-        .await?;
-        Ok(())
+        let outcome = outcome::failure(dag, &json);
+        let Err(failed) = scripts::fail(&self.inner.conn, &keys, node, &json, &outcome).await
+        else {
+            return Ok(());
+        };
+        // The script could not run (a user without `EVALSHA`, a server refusing scripts):
+        // wake the client with plain commands, so that nobody waits for an outcome that
+        // cannot be recorded. Not atomic, which a failure that already happened can afford.
+        let mut pipe = redis::pipe();
+        pipe.cmd("SET")
+            .arg(keys.status())
+            .arg(scripts::FAILED)
+            .arg("XX")
+            .arg("KEEPTTL")
+            .ignore()
+            .rpush(keys.result(), &outcome)
+            .ignore()
+            .pexpire(keys.result(), self.config().ttl_ms() as i64)
+            .ignore();
+        match self
+            .inner
+            .conn
+            .send::<()>(&pipe, Retry::Never, "could not record a task failure")
+            .await
+        {
+            Ok(()) => Ok(()),
+            Err(_) => Err(failed),
+        }
     }
 
     async fn finish(&self, dag: &DagId, result: Bytes) -> Result<(), DagError> {
