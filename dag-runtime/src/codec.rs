@@ -23,12 +23,25 @@ pub fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, String> {
 ///
 /// This is how a dynamic map hands each element to its subgraph: the slices share the list's
 /// buffer, and no element type needs to be known.
+///
+/// The bytes may come from a store that someone else can write, so nothing here trusts a length
+/// they claim: an array header may claim up to 2^32-1 elements, but every MessagePack value takes
+/// at least one byte, so no more elements than the bytes left after the header are reserved, and
+/// a claim that the bytes cannot hold is an error before anything is allocated for it.
 pub fn split_array(bytes: &Bytes) -> Result<Vec<Bytes>, String> {
     let mut cursor: &[u8] = bytes;
     let len = rmp::decode::read_array_len(&mut cursor)
         .map_err(|e| format!("expected a list, found something else ({e})"))?;
+    let len = usize::try_from(len).unwrap_or(usize::MAX);
+    if len > cursor.len() {
+        return Err(format!(
+            "the list's header claims {len} elements but only {} bytes follow it; \
+             the value is truncated or was not written by this program",
+            cursor.len()
+        ));
+    }
     let mut pos = bytes.len() - cursor.len();
-    let mut elements = Vec::with_capacity(len as usize);
+    let mut elements = Vec::with_capacity(len);
     for _ in 0..len {
         let end = skip_value(bytes, pos)?;
         elements.push(bytes.slice(pos..end));
@@ -39,10 +52,15 @@ pub fn split_array(bytes: &Bytes) -> Result<Vec<Bytes>, String> {
 
 /// The position just past the MessagePack value starting at `pos`. Nested arrays and maps are
 /// skipped with a counter of values still to skip, not by recursion.
+///
+/// Linear in the bytes skipped whatever the headers claim: each step consumes at least one byte,
+/// and a counter of values that the rest of the buffer cannot hold (at least one byte each) is
+/// an error at once. Arithmetic on claimed lengths is checked, so a 32-bit target cannot
+/// overflow either.
 fn skip_value(buf: &[u8], mut pos: usize) -> Result<usize, String> {
     let truncated = || "the list's encoding is truncated".to_string();
     let be = |at: usize, n: usize| -> Result<usize, String> {
-        let bytes = buf.get(at..at + n).ok_or_else(truncated)?;
+        let bytes = buf.get(at..at.saturating_add(n)).ok_or_else(truncated)?;
         Ok(bytes.iter().fold(0usize, |acc, b| (acc << 8) | *b as usize))
     };
     let mut remaining: usize = 1;
@@ -58,10 +76,10 @@ fn skip_value(buf: &[u8], mut pos: usize) -> Result<usize, String> {
             0xa0..=0xbf => ((marker & 0x1f) as usize, 0),
             0xc4 | 0xd9 => (1 + be(pos, 1)?, 0),
             0xc5 | 0xda => (2 + be(pos, 2)?, 0),
-            0xc6 | 0xdb => (4 + be(pos, 4)?, 0),
+            0xc6 | 0xdb => (be(pos, 4)?.saturating_add(4), 0),
             0xc7 => (2 + be(pos, 1)?, 0),
             0xc8 => (3 + be(pos, 2)?, 0),
-            0xc9 => (5 + be(pos, 4)?, 0),
+            0xc9 => (be(pos, 4)?.saturating_add(5), 0),
             0xcc | 0xd0 => (1, 0),
             0xcd | 0xd1 => (2, 0),
             0xca | 0xce | 0xd2 => (4, 0),
@@ -74,14 +92,15 @@ fn skip_value(buf: &[u8], mut pos: usize) -> Result<usize, String> {
             0xdc => (2, be(pos, 2)?),
             0xdd => (4, be(pos, 4)?),
             0xde => (2, 2 * be(pos, 2)?),
-            0xdf => (4, 2 * be(pos, 4)?),
+            0xdf => (4, be(pos, 4)?.saturating_mul(2)),
             0xc1 => return Err("the list's encoding holds an invalid byte (0xc1)".into()),
         };
-        pos += skip;
-        if pos > buf.len() {
+        pos = pos.saturating_add(skip);
+        remaining = remaining.saturating_add(values);
+        // Every value still to skip takes at least one byte.
+        if pos > buf.len() || remaining > buf.len() - pos {
             return Err(truncated());
         }
-        remaining += values;
     }
     Ok(pos)
 }

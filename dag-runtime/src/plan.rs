@@ -23,6 +23,16 @@ use crate::graph::scope::Scope;
 use crate::graph::{Arg, NodeInner};
 use crate::task::TaskPolicy;
 
+mod validate;
+
+pub use validate::MAX_NESTING;
+
+/// The deepest nesting of MessagePack arrays and maps that [`Plan::decode`] accepts: enough for
+/// every plan that [`Plan::validate`] accepts (a `.map` template level takes 3, an argument
+/// template level at most 2: a map entry is a pair), and far below what overflows a worker
+/// thread's stack while decoding. rmp-serde's own limit (1024) leaves less margin.
+const MAX_DECODE_DEPTH: usize = 5 * MAX_NESTING + 8;
+
 /// A lowered DAG: dense node indices in topological order.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Plan {
@@ -132,6 +142,26 @@ impl PlanNode {
 }
 
 impl Plan {
+    /// Decodes a plan from its MessagePack encoding (as [`rmp_serde::to_vec`] writes it).
+    ///
+    /// Meant for bytes read from a store, which anyone with access to the store could have
+    /// written: besides rmp-serde's own guards (lengths are checked against the bytes present,
+    /// and pre-allocations are capped), the nesting depth is limited so that decoding cannot
+    /// overflow the stack. The result still has to pass [`validate`](Self::validate) before the
+    /// engine runs it.
+    ///
+    /// ```
+    /// use dag::plan::Plan;
+    ///
+    /// // An array header claiming 2^32-1 elements, with nothing after it.
+    /// assert!(Plan::decode(&[0xdd, 0xff, 0xff, 0xff, 0xff]).is_err());
+    /// ```
+    pub fn decode(bytes: &[u8]) -> Result<Plan, String> {
+        let mut decoder = rmp_serde::Deserializer::from_read_ref(bytes);
+        decoder.set_max_depth(MAX_DECODE_DEPTH);
+        Plan::deserialize(&mut decoder).map_err(|e| e.to_string())
+    }
+
     /// Nodes with no parents: where execution starts.
     pub fn roots(&self) -> impl Iterator<Item = u32> + '_ {
         self.nodes
