@@ -3,6 +3,12 @@
 //! Every output, constant argument and result is the `rmp-serde` encoding of the value. Because
 //! MessagePack is self-delimiting, a `Vec<T>` parameter can be assembled from its elements' bytes
 //! behind an array header, without decoding them (see `engine::assemble`).
+//!
+//! Bytes read back from a store may have been written by anyone with access to it, so decoding
+//! trusts no length and no depth they claim: [`split_array`] reserves no more elements than the
+//! bytes present can hold, rmp-serde checks string and binary lengths against the input and
+//! serde caps what a collection pre-allocates (1 MiB), and [`decode`] limits nesting to
+//! [`MAX_DEPTH`] so that a recursive type cannot overflow a worker thread's stack.
 
 use bytes::Bytes;
 use serde::{de::DeserializeOwned, Serialize};
@@ -14,9 +20,30 @@ pub fn encode<T: Serialize + ?Sized>(value: &T) -> Result<Bytes, String> {
         .map_err(|e| e.to_string())
 }
 
-/// Decodes MessagePack bytes into a `T`.
+/// How deeply the arrays and maps of a value may nest for [`decode`]: 128 levels, like
+/// serde_json's default recursion limit.
+///
+/// Decoding a recursive type (a tree, a linked list of boxes) recurses once per level, and a
+/// level can take several KiB of stack in a debug build (measured: 3.5 KiB for a newtype around
+/// a `Vec` of itself, 7 KiB for a struct of five fields): rmp-serde's own limit of 1024 levels
+/// would overflow the 2 MiB stack of a worker thread on a value a hostile store holds, which
+/// aborts the whole worker process. A value that nests deeper fails to decode with an error
+/// that says so; store it flatter (for a tree: a `Vec` of nodes that refer to each other by
+/// index).
+pub const MAX_DEPTH: usize = 128;
+
+/// Decodes MessagePack bytes into a `T`, nesting at most [`MAX_DEPTH`] levels deep.
 pub fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, String> {
-    rmp_serde::from_slice(bytes).map_err(|e| e.to_string())
+    let mut decoder = rmp_serde::Deserializer::from_read_ref(bytes);
+    // rmp-serde fails when its counter reaches 0: allow exactly MAX_DEPTH levels.
+    decoder.set_max_depth(MAX_DEPTH + 1);
+    T::deserialize(&mut decoder).map_err(|e| match e {
+        rmp_serde::decode::Error::DepthLimitExceeded => format!(
+            "the value nests arrays and maps deeper than {MAX_DEPTH} levels, the most this \
+             program decodes"
+        ),
+        other => other.to_string(),
+    })
 }
 
 /// Splits an encoded list into its elements' encodings, without decoding them.
@@ -140,6 +167,36 @@ mod tests {
         }
         assert!(split_array(&encode(&5_i64).unwrap()).is_err());
         assert!(split_array(&bytes.slice(..bytes.len() - 1)).is_err());
+    }
+
+    /// Nests exactly as deep as the arrays of its encoding.
+    #[derive(Debug, serde::Deserialize)]
+    struct Deep(#[allow(dead_code)] Vec<Deep>);
+
+    fn nested_arrays(depth: usize) -> Vec<u8> {
+        let mut bytes = vec![0x91; depth - 1];
+        bytes.push(0x90);
+        bytes
+    }
+
+    #[test]
+    fn a_value_nests_at_most_max_depth_levels() {
+        assert!(decode::<Deep>(&nested_arrays(MAX_DEPTH)).is_ok());
+        let error = decode::<Deep>(&nested_arrays(MAX_DEPTH + 1)).unwrap_err();
+        assert!(error.contains("deeper than 128 levels"), "{error}");
+    }
+
+    #[test]
+    fn a_header_claiming_more_elements_than_bytes_follow_is_refused_before_allocating() {
+        let five_bytes = Bytes::from_static(&[0xdd, 0x7f, 0xff, 0xff, 0xff]);
+        let error = split_array(&five_bytes).unwrap_err();
+        assert!(
+            error.contains("claims 2147483647 elements but only 0 bytes"),
+            "{error}"
+        );
+        // Inside an element: a map claiming 2^32-1 entries in a one-element list.
+        let nested = Bytes::from_static(&[0x91, 0xdf, 0xff, 0xff, 0xff, 0xff]);
+        assert!(split_array(&nested).is_err());
     }
 
     #[test]

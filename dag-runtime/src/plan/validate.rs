@@ -33,7 +33,7 @@ use crate::error::DagError;
 /// Lowering nests argument templates as deep as a parameter's collection type (at most
 /// `Vec<Vec<T>>` or `HashMap<String, T>` today) and map templates as deep as `.map` closures
 /// nest in the source code, so a real plan stays far below this.
-pub const MAX_NESTING: usize = 64;
+pub const MAX_NESTING: usize = 32;
 
 /// The longest retry backoff a valid plan may carry (about 136 years): anything longer is not a
 /// delay anyone chose, and the doubling of a longer one could overflow.

@@ -388,7 +388,7 @@ fn argument_templates_nest_at_most_max_nesting_levels_without_recursion() {
     p.nodes[0].args = vec![nested_list(MAX_NESTING)];
     assert_invalid(
         &p,
-        "node 0: argument 0 nests lists or maps deeper than 64 levels",
+        &format!("node 0: argument 0 nests lists or maps deeper than {MAX_NESTING} levels"),
     );
 
     let message = on_a_small_stack(|| {
@@ -418,7 +418,7 @@ fn map_templates_nest_at_most_max_nesting_levels_without_recursion() {
     with_depth(MAX_NESTING).validate().unwrap();
     assert_invalid(
         &with_depth(MAX_NESTING + 1),
-        "nests `.map` templates deeper than 64 levels",
+        &format!("nests `.map` templates deeper than {MAX_NESTING} levels"),
     );
     let message = on_a_small_stack(|| {
         let p = with_depth(10_000);
@@ -430,7 +430,7 @@ fn map_templates_nest_at_most_max_nesting_levels_without_recursion() {
         }
         message
     });
-    assert!(message.contains("deeper than 64 levels"), "{message}");
+    assert!(message.contains("deeper than 32 levels"), "{message}");
 }
 
 #[test]
