@@ -722,6 +722,251 @@ proptest! {
     }
 }
 
+/// One edit of a decoded plan: what a tamperer who understands the format would change.
+#[derive(Debug, Clone)]
+enum PlanEdit {
+    /// Changes one of the plan's numbers: a task, a parent count, a child, a parent or outer
+    /// reference, the sink, the parent link's node.
+    Number(Index, NumberEdit),
+    /// Replaces a leaf of an argument template (anywhere, templates included).
+    Leaf(Index, ArgTemplate),
+    /// Adds a child to, or removes one from, a node's children (templates included).
+    Children(Index, Option<u32>),
+    ClearSignatures,
+    DropSignature,
+    ToggleParentLink,
+    /// Removes one node (the indices after it are not renumbered).
+    RemoveNode(Index),
+}
+
+#[derive(Debug, Clone, Copy)]
+enum NumberEdit {
+    Increment,
+    Decrement,
+    Set(u32),
+}
+
+fn plan_edit() -> impl Strategy<Value = PlanEdit> {
+    let number = prop_oneof![
+        Just(NumberEdit::Increment),
+        Just(NumberEdit::Decrement),
+        prop_oneof![Just(u32::MAX), Just(0), 0..12_u32].prop_map(NumberEdit::Set),
+    ];
+    let leaf = prop_oneof![
+        Just(ArgTemplate::Element),
+        (0..3_u32).prop_map(ArgTemplate::Outer),
+        (0..12_u32).prop_map(ArgTemplate::Parent),
+        Just(ArgTemplate::Const(Bytes::from_static(&[0xc0]))),
+        Just(ArgTemplate::List(vec![])),
+    ];
+    prop_oneof![
+        6 => (any::<Index>(), number).prop_map(|(at, edit)| PlanEdit::Number(at, edit)),
+        3 => (any::<Index>(), leaf).prop_map(|(at, leaf)| PlanEdit::Leaf(at, leaf)),
+        2 => (any::<Index>(), prop::option::of(0..12_u32))
+            .prop_map(|(at, child)| PlanEdit::Children(at, child)),
+        1 => Just(PlanEdit::ClearSignatures),
+        1 => Just(PlanEdit::DropSignature),
+        1 => Just(PlanEdit::ToggleParentLink),
+        1 => any::<Index>().prop_map(PlanEdit::RemoveNode),
+    ]
+}
+
+/// Where every node of `plan` is, templates' included: its index, then its index in each
+/// template on the way (explicit stack).
+fn node_paths(plan: &Plan) -> Vec<Vec<usize>> {
+    let mut paths = Vec::new();
+    let mut stack: Vec<(Vec<usize>, &PlanNode)> = plan
+        .nodes
+        .iter()
+        .enumerate()
+        .map(|(i, n)| (vec![i], n))
+        .collect();
+    while let Some((path, node)) = stack.pop() {
+        if let Some(template) = &node.map {
+            for (i, inner) in template.nodes.iter().enumerate() {
+                let mut inner_path = path.clone();
+                inner_path.push(i);
+                stack.push((inner_path, inner));
+            }
+        }
+        paths.push(path);
+    }
+    paths
+}
+
+fn node_at_mut<'p>(plan: &'p mut Plan, path: &[usize]) -> &'p mut PlanNode {
+    let mut node = &mut plan.nodes[path[0]];
+    for &i in &path[1..] {
+        node = &mut node
+            .map
+            .as_mut()
+            .expect("a path goes through templates")
+            .nodes[i];
+    }
+    node
+}
+
+/// Every argument template of `plan` (leaves and collections), templates' bodies included.
+fn all_args_mut(plan: &mut Plan) -> Vec<&mut ArgTemplate> {
+    let mut roots: Vec<&mut ArgTemplate> = Vec::new();
+    let mut nodes: Vec<&mut PlanNode> = plan.nodes.iter_mut().collect();
+    while let Some(node) = nodes.pop() {
+        let PlanNode { args, map, .. } = node;
+        roots.extend(args.iter_mut());
+        if let Some(template) = map {
+            let MapTemplate { nodes: inner, body } = &mut **template;
+            nodes.extend(inner.iter_mut());
+            roots.push(body);
+        }
+    }
+    let mut found = Vec::new();
+    while let Some(arg) = roots.pop() {
+        let leaf = match &*arg {
+            ArgTemplate::List(items) => items.is_empty(),
+            ArgTemplate::Map(entries) => entries.is_empty(),
+            _ => true,
+        };
+        if leaf {
+            found.push(arg);
+            continue;
+        }
+        match arg {
+            ArgTemplate::List(items) => roots.extend(items.iter_mut()),
+            ArgTemplate::Map(entries) => roots.extend(entries.iter_mut().map(|(_, a)| a)),
+            _ => {}
+        }
+    }
+    found
+}
+
+fn all_numbers_mut(plan: &mut Plan) -> Vec<&mut u32> {
+    let Plan {
+        sink,
+        parent,
+        nodes,
+        ..
+    } = plan;
+    let mut found: Vec<&mut u32> = vec![sink];
+    if let Some(link) = parent {
+        found.push(&mut link.node);
+    }
+    let mut stack: Vec<&mut PlanNode> = nodes.iter_mut().collect();
+    let mut args: Vec<&mut ArgTemplate> = Vec::new();
+    while let Some(node) = stack.pop() {
+        let PlanNode {
+            task,
+            args: node_args,
+            children,
+            parents,
+            map,
+            ..
+        } = node;
+        found.push(task);
+        found.push(parents);
+        found.extend(children.iter_mut());
+        args.extend(node_args.iter_mut());
+        if let Some(template) = map {
+            let MapTemplate { nodes: inner, body } = &mut **template;
+            stack.extend(inner.iter_mut());
+            args.push(body);
+        }
+    }
+    while let Some(arg) = args.pop() {
+        match arg {
+            ArgTemplate::Parent(n) | ArgTemplate::Outer(n) => found.push(n),
+            ArgTemplate::List(items) => args.extend(items.iter_mut()),
+            ArgTemplate::Map(entries) => args.extend(entries.iter_mut().map(|(_, a)| a)),
+            ArgTemplate::Const(_) | ArgTemplate::Element => {}
+        }
+    }
+    found
+}
+
+fn edit_plan(plan: &mut Plan, edit: &PlanEdit) {
+    match edit {
+        PlanEdit::Number(at, edit) => {
+            let mut numbers = all_numbers_mut(plan);
+            if numbers.is_empty() {
+                return;
+            }
+            let n = at.index(numbers.len());
+            let number = &mut *numbers[n];
+            *number = match edit {
+                NumberEdit::Increment => number.wrapping_add(1),
+                NumberEdit::Decrement => number.wrapping_sub(1),
+                NumberEdit::Set(value) => *value,
+            };
+        }
+        PlanEdit::Leaf(at, leaf) => {
+            let mut leaves = all_args_mut(plan);
+            if !leaves.is_empty() {
+                let n = at.index(leaves.len());
+                *leaves[n] = leaf.clone();
+            }
+        }
+        PlanEdit::Children(at, child) => {
+            let paths = node_paths(plan);
+            if paths.is_empty() {
+                return;
+            }
+            let path = &paths[at.index(paths.len())];
+            let children = &mut node_at_mut(plan, path).children;
+            match child {
+                Some(child) => children.push(*child),
+                None => {
+                    children.pop();
+                }
+            }
+        }
+        PlanEdit::ClearSignatures => plan.signatures.clear(),
+        PlanEdit::DropSignature => {
+            plan.signatures.pop();
+        }
+        PlanEdit::ToggleParentLink => {
+            plan.parent = match plan.parent {
+                Some(_) => None,
+                None => Some(ParentLink {
+                    dag: "top".into(),
+                    node: 0,
+                }),
+            }
+        }
+        PlanEdit::RemoveNode(at) => {
+            if !plan.nodes.is_empty() {
+                let n = at.index(plan.nodes.len());
+                plan.nodes.remove(n);
+            }
+        }
+    }
+}
+
+/// A real plan with a few edits of its structure.
+fn edited_plan() -> impl Strategy<Value = Plan> {
+    let plans: Vec<Plan> = real_plans().into_iter().map(|(_, plan)| plan).collect();
+    (
+        prop::sample::select(plans),
+        prop::collection::vec(plan_edit(), 1..4),
+    )
+        .prop_map(|(mut plan, edits)| {
+            for edit in &edits {
+                edit_plan(&mut plan, edit);
+            }
+            plan
+        })
+}
+
+proptest! {
+    #![proptest_config(config(3000))]
+
+    #[test]
+    fn an_edited_plan_that_passes_validation_is_one_the_engine_can_follow(plan in edited_plan()) {
+        if plan.validate().is_ok() {
+            follow_every_index(&plan);
+        }
+        (target("plan").check)(&rmp_serde::to_vec(&plan).unwrap());
+    }
+}
+
 /// Plans with arbitrary structure and small numbers, so that many of them get past decoding:
 /// validation must reject every one the engine could not follow.
 fn arbitrary_plan() -> impl Strategy<Value = Plan> {
