@@ -144,4 +144,167 @@ mod tests {
         let map: HashMap<String, String> = decode(&inputs.assemble(&template).unwrap()).unwrap();
         assert_eq!(map, HashMap::from([("k".to_string(), "x".to_string())]));
     }
+
+    /// Fuzzing: the arguments of a node of a validated plan, from any bytes its parents output.
+    mod fuzz {
+        use super::*;
+        use crate::codec::split_array;
+        use crate::plan::{link, Plan, PlanNode};
+        use proptest::prelude::*;
+
+        /// Parents the node under test may take outputs from.
+        const PARENTS: u32 = 4;
+
+        /// Templates whose constants are any bytes at all.
+        fn template() -> impl Strategy<Value = ArgTemplate> {
+            templates(prop::collection::vec(any::<u8>(), 0..8).prop_map(Bytes::from))
+        }
+
+        /// Templates whose constants are whole MessagePack values.
+        fn whole_template() -> impl Strategy<Value = ArgTemplate> {
+            templates(any::<i64>().prop_map(|v| encode(&v).unwrap()))
+        }
+
+        fn templates(
+            constant: impl Strategy<Value = Bytes> + 'static,
+        ) -> impl Strategy<Value = ArgTemplate> {
+            let leaf = prop_oneof![
+                (0..PARENTS).prop_map(ArgTemplate::Parent),
+                constant.prop_map(ArgTemplate::Const),
+            ];
+            leaf.prop_recursive(4, 32, 6, |inner| {
+                prop_oneof![
+                    prop::collection::vec(inner.clone(), 0..20).prop_map(ArgTemplate::List),
+                    prop::collection::vec((".{0,3}", inner), 0..4).prop_map(ArgTemplate::Map),
+                ]
+            })
+        }
+
+        fn node(args: Vec<ArgTemplate>) -> PlanNode {
+            PlanNode {
+                task: 0,
+                args,
+                children: Vec::new(),
+                parents: 0,
+                map: None,
+                element: None,
+            }
+        }
+
+        /// A validated plan: `PARENTS` roots, then one node taking `args`.
+        fn plan(args: Vec<ArgTemplate>) -> Plan {
+            let mut nodes: Vec<PlanNode> = (0..PARENTS).map(|_| node(Vec::new())).collect();
+            nodes.push(node(args));
+            link(&mut nodes);
+            let plan = Plan {
+                tasks: vec!["t".into()],
+                sink: PARENTS,
+                nodes,
+                parent: None,
+                signatures: vec!["fn t()".into()],
+                policy: Default::default(),
+            };
+            plan.validate()
+                .expect("a linked plan of in-range parents is valid");
+            plan
+        }
+
+        /// The size of the assembled bytes: headers as rmp writes them, then the parts.
+        fn expected_len(template: &ArgTemplate, outputs: &[Vec<u8>]) -> usize {
+            let header = |n: usize| match n {
+                0..=15 => 1,
+                16..=65535 => 3,
+                _ => 5,
+            };
+            let mut len = 0;
+            let mut stack = vec![template];
+            while let Some(template) = stack.pop() {
+                len += match template {
+                    ArgTemplate::Const(bytes) => bytes.len(),
+                    ArgTemplate::Parent(p) => outputs[*p as usize].len(),
+                    ArgTemplate::List(items) => {
+                        stack.extend(items);
+                        header(items.len())
+                    }
+                    ArgTemplate::Map(entries) => {
+                        stack.extend(entries.iter().map(|(_, value)| value));
+                        let keys: usize = entries
+                            .iter()
+                            .map(|(key, _)| if key.len() < 32 { 1 } else { 2 } + key.len())
+                            .sum();
+                        header(entries.len()) + keys
+                    }
+                    ArgTemplate::Element | ArgTemplate::Outer(_) => unreachable!("not generated"),
+                };
+            }
+            len
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig { cases: 1000, failure_persistence: None,
+                ..ProptestConfig::default() })]
+
+            #[test]
+            fn arguments_assemble_from_any_output_bytes(
+                args in prop::collection::vec(template(), 1..4),
+                outputs in prop::collection::vec(
+                    prop::collection::vec(any::<u8>(), 0..16), PARENTS as usize),
+            ) {
+                let plan = plan(args);
+                let node = plan.node(PARENTS);
+                let fetched = node
+                    .distinct_parents()
+                    .into_iter()
+                    .map(|p| (p, Bytes::from(outputs[p as usize].clone())))
+                    .collect();
+                let inputs = Inputs::new(fetched);
+                for arg in &node.args {
+                    let bytes = inputs.assemble(arg).unwrap();
+                    prop_assert_eq!(bytes.len(), expected_len(arg, &outputs));
+                }
+            }
+
+            #[test]
+            fn a_list_of_whole_values_splits_into_its_items(
+                items in prop::collection::vec(whole_template(), 0..40),
+                values in prop::collection::vec(any::<i64>(), PARENTS as usize),
+            ) {
+                // Outputs and constants that are whole MessagePack values.
+                let outputs: Vec<Vec<u8>> =
+                    values.iter().map(|v| encode(v).unwrap().to_vec()).collect();
+                let list = ArgTemplate::List(items.clone());
+                let plan = plan(vec![list.clone()]);
+                let fetched = plan
+                    .node(PARENTS)
+                    .distinct_parents()
+                    .into_iter()
+                    .map(|p| (p, Bytes::from(outputs[p as usize].clone())))
+                    .collect();
+                let bytes = Inputs::new(fetched).assemble(&list).unwrap();
+                let parts = split_array(&bytes).unwrap();
+                prop_assert_eq!(parts.len(), items.len());
+            }
+
+            #[test]
+            fn a_parent_that_was_not_fetched_is_an_error(
+                args in prop::collection::vec(template(), 1..4),
+                missing in 0..PARENTS,
+            ) {
+                let plan = plan(args);
+                let node = plan.node(PARENTS);
+                let fetched = node
+                    .distinct_parents()
+                    .into_iter()
+                    .filter(|&p| p != missing)
+                    .map(|p| (p, Bytes::from_static(&[0xc0])))
+                    .collect();
+                let inputs = Inputs::new(fetched);
+                for arg in &node.args {
+                    let mut names_missing = false;
+                    arg.for_each_parent(&mut |p| names_missing |= p == missing);
+                    prop_assert_eq!(inputs.assemble(arg).is_err(), names_missing);
+                }
+            }
+        }
+    }
 }
