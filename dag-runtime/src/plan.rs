@@ -174,14 +174,50 @@ impl Plan {
     }
 
     /// The node at `index`.
+    ///
+    /// Panics if there is none: for an index that came from a store (an invocation read from a
+    /// stream), use [`checked_node`](Self::checked_node).
     pub fn node(&self, index: u32) -> &PlanNode {
         &self.nodes[index as usize]
     }
 
+    /// The node at `index`, or [`DagError::InvalidGraph`] saying there is none: for an index that
+    /// came from a store (an invocation), which a validated plan does not vouch for.
+    ///
+    /// ```
+    /// # let plan = {
+    /// #     use dag::prelude::*;
+    /// #     #[task]
+    /// #     fn inc(x: i64) -> i64 { x + 1 }
+    /// #     inc(1).plan()?
+    /// # };
+    /// assert!(plan.checked_node(0).is_ok());
+    /// let error = plan.checked_node(7).unwrap_err().to_string();
+    /// assert!(error.contains("node 7 but the plan has 1 node"), "{error}");
+    /// # Ok::<(), dag::DagError>(())
+    /// ```
+    pub fn checked_node(&self, index: u32) -> Result<&PlanNode, DagError> {
+        self.nodes.get(index as usize).ok_or_else(|| {
+            DagError::InvalidGraph(format!(
+                "an invocation names node {index} but the plan has {} node{}; was it written by \
+                 other code or tampered with?",
+                self.nodes.len(),
+                if self.nodes.len() == 1 { "" } else { "s" }
+            ))
+        })
+    }
+
     /// The task name of node `index`, with `[i]` for a node of a map's element `i`.
+    ///
+    /// Never panics, since error paths call it with whatever index they were given: for an index
+    /// the plan lacks (or a node naming a task it lacks) the name says so.
     pub fn task_name(&self, index: u32) -> String {
-        let node = self.node(index);
-        let name = &self.tasks[node.task as usize];
+        let Some(node) = self.nodes.get(index as usize) else {
+            return format!("<node {index}, not in the plan>");
+        };
+        let Some(name) = self.tasks.get(node.task as usize) else {
+            return format!("<task {} of node {index}, not in the plan>", node.task);
+        };
         match node.element {
             Some(i) => format!("{name}[{i}]"),
             None => name.clone(),

@@ -385,7 +385,7 @@ fn lowered_plans() -> Vec<(&'static str, Plan)> {
     let mapped = total(range(4).map(|e| add(inc(e), &factor)));
     let nested = total(range(3).map(|n| total(range(n).map(|m| add(m, &factor)))));
     let nested_outer = total(range(3).map(|n| total(range(2).map(|m| add(m, &n)))));
-    let chained = total(range(5).map(|e| inc(e)).map(|e| add(e, &factor)));
+    let chained = total(range(5).map(inc).map(|e| add(e, &factor)));
     let identity = total(range(5).map(|e| e));
     let outer_body = total(range(5).map(|_| factor.clone()));
     let graphs = [
@@ -1069,8 +1069,8 @@ fn a_five_byte_header_claiming_two_billion_elements_allocates_nothing_for_them()
     let error = bounded("split_array", 5, || split_array(&Bytes::from_static(bytes)));
     let error = error.unwrap_err();
     assert!(error.contains("claims 2147483647 elements"), "{error}");
-    check_decode(&bytes);
-    check_plan(&bytes);
+    check_decode(bytes);
+    check_plan(bytes);
 }
 
 #[test]

@@ -5,19 +5,7 @@
 //! checks every such number once, when a plan is loaded, so that the engine can index without a
 //! panic (a panic on a worker thread strands the DAG; a second one on its error path kills the
 //! worker). What it checks is what [`lower`](super::lower) and the map expansion guarantee by
-//! construction:
-//!
-//! - the plan has nodes, and the sink is the last one;
-//! - every node (also in map templates) names a task the plan lists;
-//! - a plan written by a client carries a signature per task (only a map's child plan, written
-//!   by a worker that checked its parent's, carries none);
-//! - every [`ArgTemplate::Parent`] names an earlier node (parents before children, so no cycle);
-//! - `children` and `parents` agree with the templates: node `c` lists `p` as a child exactly
-//!   when `c`'s templates name `p`, and `parents` counts the distinct parents;
-//! - [`ArgTemplate::Element`] and [`ArgTemplate::Outer`] appear only in map templates, and
-//!   `Outer(k)` names one of the map node's outer values; a map node has its list argument;
-//! - templates nest no deeper than [`MAX_NESTING`], so the recursive code that walks them
-//!   (assembling arguments, expanding maps, dropping a plan) has a bounded depth.
+//! construction; the rules are listed on the method.
 //!
 //! The cost is linear in the plan's size (sorting each node's own parents aside), with explicit
 //! stacks instead of recursion. A map template's `children` and `parents` are not checked: they
@@ -45,11 +33,29 @@ type Problem = String;
 impl Plan {
     /// Checks that this plan is consistent, so that the engine may index it without panicking.
     ///
-    /// Call it on every plan read from a store, before running any of it. The rules are listed in
-    /// the [module docs](self); each failure is a [`DagError::InvalidGraph`] that names the node
-    /// (and the map template, for a node inside one) and what is wrong, e.g. "the stored plan of
-    /// this DAG is inconsistent: node 7 names task 12 but the plan has 3 tasks; was it written
-    /// by other code or tampered with?".
+    /// Call it on every plan read from a store, before running any of it. It checks that:
+    ///
+    /// - the plan has nodes, and the sink is the last one;
+    /// - every node (also in map templates) names a task the plan lists;
+    /// - a plan written by a client carries a signature per task (only a map's child plan,
+    ///   written by a worker that checked its parent's, carries none);
+    /// - every [`ArgTemplate::Parent`] names an earlier node (parents before children, so no
+    ///   cycle);
+    /// - `children` and `parents` agree with the templates: node `c` lists `p` as a child exactly
+    ///   when `c`'s templates name `p`, and `parents` counts the distinct parents;
+    /// - [`ArgTemplate::Element`] and [`ArgTemplate::Outer`] appear only in map templates,
+    ///   `Outer(k)` names one of the map node's outer values, and a map node has its list
+    ///   argument;
+    /// - argument templates and map templates nest no deeper than [`MAX_NESTING`], so the
+    ///   recursive code that walks them (expanding maps, cloning and dropping a plan) has a
+    ///   bounded depth;
+    /// - the retry backoff is not absurdly long (at most 2^32 seconds), so that doubling it
+    ///   cannot overflow.
+    ///
+    /// Each failure is a [`DagError::InvalidGraph`] that names the node (and the map template,
+    /// for a node inside one) and what is wrong, e.g. "the stored plan of this DAG is
+    /// inconsistent: node 7 names task 12 but the plan has 3 tasks; was it written by other code
+    /// or tampered with?". The cost is linear in the plan's size, without recursion.
     ///
     /// A map's child plan also names a node of its parent DAG's plan; check that link with
     /// [`validate_parent_link`](Self::validate_parent_link) once both plans are loaded.

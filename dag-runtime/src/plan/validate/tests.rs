@@ -510,3 +510,29 @@ fn a_parent_missing_one_of_many_children_is_found_in_linear_time() {
         started.elapsed()
     );
 }
+
+#[test]
+fn task_name_never_panics_on_an_index_the_plan_lacks() {
+    let mut p = diamond();
+    assert_eq!(p.task_name(1), "t0");
+    assert_eq!(p.task_name(9), "<node 9, not in the plan>");
+    p.nodes[1].task = 40;
+    assert_eq!(p.task_name(1), "<task 40 of node 1, not in the plan>");
+    p.nodes[2].element = Some(3);
+    assert_eq!(p.task_name(2), "t2[3]");
+}
+
+#[test]
+fn checked_node_refuses_an_index_the_plan_lacks() {
+    let p = diamond();
+    assert_eq!(p.checked_node(2).unwrap(), &p.nodes[2]);
+    match p.checked_node(3) {
+        Err(DagError::InvalidGraph(message)) => {
+            assert!(
+                message.contains("names node 3 but the plan has 3 nodes"),
+                "{message}"
+            )
+        }
+        other => panic!("expected InvalidGraph, got {other:?}"),
+    }
+}
