@@ -226,6 +226,9 @@ impl Plan {
 }
 
 /// Fills in every node's `children` and `parents` from the `Parent` references of its args.
+///
+/// For nodes this program built (lowering, map expansion): every reference must name a node of
+/// `nodes` (it indexes them). A plan read from a store is checked by [`Plan::validate`] instead.
 pub fn link(nodes: &mut [PlanNode]) {
     let mut parents = Vec::new();
     for child in 0..nodes.len() {

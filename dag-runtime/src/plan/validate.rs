@@ -127,25 +127,21 @@ impl Plan {
                 self.nodes.len()
             ));
         }
-        if self.signatures.is_empty() {
-            if self.parent.is_none() {
-                return Err(
-                    "it carries no task signatures, which only a map's child plan may \
-                            omit, and it is not one"
-                        .into(),
-                );
-            }
-        } else if self.signatures.len() != self.tasks.len() {
+        if self.signatures.is_empty() && self.parent.is_none() {
+            // Without signatures a worker cannot tell a task of other code from its own.
+            let problem = "it carries no task signatures, which only a map's child plan may omit";
+            return Err(format!("{problem}, and it is not one"));
+        }
+        if !self.signatures.is_empty() && self.signatures.len() != self.tasks.len() {
             return Err(format!(
                 "it lists {} tasks but {} task signatures",
                 self.tasks.len(),
                 self.signatures.len()
             ));
         }
-        if self.policy.backoff.is_some_and(|b| b > MAX_BACKOFF) {
+        if let Some(backoff) = self.policy.backoff.filter(|b| *b > MAX_BACKOFF) {
             return Err(format!(
-                "its retry backoff of {:?} is longer than any delay anyone chose",
-                self.policy.backoff.unwrap_or_default()
+                "its retry backoff of {backoff:?} is longer than any delay anyone chose"
             ));
         }
         let mut check = Check {
@@ -216,6 +212,8 @@ struct Refs {
     parents_below: usize,
     /// `None` outside map templates; in one, how many outer values `Outer(k)` may name.
     outer: Option<usize>,
+    /// Whether this is a template's body (its result), which may name any template node.
+    body: bool,
 }
 
 impl<'p> Check<'p> {
@@ -233,6 +231,7 @@ impl<'p> Check<'p> {
                 let refs = Refs {
                     parents_below: scope.nodes.len(),
                     outer,
+                    body: true,
                 };
                 self.arg(body, refs).map_err(|problem| {
                     format!(
@@ -245,6 +244,7 @@ impl<'p> Check<'p> {
                 let refs = Refs {
                     parents_below: index,
                     outer,
+                    body: false,
                 };
                 self.node(node, refs).map_err(|problem| {
                     let separator = if problem.starts_with(':') { "" } else { " " };
@@ -308,17 +308,20 @@ impl<'p> Check<'p> {
                 ArgTemplate::Const(_) => {}
                 ArgTemplate::Parent(p) => {
                     if *p as usize >= refs.parents_below {
-                        return Err(if refs.outer.is_none() {
-                            format!(
+                        return Err(match (refs.outer, refs.body) {
+                            (None, _) => format!(
                                 "takes the output of node {p}, which does not come before it \
                                  (parents come before their children)"
-                            )
-                        } else {
-                            format!(
+                            ),
+                            (Some(_), false) => format!(
                                 "takes the output of template node {p}, which does not come \
-                                 before it (the template has {} nodes)",
+                                 before it (parents come before their children)"
+                            ),
+                            (Some(_), true) => format!(
+                                "takes the output of template node {p} but the template has {} \
+                                 nodes",
                                 refs.parents_below
-                            )
+                            ),
                         });
                     }
                 }

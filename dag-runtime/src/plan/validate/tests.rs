@@ -298,8 +298,8 @@ fn a_templates_result_names_an_existing_template_node() {
     p.nodes[2].map.as_mut().unwrap().body = Parent(2);
     assert_invalid(
         &p,
-        "the result of the `.map` template of node 2 takes the output of template node 2, \
-         which does not come before it (the template has 2 nodes)",
+        "the result of the `.map` template of node 2 takes the output of template node 2 but \
+         the template has 2 nodes",
     );
 }
 
