@@ -113,6 +113,11 @@ pub enum ArgTemplate {
 
 impl ArgTemplate {
     /// Calls `f` with every parent this template refers to (repeats included).
+    ///
+    /// Recursive, since it runs for every node the engine steps and a stack would cost an
+    /// allocation each time: the depth is bounded by how deep [`Plan::decode`] lets a stored plan
+    /// nest (and [`MAX_NESTING`] for a validated one), and by the parameter types for a plan this
+    /// program lowered.
     pub fn for_each_parent(&self, f: &mut impl FnMut(u32)) {
         match self {
             ArgTemplate::Parent(p) => f(*p),

@@ -1164,6 +1164,25 @@ fn plans_nested_as_deep_as_validation_allows_decode_on_a_worker_sized_stack() {
 }
 
 #[test]
+fn the_deepest_plan_that_decodes_needs_less_than_half_a_worker_stack() {
+    std::thread::Builder::new()
+        .stack_size(1 << 20)
+        .spawn(|| {
+            let mut depth = MAX_NESTING;
+            while Plan::decode(&deeply_nested_plan(depth + 1)).is_ok() {
+                depth += 1;
+            }
+            // Decoding accepts every nesting validation does (a level of a map argument takes
+            // two), and far less than rmp-serde's own limit.
+            assert!(depth >= 2 * MAX_NESTING, "{depth}");
+            assert!(depth < 512, "{depth}");
+        })
+        .unwrap()
+        .join()
+        .unwrap();
+}
+
+#[test]
 fn a_value_nested_a_hundred_thousand_levels_deep_is_refused_without_overflowing_the_stack() {
     on_a_worker_sized_stack(|| {
         let bytes = nested_arrays(100_000);
