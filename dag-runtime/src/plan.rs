@@ -166,7 +166,13 @@ impl Plan {
         let mut decoder = rmp_serde::Deserializer::from_read_ref(bytes);
         // rmp-serde fails when its counter reaches 0: allow exactly MAX_DECODE_DEPTH levels.
         decoder.set_max_depth(MAX_DECODE_DEPTH + 1);
-        Plan::deserialize(&mut decoder).map_err(|e| e.to_string())
+        Plan::deserialize(&mut decoder).map_err(|e| match e {
+            rmp_serde::decode::Error::DepthLimitExceeded => format!(
+                "it nests arrays and maps deeper than {MAX_DECODE_DEPTH} levels, deeper than any \
+                 plan this program writes"
+            ),
+            other => other.to_string(),
+        })
     }
 
     /// Nodes with no parents: where execution starts.
