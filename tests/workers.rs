@@ -666,6 +666,22 @@ const CHECKS: &[Check] = &[
         interrupt::sigterm_in_a_client_cancels_its_dag_then_ends_it,
     ),
     (
+        "a_sigterm_sent_twice_at_once_still_cancels_the_dag",
+        interrupt::a_sigterm_sent_twice_at_once_still_cancels_the_dag,
+    ),
+    (
+        "a_sigterm_to_the_client_and_its_group_still_cancels_the_dag",
+        interrupt::a_sigterm_to_the_client_and_its_group_still_cancels_the_dag,
+    ),
+    (
+        "ctrl_c_and_sigterm_at_once_still_cancel_the_dag",
+        interrupt::ctrl_c_and_sigterm_at_once_still_cancel_the_dag,
+    ),
+    (
+        "a_later_sigterm_ends_a_client_stuck_cancelling_at_once",
+        interrupt::a_later_sigterm_ends_a_client_stuck_cancelling_at_once,
+    ),
+    (
         "ctrl_c_without_a_dag_in_flight_ends_the_client_as_by_default",
         interrupt::ctrl_c_without_a_dag_in_flight_ends_the_client_as_by_default,
     ),
