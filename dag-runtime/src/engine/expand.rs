@@ -49,6 +49,22 @@ pub(crate) fn expand(
     if elements.is_empty() {
         return Ok(Expansion::Empty(Bytes::from_static(&[0x90]))); // an empty MessagePack array
     }
+    // Node indices are u32: the child plan (the template per element, plus the sink) must fit.
+    let fits = elements
+        .len()
+        .checked_mul(template.nodes.len())
+        .is_some_and(|n| n < u32::MAX as usize);
+    if !fits {
+        return Ok(Expansion::Failed(
+            format!(
+                "the map's list has {} elements and its subgraph {} nodes: more than the 2^32 \
+                 nodes a DAG can have",
+                elements.len(),
+                template.nodes.len()
+            )
+            .into(),
+        ));
+    }
     let child_plan = Arc::new(instantiate(
         template,
         &elements,

@@ -46,6 +46,8 @@ impl LoadedDag {
     /// DAGs for a map's child DAG. `None` if the DAG (or a parent) has ended.
     ///
     /// This is how a worker that did not submit or expand a DAG (in another process) finds it.
+    /// Every plan on the way is validated ([`Plan::validate`]): a plan that is inconsistent
+    /// (written by other code, or tampered with) is [`DagError::InvalidGraph`], never a panic.
     pub async fn load(store: &dyn Store, id: &DagId) -> Result<Option<Arc<LoadedDag>>, DagError> {
         // Walk up to the top DAG first, then link back down: no recursion over the nesting.
         let mut chain = Vec::new();
@@ -54,6 +56,9 @@ impl LoadedDag {
             let Some(plan) = store.get_plan(&id).await? else {
                 return Ok(None);
             };
+            // The plan came from the store, where anyone with access could have written it:
+            // every index the engine will follow is checked once, here.
+            plan.validate()?;
             next = plan
                 .parent
                 .as_ref()
@@ -65,6 +70,7 @@ impl LoadedDag {
         for (id, plan, node) in chain.into_iter().rev() {
             let mut this = LoadedDag::resolve(id, plan)?;
             if let (Some(parent), Some(node)) = (loaded.take(), link_node) {
+                this.plan.validate_parent_link(&parent.plan)?;
                 this = this.with_parent(parent, node);
             }
             link_node = node;

@@ -233,7 +233,9 @@ impl RuntimeBuilder {
     /// Waits `delay` before the first retry, doubling it for each further one (with jitter),
     /// unless the task sets its own `backoff`. Default: 100 ms.
     pub fn backoff(mut self, delay: std::time::Duration) -> Self {
-        self.policy.backoff = Some(delay);
+        // Longer than anyone waits, and what a plan may carry (see `Plan::validate`).
+        const LONGEST: std::time::Duration = std::time::Duration::from_secs(u32::MAX as u64);
+        self.policy.backoff = Some(delay.min(LONGEST));
         self
     }
 
@@ -255,8 +257,10 @@ impl RuntimeBuilder {
     /// tasks), waiting at most about 2 seconds for the store so that a dead server cannot hold the
     /// exit up; then the default disposition is restored and the signal raised again, so the
     /// process ends by that signal as it would have (exit status 130 in a shell for Ctrl-C). With
-    /// no DAG in flight the signal acts as the default right away; a second signal during the
-    /// cancellation ends the process at once.
+    /// no DAG in flight the signal acts as the default right away. Signals sent together (within
+    /// 100 ms, such as the SIGTERM that `timeout` sends to the process and again to its group)
+    /// are one request and wait for the cancellation; a later one during the cancellation ends
+    /// the process at once.
     ///
     /// Unix only. The signals are watched by a thread started on the first `compute` of a
     /// runtime with this on (not at [`build`](Self::build)), and only a signal whose disposition

@@ -524,10 +524,10 @@ impl Store for RedisStore {
     }
 }
 
-pub(super) fn decode_plan(dag: &DagId, bytes: &[u8]) -> Result<Plan, DagError> {
-    rmp_serde::from_slice(bytes).map_err(|e| DagError::Codec {
+fn decode_plan(dag: &DagId, bytes: &[u8]) -> Result<Plan, DagError> {
+    Plan::decode(bytes).map_err(|message| DagError::Codec {
         action: "decode",
         what: format!("the plan of DAG {dag}"),
-        message: e.to_string(),
+        message,
     })
 }
