@@ -1,10 +1,11 @@
 //! Worker processes, whole-system: real processes of this test executable serving DAGs through
-//! a Redis Stream on a throwaway `redis-server`.
+//! a Redis Stream, on each Redis backend (the in-process Redis of this test process, and a
+//! throwaway `redis-server` when one is on `PATH`).
 //!
 //! This is a test binary with its own `main` (`harness = false`): it calls
 //! `dag::worker::run_if_worker()` first, so that the processes it starts with `DAG_WORKER=1` are
 //! workers, and then runs the checks below, reporting like libtest does. Every check starts its
-//! own `redis-server` and stops every process it started, also when it fails (the processes'
+//! own Redis and stops every process it started, also when it fails (the processes'
 //! guards kill them on drop, and workers started with `DAG_PARENT_PID` stop when this process
 //! goes away).
 //!
@@ -21,7 +22,7 @@ use std::time::{Duration, Instant};
 
 use dag::prelude::*;
 use dag::store::{InvocationStream, Outcome, RedisStore, Store, DEFAULT_STREAM};
-use dag_test_support::RedisServer;
+use dag_test_support::{backends, with_backend, TestRedis};
 
 #[path = "workers/interrupt.rs"]
 mod interrupt;
@@ -281,7 +282,7 @@ fn stream_len(conn: &mut redis::Connection, key: &str) -> usize {
 // ------------------------------------------------------------------------------------------
 
 fn three_worker_processes_share_one_dag() {
-    let server = RedisServer::start();
+    let server = TestRedis::start();
     let runtime = Runtime::builder()
         .redis(server.url())
         .spawn_workers(3)
@@ -330,7 +331,7 @@ fn three_worker_processes_share_one_dag() {
 }
 
 fn two_clients_share_one_pool() {
-    let server = RedisServer::start();
+    let server = TestRedis::start();
     let _workers = Workers::start(2, &server.url(), DEFAULT_STREAM);
     let client = |which: u64| {
         let url = server.url();
@@ -369,7 +370,7 @@ fn two_clients_share_one_pool() {
 }
 
 fn a_worker_without_a_task_fails_the_dag_naming_both() {
-    let server = RedisServer::start();
+    let server = TestRedis::start();
     let mut workers = Workers::start(1, &server.url(), DEFAULT_STREAM);
     let worker_pid = workers.pid(0).to_string();
     let io = tokio::runtime::Runtime::new().unwrap();
@@ -473,7 +474,7 @@ fn run_plan(
 }
 
 fn sigterm_during_a_run_lets_the_others_finish() {
-    let server = RedisServer::start();
+    let server = TestRedis::start();
     let stream = "dag:sigterm-test";
     let mut workers = Workers::start(3, &server.url(), stream);
     let runtime = Runtime::builder()
@@ -533,7 +534,7 @@ fn io_pending(url: &str, stream: &str) -> usize {
 }
 
 fn one_process_per_invocation_on_a_tree() {
-    let server = RedisServer::start();
+    let server = TestRedis::start();
     let runtime = Runtime::builder()
         .redis(server.url())
         .process_per_invocation(4)
@@ -566,7 +567,7 @@ fn one_process_per_invocation_on_a_tree() {
 }
 
 fn a_failing_task_in_a_worker_process_fails_the_dag() {
-    let server = RedisServer::start();
+    let server = TestRedis::start();
     let runtime = Runtime::builder()
         .redis(server.url())
         .spawn_workers(1)
@@ -600,7 +601,7 @@ fn total(xs: Vec<u64>) -> u64 {
 }
 
 fn a_dynamic_map_runs_across_worker_processes() {
-    let server = RedisServer::start();
+    let server = TestRedis::start();
     let runtime = Runtime::builder()
         .redis(server.url())
         .spawn_workers(2)
@@ -732,17 +733,22 @@ fn main() {
         if selected.len() == 1 { "" } else { "s" }
     );
     let mut failed = Vec::new();
+    let backends = backends();
     for (name, check) in &selected {
-        let began = Instant::now();
-        let outcome = catch_unwind(AssertUnwindSafe(check));
-        match outcome {
-            Ok(()) => println!(
-                "test {name} ... ok ({:.1} s)",
-                began.elapsed().as_secs_f64()
-            ),
-            Err(_) => {
-                println!("test {name} ... FAILED");
-                failed.push(*name);
+        // Each check on every Redis backend: the in-process server, and redis-server if there.
+        for &backend in &backends {
+            let began = Instant::now();
+            let outcome = catch_unwind(AssertUnwindSafe(|| with_backend(backend, *check)));
+            match outcome {
+                Ok(()) => println!(
+                    "test {name} [{}] ... ok ({:.1} s)",
+                    backend.name(),
+                    began.elapsed().as_secs_f64()
+                ),
+                Err(_) => {
+                    println!("test {name} [{}] ... FAILED", backend.name());
+                    failed.push(format!("{name} [{}]", backend.name()));
+                }
             }
         }
     }
@@ -756,7 +762,7 @@ fn main() {
         "\ntest result: {}. {} passed; {} failed; 0 ignored; 0 measured; {} filtered out; \
          finished in {:.2}s\n",
         if failed.is_empty() { "ok" } else { "FAILED" },
-        selected.len() - failed.len(),
+        selected.len() * backends.len() - failed.len(),
         failed.len(),
         CHECKS.len() - selected.len(),
         started.elapsed().as_secs_f64()

@@ -216,8 +216,8 @@ fn keys_of_dag(conn: &mut redis::Connection, dag: &str) -> Vec<String> {
 /// Returns the server, the workers, the client, the step log and the DAG's id.
 fn a_client_running_a_chain(
     cancel: bool,
-) -> (RedisServer, Workers, ClientProcess, StepLog, String) {
-    let server = RedisServer::start();
+) -> (TestRedis, Workers, ClientProcess, StepLog, String) {
+    let server = TestRedis::start();
     let stream = "dag:interrupt-test";
     let workers = Workers::start(2, &server.url(), stream);
     let log = StepLog::new();
@@ -288,7 +288,7 @@ pub fn sigterm_in_a_client_cancels_its_dag_then_ends_it() {
 }
 
 pub fn ctrl_c_without_a_dag_in_flight_ends_the_client_as_by_default() {
-    let server = RedisServer::start();
+    let server = TestRedis::start();
     let stream = "dag:interrupt-idle";
     let _workers = Workers::start(1, &server.url(), stream);
     let log = StepLog::new();
@@ -305,7 +305,7 @@ pub fn ctrl_c_without_a_dag_in_flight_ends_the_client_as_by_default() {
 }
 
 pub fn a_client_with_its_own_ctrl_c_handler_keeps_it() {
-    let server = RedisServer::start();
+    let server = TestRedis::start();
     let stream = "dag:interrupt-own";
     let _workers = Workers::start(1, &server.url(), stream);
     let log = StepLog::new();

@@ -11,7 +11,7 @@ fn done_events(conn: &mut redis::Connection, dag: &str) -> usize {
 }
 
 pub fn a_redis_restart_fails_the_dag_and_the_workers_serve_the_next() {
-    let mut server = RedisServer::start();
+    let mut server = TestRedis::start();
     let stream = "dag:restart-test";
     let mut workers = Workers::start(2, &server.url(), stream);
     let pids = [workers.pid(0), workers.pid(1)];
