@@ -214,9 +214,7 @@ fn keys_of_dag(conn: &mut redis::Connection, dag: &str) -> Vec<String> {
 
 /// Starts a `chain` client on a pool of two workers and waits until its DAG runs there.
 /// Returns the server, the workers, the client, the step log and the DAG's id.
-fn a_client_running_a_chain(
-    cancel: bool,
-) -> (TestRedis, Workers, ClientProcess, StepLog, String) {
+fn a_client_running_a_chain(cancel: bool) -> (TestRedis, Workers, ClientProcess, StepLog, String) {
     let server = TestRedis::start();
     let stream = "dag:interrupt-test";
     let workers = Workers::start(2, &server.url(), stream);
