@@ -22,6 +22,8 @@ use support::{Conn, Raw, RealRedis};
 const KEYS: &[&str] = &["k1", "k2", "k3"];
 const VALUES: &[&str] = &["1", "2", "x", "-3", "running", "", "10"];
 const INTS: &[&str] = &["0", "1", "2", "-1", "5", "abc", "9223372036854775807"];
+/// Times to live in ms: long, or already past (deterministic either way).
+const TTLS: &[&str] = &["100000", "0", "-1", "abc", "300000"];
 const FLOATS: &[&str] = &["1", "2.5", "-1", "inf", "-inf", "0.1", "nan", "x"];
 const IDS: &[&str] = &["1-1", "1-2", "2-0", "3-5", "0-0", "5", "abc", "2-*", "(1-1"];
 const GROUPS: &[&str] = &["g1", "g2"];
@@ -73,7 +75,7 @@ const SCRIPTS: &[(&str, usize)] = &[
     ),
 ];
 
-/// Command templates: `K` key, `V` value, `N` integer-ish, `F` float-ish, `I` stream id,
+/// Command templates: `K` key, `V` value, `N` integer-ish, `T` a TTL (ms), `E` a TTL (s), `F` float-ish, `I` stream id,
 /// `NEXTID` an increasing stream id, `G` group, `C` consumer, `S` a script with its keys and
 /// arguments, `H` a script's SHA1. `@...` are operations on two connections.
 const TEMPLATES: &[&str] = &[
@@ -83,7 +85,7 @@ const TEMPLATES: &[&str] = &[
     "SET K V XX GET",
     "SET K V PX 100000",
     "SET K V KEEPTTL",
-    "SET K V EX N",
+    "SET K V EX E",
     "SET K V GET",
     "SET K V NX XX",
     "SET K",
@@ -105,7 +107,7 @@ const TEMPLATES: &[&str] = &[
     "PEXPIRE K 100000 XX",
     "PEXPIRE K 200000 GT",
     "PEXPIRE K 50000 LT",
-    "PEXPIRE K N",
+    "PEXPIRE K T",
     "PEXPIRE K 1000 NX XX",
     "TTL K",
     "PTTL K",
@@ -282,6 +284,8 @@ fn expand(index: usize, seed: u64, next_id: &mut u64) -> Op {
             "V" => args.push(p.pick(VALUES).into()),
             "N" => args.push(p.pick(INTS).into()),
             "F" => args.push(p.pick(FLOATS).into()),
+            "T" => args.push(p.pick(TTLS).into()),
+            "E" => args.push(p.pick(&["100", "0", "-1", "abc", "9223372036854775807"]).into()),
             "I" => args.push(p.pick(IDS).into()),
             "NEXTID" => args.push(stream_id().into_bytes()),
             "G" => args.push(p.pick(GROUPS).into()),

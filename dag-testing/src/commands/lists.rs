@@ -164,25 +164,25 @@ fn lrange(ctx: &mut Ctx<'_>, args: &[Vec<u8>]) -> Reply {
 }
 
 fn lindex(ctx: &mut Ctx<'_>, args: &[Vec<u8>]) -> Reply {
+    // The key is looked up before the index is parsed, as in Redis.
+    let list = match ctx.db().list(&args[1]) {
+        Ok(Some(list)) => list,
+        Ok(None) => return Reply::Nil,
+        Err(e) => return e,
+    };
     let Some(index) = parse_i64(&args[2]) else {
         return super::not_integer();
     };
-    match ctx.db().list(&args[1]) {
-        Ok(Some(list)) => {
-            let i = if index < 0 {
-                list.len() as i64 + index
-            } else {
-                index
-            };
-            if i < 0 {
-                return Reply::Nil;
-            }
-            list.get(i as usize)
-                .map_or(Reply::Nil, |v| Reply::bulk(v.clone()))
-        }
-        Ok(None) => Reply::Nil,
-        Err(e) => e,
+    let i = if index < 0 {
+        list.len() as i64 + index
+    } else {
+        index
+    };
+    if i < 0 {
+        return Reply::Nil;
     }
+    list.get(i as usize)
+        .map_or(Reply::Nil, |v| Reply::bulk(v.clone()))
 }
 
 fn ltrim(ctx: &mut Ctx<'_>, args: &[Vec<u8>]) -> Reply {

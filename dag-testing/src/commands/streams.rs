@@ -286,19 +286,16 @@ fn ids_arg(args: &[Vec<u8>]) -> Result<Vec<StreamId>, Reply> {
 }
 
 fn xdel(ctx: &mut Ctx<'_>, args: &[Vec<u8>]) -> Reply {
+    let stream = match ctx.db().stream(&args[1]) {
+        Ok(Some(s)) => s,
+        Ok(None) => return Reply::Int(0),
+        Err(e) => return e,
+    };
     let ids = match ids_arg(&args[2..]) {
         Ok(ids) => ids,
         Err(e) => return e,
     };
-    match ctx.db().stream(&args[1]) {
-        Ok(Some(s)) => Reply::Int(
-            ids.iter()
-                .filter(|id| s.entries.remove(id).is_some())
-                .count() as i64,
-        ),
-        Ok(None) => Reply::Int(0),
-        Err(e) => e,
-    }
+    Reply::Int(ids.iter().filter(|id| stream.entries.remove(id).is_some()).count() as i64)
 }
 
 fn xtrim(ctx: &mut Ctx<'_>, args: &[Vec<u8>]) -> Reply {
@@ -319,10 +316,7 @@ fn xtrim(ctx: &mut Ctx<'_>, args: &[Vec<u8>]) -> Reply {
 }
 
 fn xack(ctx: &mut Ctx<'_>, args: &[Vec<u8>]) -> Reply {
-    let ids = match ids_arg(&args[3..]) {
-        Ok(ids) => ids,
-        Err(e) => return e,
-    };
+    // No key or group: nothing to acknowledge, whatever the ids (as Redis).
     let stream = match ctx.db().stream(&args[1]) {
         Ok(Some(s)) => s,
         Ok(None) => return Reply::Int(0),
@@ -330,6 +324,10 @@ fn xack(ctx: &mut Ctx<'_>, args: &[Vec<u8>]) -> Reply {
     };
     let Some(group) = stream.groups.get_mut(args[2].as_slice()) else {
         return Reply::Int(0);
+    };
+    let ids = match ids_arg(&args[3..]) {
+        Ok(ids) => ids,
+        Err(e) => return e,
     };
     Reply::Int(
         ids.iter()
@@ -751,6 +749,10 @@ fn xpending(ctx: &mut Ctx<'_>, args: &[Vec<u8>]) -> Reply {
 /// `XCLAIM key group consumer min-idle id ... [IDLE ms] [TIME ms] [RETRYCOUNT n] [FORCE]
 /// [JUSTID] [LASTID id]`.
 fn xclaim(ctx: &mut Ctx<'_>, args: &[Vec<u8>]) -> Reply {
+    // Redis looks the group up before it reads the other arguments.
+    if let Err(e) = stream_group(ctx, &args[1], &args[2]) {
+        return e;
+    }
     let consumer = &args[3];
     let Some(min_idle) = parse_i64(&args[4]) else {
         return Reply::err("ERR Invalid min-idle-time argument for XCLAIM");
@@ -787,8 +789,6 @@ fn xclaim(ctx: &mut Ctx<'_>, args: &[Vec<u8>]) -> Reply {
                 return invalid_id();
             }
             i += 1;
-        } else if ids.len() == i - 5 && i < args.len() && !a.is_empty() && a[0].is_ascii_digit() {
-            return invalid_id();
         } else {
             return Reply::err(format!(
                 "ERR Unrecognized XCLAIM option '{}'",
@@ -844,7 +844,7 @@ fn xclaim(ctx: &mut Ctx<'_>, args: &[Vec<u8>]) -> Reply {
 /// `XAUTOCLAIM key group consumer min-idle start [COUNT n] [JUSTID]`.
 fn xautoclaim(ctx: &mut Ctx<'_>, args: &[Vec<u8>]) -> Reply {
     let consumer = &args[3];
-    let Some(min_idle) = parse_i64(&args[4]).filter(|n| *n >= 0) else {
+    let Some(min_idle) = parse_i64(&args[4]).map(|n| n.max(0)) else {
         return Reply::err("ERR Invalid min-idle-time argument for XAUTOCLAIM");
     };
     let start = match range_end(&args[5], true) {
