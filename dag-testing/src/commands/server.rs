@@ -72,9 +72,9 @@ fn select(ctx: &mut Ctx<'_>, args: &[Vec<u8>]) -> Reply {
             ctx.client.db = n as usize;
             Reply::ok()
         }
-        Some(n) if i32::try_from(n).is_err() => Reply::err(
-            "ERR value is out of range, value must between -2147483648 and 2147483647",
-        ),
+        Some(n) if i32::try_from(n).is_err() => {
+            Reply::err("ERR value is out of range, value must between -2147483648 and 2147483647")
+        }
         Some(_) => Reply::err("ERR DB index is out of range"),
         None => super::not_integer(),
     }

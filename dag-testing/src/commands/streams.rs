@@ -295,7 +295,11 @@ fn xdel(ctx: &mut Ctx<'_>, args: &[Vec<u8>]) -> Reply {
         Ok(ids) => ids,
         Err(e) => return e,
     };
-    Reply::Int(ids.iter().filter(|id| stream.entries.remove(id).is_some()).count() as i64)
+    Reply::Int(
+        ids.iter()
+            .filter(|id| stream.entries.remove(id).is_some())
+            .count() as i64,
+    )
 }
 
 fn xtrim(ctx: &mut Ctx<'_>, args: &[Vec<u8>]) -> Reply {
@@ -569,8 +573,11 @@ fn xreadgroup(ctx: &mut Ctx<'_>, args: &[Vec<u8>]) -> Reply {
         let group = groups
             .get_mut(group_name.as_slice())
             .expect("checked above");
-        touch_consumer(group, consumer);
         let now = now_ms();
+        // A history read creates the consumer; a read of new entries only when it gets some.
+        if start.is_some() {
+            touch_consumer(group, consumer);
+        }
         let items = match start {
             None => {
                 let new: Vec<(StreamId, Vec<Vec<u8>>)> = match group.last_delivered.next() {
@@ -584,6 +591,7 @@ fn xreadgroup(ctx: &mut Ctx<'_>, args: &[Vec<u8>]) -> Reply {
                 if new.is_empty() {
                     continue;
                 }
+                touch_consumer(group, consumer);
                 for (id, _) in &new {
                     group.last_delivered = *id;
                     if !noack {
@@ -801,7 +809,6 @@ fn xclaim(ctx: &mut Ctx<'_>, args: &[Vec<u8>]) -> Reply {
         Ok(found) => found,
         Err(e) => return e,
     };
-    touch_consumer(group, consumer);
     let mut claimed = Vec::new();
     for id in ids {
         if !entries.contains_key(&id) {
@@ -827,6 +834,11 @@ fn xclaim(ctx: &mut Ctx<'_>, args: &[Vec<u8>]) -> Reply {
         }
         pending.consumer = consumer.clone();
         pending.delivered_at = delivered_at;
+        // Redis creates the consumer when it first claims something.
+        group
+            .consumers
+            .entry(consumer.clone())
+            .or_insert(Consumer { seen_at: now });
         if let Some(n) = retry {
             pending.deliveries = n as u64;
         } else if !justid {
@@ -873,7 +885,6 @@ fn xautoclaim(ctx: &mut Ctx<'_>, args: &[Vec<u8>]) -> Reply {
         Ok(found) => found,
         Err(e) => return e,
     };
-    touch_consumer(group, consumer);
     let now = now_ms();
     let mut attempts = count * 10;
     let mut claimed = Vec::new();
@@ -899,6 +910,10 @@ fn xautoclaim(ctx: &mut Ctx<'_>, args: &[Vec<u8>]) -> Reply {
         }
         pending.consumer = consumer.clone();
         pending.delivered_at = now;
+        group
+            .consumers
+            .entry(consumer.clone())
+            .or_insert(Consumer { seen_at: now });
         if !justid {
             pending.deliveries += 1;
         }
