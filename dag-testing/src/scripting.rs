@@ -466,7 +466,7 @@ fn lua_to_reply(value: &LuaValue, depth: usize) -> Reply {
         LuaValue::Boolean(false) => Reply::Nil,
         // Truncated toward zero, as C's (long long) cast does.
         LuaValue::Number(n) => Reply::Int(*n as i64),
-        LuaValue::Integer(n) => Reply::Int(*n as i64),
+        LuaValue::Integer(n) => Reply::Int(*n),
         LuaValue::String(s) => Reply::Bulk(s.as_bytes().to_vec()),
         LuaValue::Table(t) => {
             if depth > MAX_DEPTH {

@@ -290,7 +290,7 @@ fn expand(index: usize, seed: u64, next_id: &mut u64) -> Op {
     let mut args: Vec<Vec<u8>> = Vec::new();
     for word in words {
         match word {
-            "K" if p.next() % 4 != 0 => args.push(family_key.into()),
+            "K" if !p.next().is_multiple_of(4) => args.push(family_key.into()),
             "K" => args.push(p.pick(KEYS).into()),
             "V" => args.push(p.pick(VALUES).into()),
             "N" => args.push(p.pick(INTS).into()),

@@ -644,18 +644,15 @@ fn xreadgroup(ctx: &mut Ctx<'_>, args: &[Vec<u8>]) -> Reply {
     }
 }
 
+/// A stream's entries.
+type Entries = std::collections::BTreeMap<StreamId, Vec<Vec<u8>>>;
+
 /// The stream `key` and its group `group`, or `NOGROUP`.
 fn stream_group<'a>(
     ctx: &'a mut Ctx<'_>,
     key: &[u8],
     group: &[u8],
-) -> Result<
-    (
-        &'a mut std::collections::BTreeMap<StreamId, Vec<Vec<u8>>>,
-        &'a mut Group,
-    ),
-    Reply,
-> {
+) -> Result<(&'a mut Entries, &'a mut Group), Reply> {
     match ctx.db().stream(key) {
         Ok(Some(s)) => {
             let Stream {
@@ -783,11 +780,11 @@ fn xclaim(ctx: &mut Ctx<'_>, args: &[Vec<u8>]) -> Reply {
             force = true;
         } else if is(a, "JUSTID") {
             justid = true;
-        } else if is(a, "IDLE") && value.is_some() {
-            delivered_at = now - value.expect("checked");
+        } else if let (true, Some(ms)) = (is(a, "IDLE"), value) {
+            delivered_at = now - ms;
             i += 1;
-        } else if is(a, "TIME") && value.is_some() {
-            delivered_at = value.expect("checked");
+        } else if let (true, Some(at)) = (is(a, "TIME"), value) {
+            delivered_at = at;
             i += 1;
         } else if is(a, "RETRYCOUNT") && value.is_some() {
             retry = value;
@@ -872,7 +869,7 @@ fn xautoclaim(ctx: &mut Ctx<'_>, args: &[Vec<u8>]) -> Reply {
             i += 1;
         } else if is(&args[i], "COUNT") && i + 1 < args.len() {
             match parse_i64(&args[i + 1]) {
-                Some(n) if n >= 1 && n <= i64::MAX / 10 => count = n as usize,
+                Some(n) if (1..=i64::MAX / 10).contains(&n) => count = n as usize,
                 Some(_) => return Reply::err("ERR COUNT must be > 0"),
                 None => return super::not_integer(),
             }

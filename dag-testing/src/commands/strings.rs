@@ -52,12 +52,13 @@ fn set(ctx: &mut Ctx<'_>, args: &[Vec<u8>]) -> Reply {
             get = true;
         } else if is(a, "KEEPTTL") && expires_at.is_none() {
             keepttl = true;
-        } else if (is(a, "EX") || is(a, "PX") || is(a, "EXAT") || is(a, "PXAT"))
-            && !keepttl
-            && expires_at.is_none()
-            && next.is_some()
-        {
-            let Some(n) = parse_i64(next.expect("checked")) else {
+        } else if let (true, Some(next)) = (
+            (is(a, "EX") || is(a, "PX") || is(a, "EXAT") || is(a, "PXAT"))
+                && !keepttl
+                && expires_at.is_none(),
+            next,
+        ) {
+            let Some(n) = parse_i64(next) else {
                 return super::not_integer();
             };
             if n <= 0 {
@@ -84,10 +85,7 @@ fn set(ctx: &mut Ctx<'_>, args: &[Vec<u8>]) -> Reply {
     }
     let key = &args[1];
     let db = ctx.db();
-    let old = match db.get(key) {
-        None => None,
-        Some(entry) => Some(entry.clone()),
-    };
+    let old = db.get(key).cloned();
     let old_value = match &old {
         Some(Entry {
             value: Value::Str(s),
@@ -187,7 +185,7 @@ fn mget(ctx: &mut Ctx<'_>, args: &[Vec<u8>]) -> Reply {
 }
 
 fn mset(ctx: &mut Ctx<'_>, args: &[Vec<u8>]) -> Reply {
-    if args.len() % 2 == 0 {
+    if args.len().is_multiple_of(2) {
         return Reply::err("ERR wrong number of arguments for 'mset' command");
     }
     let db = ctx.db();
