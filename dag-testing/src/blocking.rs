@@ -15,7 +15,7 @@ use crate::commands::{execute, is_write, Client, Ctx};
 use crate::resp::Reply;
 use crate::server::{Shared, State};
 
-/// How often a blocked client checks that its peer is still connected.
+/// The longest a blocked client waits without checking that its peer is still connected.
 const PEER_CHECK: Duration = Duration::from_millis(200);
 
 /// Runs `args` for `client`; `None` if the client was disconnected meanwhile (`CLIENT KILL`, a
@@ -55,12 +55,14 @@ pub(crate) fn run_command(
             Some(until) => (until - now).min(PEER_CHECK),
             None => PEER_CHECK,
         };
-        let (next, result) = shared
+        let (next, _) = shared
             .wake
             .wait_timeout(guard, wait)
             .unwrap_or_else(|poisoned| poisoned.into_inner());
         guard = next;
-        if result.timed_out() && peer_closed(stream) {
+        // A client that went away must not take what it waited for (Redis drops a blocked
+        // client as soon as its connection closes): checked before every retry.
+        if peer_closed(stream) {
             return None;
         }
     }
