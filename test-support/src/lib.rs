@@ -324,6 +324,18 @@ pub fn default_backend() -> Backend {
         .unwrap_or(Backend::InProcess)
 }
 
+/// The backend of the benchmarks: `redis-server` when it is on `PATH` (their figures are
+/// about Redis), else the in-process server; [`BACKEND_ENV`] overrides.
+pub fn benchmark_backend() -> Backend {
+    backend_override()
+        .and_then(|b| b.first().copied())
+        .unwrap_or(if redis_server_on_path() {
+            Backend::Real
+        } else {
+            Backend::InProcess
+        })
+}
+
 thread_local! {
     static CURRENT: Cell<Option<Backend>> = const { Cell::new(None) };
 }
