@@ -28,6 +28,7 @@ use std::io::Write;
 use std::time::Instant;
 
 use dag::prelude::*;
+use dag_test_support::{reduce_pairwise, sum_1_to};
 
 #[task]
 fn inc(x: u64) -> u64 {
@@ -100,11 +101,8 @@ fn split_chunks(text: &str, n: usize) -> Vec<String> {
 
 fn tree(k: u32) -> (Node<u64>, usize, u64) {
     let n = 1u64 << k;
-    let mut level: Vec<Node<u64>> = (0..n).map(inc).collect();
-    while level.len() > 1 {
-        level = level.chunks(2).map(|p| add(&p[0], &p[1])).collect();
-    }
-    (level.pop().unwrap(), 2 * n as usize - 1, n * (n + 1) / 2)
+    let root = reduce_pairwise((0..n).map(inc).collect(), |a, b| add(a, b));
+    (root, 2 * n as usize - 1, sum_1_to(n))
 }
 
 fn chain(n: usize) -> (Node<u64>, usize, u64) {

@@ -10,6 +10,7 @@
 
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
 use dag::prelude::*;
+use dag_test_support::reduce_pairwise;
 
 #[task]
 fn inc(x: u64) -> u64 {
@@ -35,11 +36,7 @@ fn chain(n: usize) -> Node<u64> {
 }
 
 fn tree(leaves: u64) -> Node<u64> {
-    let mut level: Vec<Node<u64>> = (0..leaves).map(inc).collect();
-    while level.len() > 1 {
-        level = level.chunks(2).map(|p| add(&p[0], &p[1])).collect();
-    }
-    level.pop().unwrap()
+    reduce_pairwise((0..leaves).map(inc).collect(), |a, b| add(a, b))
 }
 
 fn fan(width: usize) -> Node<u64> {

@@ -25,7 +25,7 @@ use std::time::Instant;
 
 use dag::prelude::*;
 use dag::store::RedisConfig;
-use dag_test_support::{benchmark_backend, TestRedis};
+use dag_test_support::{benchmark_backend, reduce_pairwise, TestRedis};
 
 #[task]
 fn leaf(i: u64) -> u64 {
@@ -81,11 +81,8 @@ fn chain() -> (Node<u64>, u64) {
 }
 
 fn tree() -> (Node<u64>, u64) {
-    let mut level: Vec<Node<u64>> = (0..16_384).map(leaf).collect();
-    while level.len() > 1 {
-        level = level.chunks(2).map(|p| add(&p[0], &p[1])).collect();
-    }
-    (level.pop().unwrap(), (0..16_384).sum())
+    let root = reduce_pairwise((0..16_384).map(leaf).collect(), |a, b| add(a, b));
+    (root, (0..16_384).sum())
 }
 
 fn fan() -> (Node<u64>, u64) {

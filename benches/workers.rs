@@ -20,7 +20,7 @@ use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use dag::prelude::*;
-use dag_test_support::{benchmark_backend, TestRedis};
+use dag_test_support::{benchmark_backend, reduce_pairwise, sum_1_to, TestRedis};
 
 #[task]
 fn leaf(i: u64) -> u64 {
@@ -69,19 +69,10 @@ fn merge(parts: Vec<HashMap<String, u64>>) -> u64 {
     total.values().sum()
 }
 
+/// A tree reduction over `leaves` leaves, and its task count.
 fn tree(leaves: u64) -> (Node<u64>, u64) {
-    let mut level: Vec<Node<u64>> = (0..leaves).map(leaf).collect();
-    while level.len() > 1 {
-        level = level
-            .chunks(2)
-            .map(|pair| match pair {
-                [a, b] => add(a, b),
-                [a] => add(a, 0),
-                _ => unreachable!(),
-            })
-            .collect();
-    }
-    (level.pop().unwrap(), 2 * leaves - 1)
+    let root = reduce_pairwise((0..leaves).map(leaf).collect(), |a, b| add(a, b));
+    (root, 2 * leaves - 1)
 }
 
 fn wordcount(chunks: u64, bytes: u64) -> (Node<u64>, u64) {
@@ -159,7 +150,7 @@ fn main() {
         };
         let runtime = runtime.expect("the runtime starts");
         let workloads = [
-            ("tree", tree(leaves), leaves * (leaves + 1) / 2),
+            ("tree", tree(leaves), sum_1_to(leaves)),
             ("wordcount", wordcount(chunks, chunk_bytes), words),
         ];
         for (name, (node, tasks), expected) in workloads {

@@ -43,32 +43,186 @@
 /// use dag::prelude::*;
 ///
 /// #[task]
-/// fn parse(text: String) -> Result<i64, std::num::ParseIntError> {
-///     text.trim().parse()             // an `Err` fails the task (and the DAG)
-/// }
+/// fn add(a: i64, b: i64) -> i64 { a + b }
 ///
-/// #[task]
-/// async fn slow_double(x: i64) -> i64 {  // async tasks may await timers and I/O
-///     tokio::time::sleep(std::time::Duration::from_millis(1)).await;
-///     2 * x
-/// }
-///
-/// #[task(name = "docs::greet")]            // the name workers find the task by
-/// fn greet(who: String) -> String { format!("hello {who}") }
-///
-/// assert_eq!(slow_double(parse(" 21 ")).compute()?, 42);
-/// assert_eq!(greet("dag").compute()?, "hello dag");
-/// assert!(parse("x").compute().is_err());
+/// let three = add(1, 2);                 // nothing runs yet: `three` is a `Node<i64>`
+/// let ten = add(&three, 7);              // a node as an argument makes an edge
+/// assert_eq!(ten.compute()?, 10);
 /// # Ok::<(), DagError>(())
 /// ```
 ///
-/// Options:
-/// - `name = "..."`: the registered name, by default `module::path::function`. Two tasks with
-///   one name make `compute` fail with [`DagError::DuplicateTaskName`].
-///
 /// A function that cannot be a task is a compile error pointing at the reason: methods taking
 /// `self`, generic functions, borrowed or `impl Trait` parameters, and types that are not
-/// serializable.
+/// serializable. Every such error, and every bad option, is reported at once.
+///
+/// # Returning `Result`
+///
+/// A task whose return type is a `Result<T, E>` (or an alias ending in `Result`, such as
+/// `std::io::Result<T>`) produces a `Node<T>`: `Ok` is the node's value, and `Err` fails the
+/// task, which is retried if it has [`retries`](#retries) left and otherwise fails the DAG. The
+/// `compute` then returns [`DagError::TaskFailed`], whose `message` is the error's `Display`
+/// text. A panic fails the task the same way, with the panic message.
+///
+/// ```
+/// use dag::prelude::*;
+///
+/// #[task]
+/// fn parse(text: String) -> Result<i64, std::num::ParseIntError> {
+///     text.trim().parse()
+/// }
+///
+/// #[task]
+/// fn double(x: i64) -> i64 { 2 * x }
+///
+/// assert_eq!(double(parse(" 21 ")).compute()?, 42);
+/// match double(parse("x")).compute() {
+///     Err(DagError::TaskFailed { task, message, .. }) => {
+///         assert!(task.ends_with("parse"));
+///         assert_eq!(message, "invalid digit found in string");
+///     }
+///     other => panic!("expected the parse to fail the DAG, got {other:?}"),
+/// }
+/// # Ok::<(), DagError>(())
+/// ```
+///
+/// # Async tasks
+///
+/// An `async fn` is a task too: its future runs on the runtime's tokio executor, so it can
+/// await tokio timers and I/O, and a [`timeout`](#timeout) cancels it at the deadline. Callers
+/// do not await it: calling it returns a `Node` like any task, and it mixes freely with sync
+/// tasks in one graph.
+///
+/// ```
+/// use dag::prelude::*;
+/// use std::time::Duration;
+///
+/// #[task]
+/// async fn fetch(id: u32) -> String {
+///     tokio::time::sleep(Duration::from_millis(1)).await; // stands for a request
+///     format!("record {id}")
+/// }
+///
+/// #[task]
+/// fn count(records: Vec<String>) -> usize { records.len() }
+///
+/// let records: Vec<Node<String>> = (0..10).map(fetch).collect();
+/// assert_eq!(count(records).compute()?, 10);
+/// # Ok::<(), DagError>(())
+/// ```
+///
+/// # Options
+///
+/// Options are written `#[task(option = value, ...)]`, each at most once. `retries`, `backoff`
+/// and `timeout` set the task's own retry policy: what a task sets wins, and what it leaves
+/// unset comes from the runtime that computes the graph ([`RuntimeBuilder::retries`],
+/// [`RuntimeBuilder::backoff`], [`RuntimeBuilder::task_timeout`]), then from the defaults (no
+/// retries, 100 ms backoff, no timeout). Durations are strings of a number and a unit: `us`,
+/// `ms`, `s`, `m` or `h`, as in `"250ms"`, `"1.5s"` or `"2m"`.
+///
+/// ## `name`
+///
+/// `name = "..."` is the name the task is registered under, which plans carry and workers look
+/// the task up by. By default it is the function's path, `module::path::function`, which changes
+/// when the function is renamed or moved; a name of your own stays stable, and two tasks of one
+/// name make `compute` fail with [`DagError::DuplicateTaskName`]. Errors name the task by it.
+///
+/// ```
+/// use dag::prelude::*;
+///
+/// #[task(name = "billing::charge")]
+/// fn charge(cents: i64) -> Result<i64, String> {
+///     if cents < 0 { Err(format!("cannot charge {cents} cents")) } else { Ok(cents) }
+/// }
+///
+/// match charge(-5).compute() {
+///     Err(DagError::TaskFailed { task, .. }) => assert_eq!(task, "billing::charge"),
+///     other => panic!("expected the charge to fail, got {other:?}"),
+/// }
+/// ```
+///
+/// ## `retries`
+///
+/// `retries = N` runs the task up to `N` more times after a failed attempt (an `Err`, a panic
+/// or a [`timeout`](#timeout) each count), waiting the [`backoff`](#backoff) before each retry.
+/// The task fails only when its last attempt does; the error's `attempt` says which one that
+/// was. Default: the runtime's [`retries`](RuntimeBuilder::retries), which is 0. A retry runs
+/// the body again with the same arguments, so the body should be safe to repeat.
+///
+/// ```
+/// use dag::prelude::*;
+/// use std::sync::atomic::{AtomicU32, Ordering};
+///
+/// static CALLS: AtomicU32 = AtomicU32::new(0);
+///
+/// /// Fails its first two attempts, as a flaky service would.
+/// #[task(retries = 2, backoff = "1ms")]
+/// fn flaky() -> Result<u32, String> {
+///     match CALLS.fetch_add(1, Ordering::SeqCst) + 1 {
+///         attempt @ (1 | 2) => Err(format!("attempt {attempt} failed")),
+///         attempt => Ok(attempt),
+///     }
+/// }
+///
+/// assert_eq!(flaky().compute()?, 3); // succeeded on its third attempt
+/// assert_eq!(CALLS.load(Ordering::SeqCst), 3);
+/// # Ok::<(), DagError>(())
+/// ```
+///
+/// ## `backoff`
+///
+/// `backoff = "100ms"` is the delay before the first retry; each further retry waits twice as
+/// long as the one before, and each delay is drawn at random between half and all of that
+/// (jitter, so that many failing tasks do not retry in step). The worker thread that ran the
+/// attempt waits out the delay. Default: the runtime's [`backoff`](RuntimeBuilder::backoff),
+/// which is 100 ms. It has no effect without retries.
+///
+/// ```
+/// use dag::prelude::*;
+/// use std::sync::atomic::{AtomicU32, Ordering};
+///
+/// static ATTEMPTS: AtomicU32 = AtomicU32::new(0);
+///
+/// // Retried after about 5 ms, then 10 ms, then 20 ms; every attempt fails.
+/// #[task(retries = 3, backoff = "5ms")]
+/// fn unreachable_service() -> Result<String, String> {
+///     ATTEMPTS.fetch_add(1, Ordering::SeqCst);
+///     Err("connection refused".to_owned())
+/// }
+///
+/// match unreachable_service().compute() {
+///     Err(DagError::TaskFailed { attempt, message, .. }) => {
+///         assert_eq!(attempt, 4); // the first attempt and three retries
+///         assert_eq!(message, "connection refused");
+///     }
+///     other => panic!("expected the task to fail, got {other:?}"),
+/// }
+/// assert_eq!(ATTEMPTS.load(Ordering::SeqCst), 4);
+/// ```
+///
+/// ## `timeout`
+///
+/// `timeout = "30s"` fails an attempt that runs longer, with a message saying it timed out
+/// (then the task is retried if it has [`retries`](#retries) left). An `async` task is cancelled
+/// at the deadline; a sync task cannot be interrupted, so it runs on a thread of its own that is
+/// abandoned (it finishes on its own, and its result is dropped). A timeout of zero is a compile
+/// error. Default: the runtime's [`task_timeout`](RuntimeBuilder::task_timeout), which is no
+/// limit.
+///
+/// ```
+/// use dag::prelude::*;
+/// use std::time::Duration;
+///
+/// #[task(timeout = "50ms")]
+/// async fn stuck() -> u32 {
+///     tokio::time::sleep(Duration::from_secs(60)).await; // a request that never answers
+///     1
+/// }
+///
+/// match stuck().compute() {
+///     Err(DagError::TaskFailed { message, .. }) => assert!(message.contains("timed out")),
+///     other => panic!("expected the attempt to time out, got {other:?}"),
+/// }
+/// ```
 pub use dag_macros::task;
 
 pub use dag_runtime::{DagError, IntoArg, Node, ProcessStats, Runtime, RuntimeBuilder};

@@ -5,7 +5,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use dag::prelude::*;
-use dag_test_support::TestRedis;
+use dag_test_support::{connect, keys_matching, TestRedis};
 
 static SLOW_STARTED: AtomicUsize = AtomicUsize::new(0);
 static LATER_RAN: AtomicUsize = AtomicUsize::new(0);
@@ -24,9 +24,7 @@ fn later(x: u64) -> u64 {
 }
 
 fn keys(server: &TestRedis) -> Vec<String> {
-    let client = redis::Client::open(server.url()).unwrap();
-    let mut connection = client.get_connection().unwrap();
-    redis::cmd("KEYS").arg("*").query(&mut connection).unwrap()
+    keys_matching(&mut connect(&server.url()), "*")
 }
 
 /// Polls briefly until the server holds no key.

@@ -3,7 +3,7 @@
 use std::time::{Duration, Instant};
 
 use dag::prelude::*;
-use dag_test_support::TestRedis;
+use dag_test_support::{connect, keys_matching, TestRedis};
 
 #[task]
 fn range(n: u64) -> Vec<u64> {
@@ -32,11 +32,10 @@ fn fail_on(x: u64, bad: u64) -> Result<u64, String> {
 /// The keys in the server, waiting (briefly) for tasks of a failed DAG that were still running
 /// elsewhere to stop and clean up after themselves.
 fn keys_left(server: &TestRedis) -> Vec<String> {
-    let client = redis::Client::open(server.url()).unwrap();
-    let mut connection = client.get_connection().unwrap();
+    let mut connection = connect(&server.url());
     let started = Instant::now();
     loop {
-        let keys: Vec<String> = redis::cmd("KEYS").arg("*").query(&mut connection).unwrap();
+        let keys = keys_matching(&mut connection, "*");
         if keys.is_empty() || started.elapsed() > Duration::from_secs(10) {
             return keys;
         }

@@ -153,12 +153,12 @@ fn a_constant_that_cannot_be_encoded_is_a_codec_error() {
 /// plan built by other code (another version of the program) reaches a task.
 fn run_plan_on_a_worker(plan: dag::plan::Plan) -> DagError {
     use dag::store::{DagId, MemoryStore, Outcome, Store};
-    use dag_runtime::engine::{run_invocation, Delegate, Invocation, LoadedPlan, Worker};
+    use dag_runtime::engine::{run_invocation, Delegate, Invocation, LoadedDag, WorkerContext};
     use std::sync::Arc;
 
     struct Nowhere;
     impl Delegate for Nowhere {
-        fn delegate(&self, _: &Arc<LoadedPlan>, invocation: Invocation) {
+        fn delegate(&self, _: &Arc<LoadedDag>, invocation: Invocation) {
             panic!(
                 "a one-node plan delegates nothing, got node {}",
                 invocation.node
@@ -171,18 +171,15 @@ fn run_plan_on_a_worker(plan: dag::plan::Plan) -> DagError {
     let plan = Arc::new(plan);
     let dag = DagId::new();
     io.block_on(store.put_plan(&dag, &plan)).unwrap();
-    let loaded = Arc::new(LoadedPlan::resolve(dag.clone(), plan).unwrap());
-    let worker = Worker {
+    let loaded = Arc::new(LoadedDag::resolve(dag.clone(), plan).unwrap());
+    let ctx = WorkerContext {
         store: Arc::clone(&store),
-        handle: io.handle().clone(),
-        id: "test-worker".into(),
+        io: io.handle().clone(),
+        name: "test-worker".into(),
         policy: dag_runtime::task::TaskPolicy::DEFAULT,
     };
-    let first = Invocation {
-        node: 0,
-        carried: None,
-    };
-    std::thread::spawn(move || run_invocation(&worker, &loaded, first, &Nowhere, ""))
+    let first = Invocation::fetching(0);
+    std::thread::spawn(move || run_invocation(&ctx, &loaded, first, &Nowhere, ""))
         .join()
         .unwrap();
     match io.block_on(store.wait(&dag)).unwrap() {

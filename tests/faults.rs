@@ -18,14 +18,15 @@
 //! - `the_clients_retry_defaults_apply_in_worker_processes`: the plan carries the client
 //!   runtime's retry defaults to the workers.
 
-use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::process::{Child, Command, Stdio};
+use std::os::unix::process::ExitStatusExt;
 use std::time::{Duration, Instant};
 
 use dag::prelude::*;
 use dag::worker::MAX_DELIVERIES;
 use dag_runtime::engine::fault::{FaultPoint, ENV as FAULT_ENV, ONCE_ENV as FAULT_ONCE_ENV};
-use dag_test_support::{backends, with_backend, TestRedis};
+use dag_test_support::{
+    connect, keys_matching, reduce_pairwise, run_tests, Test, TestRedis, WorkerProcess,
+};
 
 /// The lease the workers of these tests run with: how soon a dead worker's invocation is re-run.
 const LEASE: &str = "300ms";
@@ -86,73 +87,33 @@ fn kills_its_process(x: u64) -> u64 {
 /// completes a node of the parent. Returns the DAG and its value.
 fn mixed(seed: u64, width: u64, delay_ms: u64) -> (Node<u64>, u64) {
     let root = add(seed, 0);
-    let mut level: Vec<Node<u64>> = (0..width).map(|i| leaf(&root, i, delay_ms)).collect();
-    while level.len() > 1 {
-        level = level
-            .chunks(2)
-            .map(|pair| match pair {
-                [a, b] => add(a, b),
-                [a] => add(a, 0),
-                _ => unreachable!(),
-            })
-            .collect();
-    }
-    let tree = level.pop().expect("at least one leaf");
+    let leaves = (0..width).map(|i| leaf(&root, i, delay_ms)).collect();
+    let tree = reduce_pairwise(leaves, |a, b| add(a, b));
     let squares = total(numbers(width).map(square));
     let value =
         (0..width).map(|i| seed * 1000 + i).sum::<u64>() + (1..=width).map(|x| x * x).sum::<u64>();
     (add(tree, squares), value)
 }
 
-/// Worker processes of this executable on the stream `stream`; killed when dropped.
-struct Worker {
-    child: Child,
+/// A worker process of this executable on the stream `stream`, with the short [`LEASE`] and
+/// the extra environment `env` (and no fault injection unless `env` asks for it); killed when
+/// dropped.
+fn worker(url: &str, stream: &str, concurrency: usize, env: &[(&str, &str)]) -> WorkerProcess {
+    let mut builder = WorkerProcess::builder(url)
+        .stream(stream)
+        .concurrency(concurrency)
+        .lease(LEASE)
+        .env_remove(FAULT_ENV)
+        .env_remove(FAULT_ONCE_ENV);
+    for (name, value) in env {
+        builder = builder.env(name, value);
+    }
+    builder.spawn()
 }
 
-impl Worker {
-    fn start(url: &str, stream: &str, concurrency: usize, env: &[(&str, &str)]) -> Worker {
-        let mut command = Command::new(std::env::current_exe().expect("this test's executable"));
-        command
-            .env("DAG_WORKER", "1")
-            .env("DAG_REDIS_URL", url)
-            .env("DAG_STREAM", stream)
-            .env("DAG_CONCURRENCY", concurrency.to_string())
-            .env("DAG_LEASE", LEASE)
-            .env("DAG_PARENT_PID", std::process::id().to_string())
-            .env_remove(FAULT_ENV)
-            .env_remove(FAULT_ONCE_ENV)
-            .stdin(Stdio::null());
-        for (key, value) in env {
-            command.env(key, value);
-        }
-        Worker {
-            child: command.spawn().expect("a worker process starts"),
-        }
-    }
-
-    fn sigkill(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-
-    /// Waits up to `limit` for the process to exit by itself; its signal, if it died by one.
-    fn wait_death(&mut self, limit: Duration) -> Option<Option<i32>> {
-        use std::os::unix::process::ExitStatusExt;
-        let deadline = Instant::now() + limit;
-        while Instant::now() < deadline {
-            if let Ok(Some(status)) = self.child.try_wait() {
-                return Some(status.signal());
-            }
-            std::thread::sleep(Duration::from_millis(10));
-        }
-        None
-    }
-}
-
-impl Drop for Worker {
-    fn drop(&mut self) {
-        self.sigkill();
-    }
+/// Waits up to `limit` for `worker` to exit by itself; its signal, if it died by one.
+fn wait_death(worker: &mut WorkerProcess, limit: Duration) -> Option<Option<i32>> {
+    worker.wait_exit(limit).map(|status| status.signal())
 }
 
 /// `node` computed on `runtime` in a thread of its own; `join` fails the check instead of
@@ -188,10 +149,8 @@ fn client(url: &str, stream: &str) -> Runtime {
 /// What a finished DAG may leave on the server: nothing of any DAG, and no invocation still
 /// pending in the stream.
 fn assert_clean(url: &str, stream: &str) {
-    let mut conn = redis::Client::open(url)
-        .and_then(|c| c.get_connection())
-        .expect("a test connection to redis");
-    let keys: Vec<String> = redis::cmd("KEYS").arg("dag:{*").query(&mut conn).unwrap();
+    let mut conn = connect(url);
+    let keys = keys_matching(&mut conn, "dag:{*");
     assert_eq!(keys, Vec::<String>::new(), "keys left behind");
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
@@ -224,15 +183,15 @@ fn a_worker_killed_at(point: FaultPoint) {
         let runtime = client(&server.url(), &stream);
         let (dag, value) = mixed(round as u64 + 1, 12, 2);
         let fault = format!("{}:{nth}", point.name());
-        let mut faulty = Worker::start(&server.url(), &stream, 1, &[(FAULT_ENV, &fault)]);
+        let mut faulty = worker(&server.url(), &stream, 1, &[(FAULT_ENV, &fault)]);
         let running = Running::start(&dag, &runtime);
-        let died = faulty.wait_death(Duration::from_secs(60));
+        let died = wait_death(&mut faulty, Duration::from_secs(60));
         assert_eq!(
             died,
             Some(Some(libc::SIGKILL)),
             "the worker with {FAULT_ENV}={fault} killed itself"
         );
-        let _healthy = Worker::start(&server.url(), &stream, 2, &[]);
+        let _healthy = worker(&server.url(), &stream, 2, &[]);
         assert_eq!(running.join(), Ok(value), "{FAULT_ENV}={fault}");
         drop(runtime);
         assert_clean(&server.url(), &stream);
@@ -261,8 +220,8 @@ fn workers_killed_from_outside() {
     let server = TestRedis::start();
     let stream = "faults:outside";
     let runtime = client(&server.url(), stream);
-    let mut workers: Vec<Worker> = (0..3)
-        .map(|_| Worker::start(&server.url(), stream, 2, &[]))
+    let mut workers: Vec<WorkerProcess> = (0..3)
+        .map(|_| worker(&server.url(), stream, 2, &[]))
         .collect();
     let mut kills = 0;
     for round in 0..4u64 {
@@ -272,9 +231,9 @@ fn workers_killed_from_outside() {
         while Instant::now() < deadline {
             std::thread::sleep(Duration::from_millis(150 + fastrand::u64(0..250)));
             let victim = fastrand::usize(0..workers.len());
-            workers[victim].sigkill();
+            workers[victim].kill();
             kills += 1;
-            workers[victim] = Worker::start(&server.url(), stream, 2, &[]);
+            workers[victim] = worker(&server.url(), stream, 2, &[]);
         }
         assert_eq!(
             running.join(),
@@ -292,8 +251,8 @@ fn a_task_that_kills_every_worker_fails_the_dag() {
     let server = TestRedis::start();
     let stream = "faults:poison";
     let runtime = client(&server.url(), stream);
-    let mut workers: Vec<Worker> = (0..2)
-        .map(|_| Worker::start(&server.url(), stream, 1, &[]))
+    let mut workers: Vec<WorkerProcess> = (0..2)
+        .map(|_| worker(&server.url(), stream, 1, &[]))
         .collect();
     let running = Running::start(&add(kills_its_process(1), 1), &runtime);
     let (sender, receiver) = std::sync::mpsc::channel();
@@ -304,9 +263,9 @@ fn a_task_that_kills_every_worker_fails_the_dag() {
         if let Ok(outcome) = receiver.recv_timeout(Duration::from_millis(20)) {
             break outcome;
         }
-        for worker in &mut workers {
-            if let Ok(Some(_)) = worker.child.try_wait() {
-                *worker = Worker::start(&server.url(), stream, 1, &[]);
+        for process in &mut workers {
+            if process.exit_status().is_some() {
+                *process = worker(&server.url(), stream, 1, &[]);
             }
         }
     };
@@ -329,7 +288,7 @@ fn a_task_that_kills_every_worker_fails_the_dag() {
 fn the_clients_retry_defaults_apply_in_worker_processes() {
     let server = TestRedis::start();
     let stream = "faults:retries";
-    let _worker = Worker::start(&server.url(), stream, 1, &[]);
+    let _worker = worker(&server.url(), stream, 1, &[]);
     let runtime = Runtime::builder()
         .redis(server.url())
         .worker_pool()
@@ -383,76 +342,18 @@ fn a_crashed_invocation_process_is_launched_again() {
     drop(runtime);
 }
 
+const TESTS: &[Test] = &dag_test_support::tests![
+    a_worker_killed_before_the_task,
+    a_worker_killed_before_storing_the_output,
+    a_worker_killed_before_handing_on_ready_children,
+    a_worker_killed_before_acknowledging,
+    workers_killed_from_outside,
+    a_task_that_kills_every_worker_fails_the_dag,
+    a_crashed_invocation_process_is_launched_again,
+    the_clients_retry_defaults_apply_in_worker_processes,
+];
+
 fn main() {
     dag::worker::run_if_worker();
-    let checks: [(&str, fn()); 8] = [
-        (
-            "a_worker_killed_before_the_task",
-            a_worker_killed_before_the_task,
-        ),
-        (
-            "a_worker_killed_before_storing_the_output",
-            a_worker_killed_before_storing_the_output,
-        ),
-        (
-            "a_worker_killed_before_handing_on_ready_children",
-            a_worker_killed_before_handing_on_ready_children,
-        ),
-        (
-            "a_worker_killed_before_acknowledging",
-            a_worker_killed_before_acknowledging,
-        ),
-        ("workers_killed_from_outside", workers_killed_from_outside),
-        (
-            "a_task_that_kills_every_worker_fails_the_dag",
-            a_task_that_kills_every_worker_fails_the_dag,
-        ),
-        (
-            "a_crashed_invocation_process_is_launched_again",
-            a_crashed_invocation_process_is_launched_again,
-        ),
-        (
-            "the_clients_retry_defaults_apply_in_worker_processes",
-            the_clients_retry_defaults_apply_in_worker_processes,
-        ),
-    ];
-    let filter: Vec<String> = std::env::args()
-        .skip(1)
-        .filter(|a| !a.starts_with('-'))
-        .collect();
-    let selected: Vec<_> = checks
-        .iter()
-        .filter(|(name, _)| filter.is_empty() || filter.iter().any(|f| name.contains(f.as_str())))
-        .collect();
-    println!("\nrunning {} tests", selected.len());
-    let started = Instant::now();
-    let mut failed = Vec::new();
-    let backends = backends();
-    for (name, check) in selected.iter().copied() {
-        // Each check on every Redis backend: the in-process server, and redis-server if there.
-        for &backend in &backends {
-            let outcome = catch_unwind(AssertUnwindSafe(|| with_backend(backend, check)));
-            println!(
-                "test {name} [{}] ... {}",
-                backend.name(),
-                if outcome.is_ok() { "ok" } else { "FAILED" }
-            );
-            if outcome.is_err() {
-                failed.push(format!("{name} [{}]", backend.name()));
-            }
-        }
-    }
-    let passed = selected.len() * backends.len() - failed.len();
-    println!(
-        "\ntest result: {}. {passed} passed; {} failed; 0 ignored; 0 measured; {} filtered out; \
-         finished in {:.2}s\n",
-        if failed.is_empty() { "ok" } else { "FAILED" },
-        failed.len(),
-        checks.len() - selected.len(),
-        started.elapsed().as_secs_f64()
-    );
-    if !failed.is_empty() {
-        println!("failures:\n    {}\n", failed.join("\n    "));
-        std::process::exit(101);
-    }
+    run_tests(TESTS);
 }

@@ -5,6 +5,7 @@ use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use dag::prelude::*;
+use dag_test_support::reduce_pairwise;
 
 struct Counting;
 
@@ -61,11 +62,7 @@ fn a_million_node_graph_builds_and_lowers_in_under_500_bytes_per_node() {
     drop((sink, plan));
 
     let ((sink, plan), tree_bytes) = peak_bytes(|| {
-        let mut level: Vec<Node<u64>> = (0..(1u64 << 19)).map(inc).collect();
-        while level.len() > 1 {
-            level = level.chunks(2).map(|p| add(&p[0], &p[1])).collect();
-        }
-        let sink = level.pop().unwrap();
+        let sink = reduce_pairwise((0..(1u64 << 19)).map(inc).collect(), |a, b| add(a, b));
         let plan = sink.plan().unwrap();
         (sink, plan)
     });

@@ -7,7 +7,7 @@ use std::sync::mpsc;
 use std::time::Duration;
 
 use dag::prelude::*;
-use dag_test_support::TestRedis;
+use dag_test_support::{connect, keys_matching, TestRedis};
 
 static LEAVES_STARTED: AtomicUsize = AtomicUsize::new(0);
 
@@ -37,10 +37,7 @@ fn compute_with_watchdog(node: &Node<u64>, runtime: &Runtime) -> Result<u64, Dag
 }
 
 fn dag_keys(server: &TestRedis) -> Vec<String> {
-    let mut conn = redis::Client::open(server.url())
-        .and_then(|c| c.get_connection())
-        .expect("a test connection");
-    redis::cmd("KEYS").arg("dag:*").query(&mut conn).unwrap()
+    keys_matching(&mut connect(&server.url()), "dag:*")
 }
 
 #[test]
@@ -61,9 +58,7 @@ fn a_restart_mid_run_ends_compute_with_an_error_and_the_runtime_goes_on() {
         std::thread::sleep(Duration::from_millis(5));
     }
     let dag = {
-        let mut conn = redis::Client::open(server.url())
-            .and_then(|c| c.get_connection())
-            .unwrap();
+        let mut conn = connect(&server.url());
         let dags: Vec<String> = redis::cmd("ZRANGE")
             .arg("dags")
             .arg(0)

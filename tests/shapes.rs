@@ -6,6 +6,7 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use dag::prelude::*;
+use dag_test_support::reduce_pairwise;
 use support::on_every_runtime;
 
 #[task]
@@ -87,11 +88,8 @@ fn wide_fan_out_from_one_source() {
 #[test]
 fn tree_reduction() {
     on_every_runtime(|rt| {
-        let mut level: Vec<Node<i64>> = (0..1024).map(inc).collect();
-        while level.len() > 1 {
-            level = level.chunks(2).map(|p| add(&p[0], &p[1])).collect();
-        }
-        assert_eq!(level[0].compute_on(rt), Ok((1..=1024).sum()));
+        let root = reduce_pairwise((0..1024).map(inc).collect(), |a, b| add(a, b));
+        assert_eq!(root.compute_on(rt), Ok((1..=1024).sum()));
     });
 }
 

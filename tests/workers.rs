@@ -1,20 +1,17 @@
 //! Worker processes, whole-system: real processes of this test executable serving DAGs through
-//! a Redis Stream, on each Redis backend (the in-process Redis of this test process, and a
-//! throwaway `redis-server` when one is on `PATH`).
+//! a Redis Stream on a throwaway `redis-server`.
 //!
 //! This is a test binary with its own `main` (`harness = false`): it calls
 //! `dag::worker::run_if_worker()` first, so that the processes it starts with `DAG_WORKER=1` are
-//! workers, and then runs the checks below, reporting like libtest does. Every check starts its
-//! own Redis and stops every process it started, also when it fails (the processes'
-//! guards kill them on drop, and workers started with `DAG_PARENT_PID` stop when this process
-//! goes away).
+//! workers, and then runs the checks below with `dag_test_support::run_tests` (libtest's command
+//! line and output). Every check starts its own `redis-server` and stops every process it
+//! started, also when it fails (a `WorkerProcess` is killed on drop, and workers started with
+//! `DAG_PARENT_PID` stop when this process goes away).
 //!
 //! Started with `DAG_TEST_CLIENT=<mode>`, the executable is a client process instead (see
 //! `interrupt::client_main`), for the checks of what Ctrl-C does to a client.
 
 use std::collections::BTreeSet;
-use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
@@ -22,7 +19,10 @@ use std::time::{Duration, Instant};
 
 use dag::prelude::*;
 use dag::store::{InvocationStream, Outcome, RedisStore, Store, DEFAULT_STREAM};
-use dag_test_support::{backends, with_backend, TestRedis};
+use dag_test_support::{
+    connect, keys_matching, reduce_pairwise, run_tests, sum_1_to, Test, TestRedis, WorkerBuilder,
+    WorkerProcess,
+};
 
 #[path = "workers/interrupt.rs"]
 mod interrupt;
@@ -53,18 +53,8 @@ fn join_words(words: Vec<String>) -> String {
 /// A tree reduction over `leaves` leaves that sleep `delay_ms` each; its value is the sum of
 /// `1..=leaves`.
 fn tree(leaves: u64, delay_ms: u64) -> Node<u64> {
-    let mut level: Vec<Node<u64>> = (0..leaves).map(|i| leaf(i, delay_ms)).collect();
-    while level.len() > 1 {
-        level = level
-            .chunks(2)
-            .map(|pair| match pair {
-                [a, b] => add(a, b),
-                [a] => add(a, 0),
-                _ => unreachable!(),
-            })
-            .collect();
-    }
-    level.pop().expect("at least one leaf")
+    let leaves = (0..leaves).map(|i| leaf(i, delay_ms)).collect();
+    reduce_pairwise(leaves, |a, b| add(a, b))
 }
 
 /// `node.compute_on(runtime)`, failing the check instead of hanging if it takes over a minute.
@@ -82,82 +72,21 @@ fn compute<T: serde::de::DeserializeOwned + Send + 'static>(
         .expect("the DAG ends within a minute")
 }
 
-fn tree_sum(leaves: u64) -> u64 {
-    leaves * (leaves + 1) / 2
+/// The keys of every DAG on a server (there should be none once every client has its outcome).
+const DAG_KEYS: &str = "dag:{*";
+
+/// How the checks start worker processes: serving `stream`, two threads each, recording their
+/// cold start (see `ready_workers`).
+fn pool(url: &str, stream: &str) -> WorkerBuilder {
+    WorkerProcess::builder(url)
+        .stream(stream)
+        .concurrency(2)
+        .record_cold_start()
 }
 
-/// Worker processes of this executable, started by the test; killed when dropped.
-struct Workers {
-    children: Vec<Child>,
-}
-
-impl Workers {
-    fn start_program(program: &std::path::Path, n: usize, url: &str, stream: &str) -> Workers {
-        let children = (0..n)
-            .map(|_| {
-                Command::new(program)
-                    .env("DAG_WORKER", "1")
-                    .env("DAG_REDIS_URL", url)
-                    .env("DAG_STREAM", stream)
-                    .env("DAG_CONCURRENCY", "2")
-                    .env("DAG_PARENT_PID", std::process::id().to_string())
-                    .env("DAG_SPAWNED_AT_US", now_micros().to_string())
-                    .stdin(Stdio::null())
-                    .spawn()
-                    .expect("a worker process starts")
-            })
-            .collect();
-        Workers { children }
-    }
-
-    fn start(n: usize, url: &str, stream: &str) -> Workers {
-        let exe = std::env::current_exe().expect("this test's executable");
-        Self::start_program(&exe, n, url, stream)
-    }
-
-    fn pid(&self, i: usize) -> u32 {
-        self.children[i].id()
-    }
-
-    fn sigterm(&self, i: usize) {
-        // SAFETY: kill(2) with a pid of our own child.
-        unsafe {
-            libc::kill(self.pid(i) as libc::pid_t, libc::SIGTERM);
-        }
-    }
-
-    fn wait_exit(&mut self, i: usize, limit: Duration) -> Option<ExitStatus> {
-        let deadline = Instant::now() + limit;
-        while Instant::now() < deadline {
-            if let Ok(Some(status)) = self.children[i].try_wait() {
-                return Some(status);
-            }
-            std::thread::sleep(Duration::from_millis(10));
-        }
-        None
-    }
-}
-
-impl Drop for Workers {
-    fn drop(&mut self) {
-        for child in &mut self.children {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-}
-
-fn now_micros() -> u128 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_micros()
-}
-
-fn redis(url: &str) -> redis::Connection {
-    redis::Client::open(url)
-        .and_then(|c| c.get_connection())
-        .expect("a test connection to redis")
+/// `n` worker processes of this executable (see `pool`).
+fn workers(n: usize, url: &str, stream: &str) -> Vec<WorkerProcess> {
+    pool(url, stream).spawn_many(n)
 }
 
 /// Collects the `worker` fields of the `done` events of the DAGs running on the server at
@@ -170,7 +99,7 @@ struct EventWatcher {
 impl EventWatcher {
     fn start(url: &str) -> EventWatcher {
         let stop = Arc::new(AtomicBool::new(false));
-        let mut conn = redis(url);
+        let mut conn = connect(url);
         let flag = Arc::clone(&stop);
         let thread = std::thread::spawn(move || {
             let mut workers = BTreeSet::new();
@@ -245,14 +174,6 @@ fn process_alive(pid: u32) -> bool {
     unsafe { libc::kill(pid as libc::pid_t, 0) == 0 }
 }
 
-/// Keys of DAGs left on the server (there should be none once every client has its outcome).
-fn dag_keys(conn: &mut redis::Connection) -> Vec<String> {
-    redis::cmd("KEYS")
-        .arg("dag:{*")
-        .query(conn)
-        .expect("KEYS answers")
-}
-
 /// The DAGs submitted to the server and not collected yet (the `dags` sorted set).
 fn submitted_dags(conn: &mut redis::Connection) -> Vec<String> {
     redis::cmd("ZRANGE")
@@ -296,7 +217,7 @@ fn three_worker_processes_share_one_dag() {
     let watcher = EventWatcher::start(&server.url());
     let sum = compute(&tree(96, 15), &runtime).expect("the DAG completes");
     let (workers, events) = watcher.finish();
-    assert_eq!(sum, tree_sum(96));
+    assert_eq!(sum, sum_1_to(96));
     assert!(events > 0, "the watcher saw the DAG's events");
     let processes: BTreeSet<u32> = workers
         .iter()
@@ -324,15 +245,15 @@ fn three_worker_processes_share_one_dag() {
         pids.iter().all(|&p| !process_alive(p)),
         "dropping the runtime stops its workers"
     );
-    let mut conn = redis(&server.url());
-    assert_eq!(dag_keys(&mut conn), Vec::<String>::new());
+    let mut conn = connect(&server.url());
+    assert_eq!(keys_matching(&mut conn, DAG_KEYS), Vec::<String>::new());
     let exists: bool = redis::cmd("EXISTS").arg(&stream).query(&mut conn).unwrap();
     assert!(!exists, "the runtime's own stream is deleted with it");
 }
 
 fn two_clients_share_one_pool() {
     let server = TestRedis::start();
-    let _workers = Workers::start(2, &server.url(), DEFAULT_STREAM);
+    let _workers = workers(2, &server.url(), DEFAULT_STREAM);
     let client = |which: u64| {
         let url = server.url();
         std::thread::spawn(move || {
@@ -345,7 +266,7 @@ fn two_clients_share_one_pool() {
                 if which == 0 {
                     let leaves = 40 + round;
                     let sum = compute(&tree(leaves, 2), &runtime).unwrap();
-                    assert_eq!(sum, tree_sum(leaves), "client 0, round {round}");
+                    assert_eq!(sum, sum_1_to(leaves), "client 0, round {round}");
                 } else {
                     let words: Vec<Node<String>> =
                         (0..30).map(|i| shout(format!("w{round}x{i}"))).collect();
@@ -360,8 +281,12 @@ fn two_clients_share_one_pool() {
     for c in clients {
         c.join().expect("each client gets its own results");
     }
-    let mut conn = redis(&server.url());
-    assert_eq!(dag_keys(&mut conn), Vec::<String>::new(), "nothing is left");
+    let mut conn = connect(&server.url());
+    assert_eq!(
+        keys_matching(&mut conn, DAG_KEYS),
+        Vec::<String>::new(),
+        "nothing is left"
+    );
     assert_eq!(
         stream_len(&mut conn, DEFAULT_STREAM),
         0,
@@ -371,8 +296,8 @@ fn two_clients_share_one_pool() {
 
 fn a_worker_without_a_task_fails_the_dag_naming_both() {
     let server = TestRedis::start();
-    let mut workers = Workers::start(1, &server.url(), DEFAULT_STREAM);
-    let worker_pid = workers.pid(0).to_string();
+    let mut workers = workers(1, &server.url(), DEFAULT_STREAM);
+    let worker_pid = workers[0].pid().to_string();
     let io = tokio::runtime::Runtime::new().unwrap();
     let store = io.block_on(RedisStore::connect(&server.url())).unwrap();
     let stream = InvocationStream::new(store.clone(), DEFAULT_STREAM);
@@ -418,8 +343,8 @@ fn a_worker_without_a_task_fails_the_dag_naming_both() {
         .worker_pool()
         .build()
         .unwrap();
-    assert_eq!(compute(&tree(8, 0), &runtime).unwrap(), tree_sum(8));
-    assert!(workers.wait_exit(0, Duration::ZERO).is_none());
+    assert_eq!(compute(&tree(8, 0), &runtime).unwrap(), sum_1_to(8));
+    assert!(workers[0].wait_exit(Duration::ZERO).is_none());
 
     // A worker from another program (an example that lacks this test's tasks), when built.
     let example = std::env::current_exe()
@@ -429,15 +354,17 @@ fn a_worker_without_a_task_fails_the_dag_naming_both() {
     match example {
         Some(program) => {
             drop(workers);
-            let mut other = Workers::start_program(&program, 1, &server.url(), DEFAULT_STREAM);
-            let other_pid = other.children[0].id().to_string();
+            let mut other = pool(&server.url(), DEFAULT_STREAM)
+                .program(&program)
+                .spawn();
+            let other_pid = other.pid().to_string();
             // An example built before it called run_if_worker() would run as a client and exit.
-            let mut conn = redis(&server.url());
+            let mut conn = connect(&server.url());
             let before = ready_workers(&mut conn, DEFAULT_STREAM);
             let serving = eventually(Duration::from_secs(20), || {
                 ready_workers(&mut conn, DEFAULT_STREAM) > before
-                    || other.wait_exit(0, Duration::ZERO).is_some()
-            }) && other.wait_exit(0, Duration::ZERO).is_none();
+                    || other.wait_exit(Duration::ZERO).is_some()
+            }) && other.wait_exit(Duration::ZERO).is_none();
             if !serving {
                 eprintln!("   (the fanout_fanin example is an old build: skipped that worker)");
                 return;
@@ -476,7 +403,7 @@ fn run_plan(
 fn sigterm_during_a_run_lets_the_others_finish() {
     let server = TestRedis::start();
     let stream = "dag:sigterm-test";
-    let mut workers = Workers::start(3, &server.url(), stream);
+    let mut workers = workers(3, &server.url(), stream);
     let runtime = Runtime::builder()
         .redis(server.url())
         .worker_pool()
@@ -488,7 +415,7 @@ fn sigterm_during_a_run_lets_the_others_finish() {
         std::thread::spawn(move || tree(90, 40).compute_on(&runtime))
     };
     let watcher = EventWatcher::start(&server.url());
-    let mut conn = redis(&server.url());
+    let mut conn = connect(&server.url());
     // Wait until the DAG is under way, with every worker busy.
     assert!(eventually(Duration::from_secs(20), || {
         let pending: (usize,) = redis::cmd("XPENDING")
@@ -506,14 +433,14 @@ fn sigterm_during_a_run_lets_the_others_finish() {
             .unwrap_or((0,));
         pending.0 >= 4
     }));
-    workers.sigterm(0);
-    let status = workers
-        .wait_exit(0, Duration::from_secs(20))
+    workers[0].sigterm();
+    let status = workers[0]
+        .wait_exit(Duration::from_secs(20))
         .expect("the worker stops after SIGTERM");
     assert!(status.success(), "a graceful stop exits 0: {status}");
     let still_running = !computing.is_finished();
     let sum = computing.join().unwrap().expect("the DAG completes");
-    assert_eq!(sum, tree_sum(90));
+    assert_eq!(sum, sum_1_to(90));
     let (workers_seen, _) = watcher.finish();
     assert!(
         still_running,
@@ -523,7 +450,7 @@ fn sigterm_during_a_run_lets_the_others_finish() {
     let pending = io_pending(&server.url(), stream);
     assert_eq!(pending, 0, "the stopped worker acknowledged what it ran");
     assert_eq!(stream_len(&mut conn, stream), 0);
-    assert_eq!(dag_keys(&mut conn), Vec::<String>::new());
+    assert_eq!(keys_matching(&mut conn, DAG_KEYS), Vec::<String>::new());
 }
 
 fn io_pending(url: &str, stream: &str) -> usize {
@@ -543,7 +470,7 @@ fn one_process_per_invocation_on_a_tree() {
     let leaves = 16;
     assert_eq!(
         compute(&tree(leaves, 0), &runtime).unwrap(),
-        tree_sum(leaves)
+        sum_1_to(leaves)
     );
     let stats = runtime.process_stats().unwrap();
     // Each leaf is a root invocation; the adds are continued by the leaf that finished last.
@@ -561,9 +488,9 @@ fn one_process_per_invocation_on_a_tree() {
     );
     assert!(stats.cold_starts.iter().all(|d| *d > Duration::ZERO));
     // A second DAG on the same runtime.
-    assert_eq!(compute(&tree(5, 0), &runtime).unwrap(), tree_sum(5));
-    let mut conn = redis(&server.url());
-    assert_eq!(dag_keys(&mut conn), Vec::<String>::new());
+    assert_eq!(compute(&tree(5, 0), &runtime).unwrap(), sum_1_to(5));
+    let mut conn = connect(&server.url());
+    assert_eq!(keys_matching(&mut conn, DAG_KEYS), Vec::<String>::new());
 }
 
 fn a_failing_task_in_a_worker_process_fails_the_dag() {
@@ -619,8 +546,8 @@ fn a_dynamic_map_runs_across_worker_processes() {
         compute(&nested, &runtime).unwrap(),
         (0..5u64).map(|n| n * (n + 1) / 2).collect::<Vec<_>>()
     );
-    let mut conn = redis(&server.url());
-    assert_eq!(dag_keys(&mut conn), Vec::<String>::new());
+    let mut conn = connect(&server.url());
+    assert_eq!(keys_matching(&mut conn, DAG_KEYS), Vec::<String>::new());
 }
 
 #[task]
@@ -630,58 +557,24 @@ fn fails(why: String) -> Result<String, String> {
 
 // ------------------------------------------------------------------------------------------
 
-type Check = (&'static str, fn());
-
-const CHECKS: &[Check] = &[
-    (
-        "three_worker_processes_share_one_dag",
-        three_worker_processes_share_one_dag,
-    ),
-    ("two_clients_share_one_pool", two_clients_share_one_pool),
-    (
-        "a_worker_without_a_task_fails_the_dag_naming_both",
-        a_worker_without_a_task_fails_the_dag_naming_both,
-    ),
-    (
-        "sigterm_during_a_run_lets_the_others_finish",
-        sigterm_during_a_run_lets_the_others_finish,
-    ),
-    (
-        "one_process_per_invocation_on_a_tree",
-        one_process_per_invocation_on_a_tree,
-    ),
-    (
-        "a_dynamic_map_runs_across_worker_processes",
-        a_dynamic_map_runs_across_worker_processes,
-    ),
-    (
-        "a_failing_task_in_a_worker_process_fails_the_dag",
-        a_failing_task_in_a_worker_process_fails_the_dag,
-    ),
-    (
-        "ctrl_c_in_a_client_cancels_its_dag_then_ends_it",
-        interrupt::ctrl_c_in_a_client_cancels_its_dag_then_ends_it,
-    ),
-    (
-        "sigterm_in_a_client_cancels_its_dag_then_ends_it",
-        interrupt::sigterm_in_a_client_cancels_its_dag_then_ends_it,
-    ),
-    (
-        "ctrl_c_without_a_dag_in_flight_ends_the_client_as_by_default",
-        interrupt::ctrl_c_without_a_dag_in_flight_ends_the_client_as_by_default,
-    ),
-    (
-        "a_client_with_its_own_ctrl_c_handler_keeps_it",
-        interrupt::a_client_with_its_own_ctrl_c_handler_keeps_it,
-    ),
-    (
-        "a_client_with_cancel_on_interrupt_off_leaves_its_dag",
-        interrupt::a_client_with_cancel_on_interrupt_off_leaves_its_dag,
-    ),
-    (
-        "a_redis_restart_fails_the_dag_and_the_workers_serve_the_next",
-        restart::a_redis_restart_fails_the_dag_and_the_workers_serve_the_next,
-    ),
+const TESTS: &[Test] = &dag_test_support::tests![
+    three_worker_processes_share_one_dag,
+    two_clients_share_one_pool,
+    a_worker_without_a_task_fails_the_dag_naming_both,
+    sigterm_during_a_run_lets_the_others_finish,
+    one_process_per_invocation_on_a_tree,
+    a_dynamic_map_runs_across_worker_processes,
+    a_failing_task_in_a_worker_process_fails_the_dag,
+    interrupt::ctrl_c_in_a_client_cancels_its_dag_then_ends_it,
+    interrupt::sigterm_in_a_client_cancels_its_dag_then_ends_it,
+    interrupt::a_sigterm_sent_twice_at_once_still_cancels_the_dag,
+    interrupt::a_sigterm_to_the_client_and_its_group_still_cancels_the_dag,
+    interrupt::ctrl_c_and_sigterm_at_once_still_cancel_the_dag,
+    interrupt::a_later_sigterm_ends_a_client_stuck_cancelling_at_once,
+    interrupt::ctrl_c_without_a_dag_in_flight_ends_the_client_as_by_default,
+    interrupt::a_client_with_its_own_ctrl_c_handler_keeps_it,
+    interrupt::a_client_with_cancel_on_interrupt_off_leaves_its_dag,
+    restart::a_redis_restart_fails_the_dag_and_the_workers_serve_the_next,
 ];
 
 fn main() {
@@ -690,84 +583,5 @@ fn main() {
         interrupt::client_main(&mode);
         return;
     }
-
-    // libtest's interface, as far as cargo uses it: name filters, `--exact`, `--list`; other
-    // flags (`--nocapture`, `--test-threads N`, ...) are accepted and ignored.
-    let mut filters = Vec::new();
-    let (mut list, mut exact) = (false, false);
-    let mut args = std::env::args().skip(1);
-    while let Some(arg) = args.next() {
-        match arg.as_str() {
-            "--list" => list = true,
-            "--exact" => exact = true,
-            "--test-threads" | "--skip" | "--format" | "--color" | "-Z" | "--logfile" => {
-                args.next();
-            }
-            flag if flag.starts_with('-') => {}
-            filter => filters.push(filter.to_owned()),
-        }
-    }
-    let selected: Vec<&Check> = CHECKS
-        .iter()
-        .filter(|(name, _)| {
-            filters.is_empty()
-                || filters.iter().any(|f| {
-                    if exact {
-                        name == f
-                    } else {
-                        name.contains(f.as_str())
-                    }
-                })
-        })
-        .collect();
-    if list {
-        for (name, _) in &selected {
-            println!("{name}: test");
-        }
-        return;
-    }
-    let started = Instant::now();
-    println!(
-        "\nrunning {} test{}",
-        selected.len(),
-        if selected.len() == 1 { "" } else { "s" }
-    );
-    let mut failed = Vec::new();
-    let backends = backends();
-    for (name, check) in &selected {
-        // Each check on every Redis backend: the in-process server, and redis-server if there.
-        for &backend in &backends {
-            let began = Instant::now();
-            let outcome = catch_unwind(AssertUnwindSafe(|| with_backend(backend, *check)));
-            match outcome {
-                Ok(()) => println!(
-                    "test {name} [{}] ... ok ({:.1} s)",
-                    backend.name(),
-                    began.elapsed().as_secs_f64()
-                ),
-                Err(_) => {
-                    println!("test {name} [{}] ... FAILED", backend.name());
-                    failed.push(format!("{name} [{}]", backend.name()));
-                }
-            }
-        }
-    }
-    if !failed.is_empty() {
-        println!("\nfailures:");
-        for name in &failed {
-            println!("    {name}");
-        }
-    }
-    println!(
-        "\ntest result: {}. {} passed; {} failed; 0 ignored; 0 measured; {} filtered out; \
-         finished in {:.2}s\n",
-        if failed.is_empty() { "ok" } else { "FAILED" },
-        selected.len() * backends.len() - failed.len(),
-        failed.len(),
-        CHECKS.len() - selected.len(),
-        started.elapsed().as_secs_f64()
-    );
-    if !failed.is_empty() {
-        std::process::exit(101);
-    }
+    run_tests(TESTS);
 }

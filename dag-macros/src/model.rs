@@ -5,6 +5,7 @@ use syn::visit::Visit;
 use syn::{FnArg, GenericArgument, Ident, ItemFn, Pat, PathArguments, ReturnType, Type};
 
 use crate::attr::Options;
+use crate::Errors;
 
 /// A checked `#[task]` function.
 pub struct Task {
@@ -39,23 +40,6 @@ impl Output {
             Output::Value(ty) => ty,
             Output::Result { ok } => ok,
         }
-    }
-}
-
-/// Collects every problem, so the user sees them all at once.
-#[derive(Default)]
-struct Errors(Option<syn::Error>);
-
-impl Errors {
-    fn push(&mut self, error: syn::Error) {
-        match &mut self.0 {
-            Some(all) => all.combine(error),
-            None => self.0 = Some(error),
-        }
-    }
-
-    fn spanned(&mut self, tokens: impl quote::ToTokens, message: &str) {
-        self.push(syn::Error::new_spanned(tokens, message));
     }
 }
 
@@ -131,15 +115,13 @@ impl Task {
             }
         };
 
-        match errors.0 {
-            Some(error) => Err(error),
-            None => Ok(Task {
-                options,
-                function,
-                params,
-                output,
-            }),
-        }
+        errors.finish()?;
+        Ok(Task {
+            options,
+            function,
+            params,
+            output,
+        })
     }
 
     pub fn is_async(&self) -> bool {

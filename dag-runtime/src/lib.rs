@@ -1,18 +1,26 @@
 //! The runtime behind the [`dag`](https://docs.rs/dag) crate: graph model, lowering, stores and
 //! the decentralized engine. Users depend on `dag`, which re-exports what they need.
 //!
-//! How the pieces fit:
+//! # The map
 //!
-//! - [`graph`]: `#[task]` calls record [`Node`]s; nothing runs yet.
-//! - [`plan`]: `compute` lowers the reachable graph into a dense, serializable [`plan::Plan`].
-//! - [`store`]: the DAG's shared state ([`store::MemoryStore`] in process, [`store::RedisStore`]
-//!   in Redis).
-//! - [`engine`]: the worker step each worker runs, with no central scheduler.
-//! - [`invoke`]: where invocations run ([`invoke::LocalPool`] threads by default; worker
-//!   processes through a Redis Stream, [`store::InvocationStream`], which the client may start
-//!   itself, [`invoke::process`]).
-//! - [`runtime`]: [`Runtime`] ties a store to workers and implements `compute`; `interrupt`
-//!   cancels a client's DAGs when Ctrl-C or SIGTERM ends it.
+//! A value flows from a `#[task]` call to the client's result through these modules, in order:
+//!
+//! | module | owns |
+//! | --- | --- |
+//! | [`graph`] | `#[task]` calls record [`Node`]s (nothing runs yet); `Node::compute` starts a run |
+//! | [`plan`] | lowering the reachable graph into a dense, serializable [`plan::Plan`] |
+//! | [`runtime`] | [`Runtime`] and its builder: a store, workers, where invocations go; the client side of `compute` |
+//! | [`store`] | the DAG's shared state behind the [`store::Store`] trait: [`store::MemoryStore`] in process, [`store::RedisStore`] in Redis (with the invocation stream) |
+//! | [`engine`] | the worker step each worker runs, with no central scheduler |
+//! | [`invoke`] | where invocations run: [`invoke::LocalPool`] threads, or worker processes through the [`invoke::processes`] seam (implemented by `dag-workers`) |
+//! | [`task`] | the registry of tasks and their retry policies |
+//! | [`codec`] | MessagePack, the one byte format between tasks, the store and the client |
+//! | `interrupt` | Ctrl-C and SIGTERM in a client cancel its DAGs |
+//!
+//! Vocabulary: a *worker* is a thread that runs invocations (in the client's process or in a
+//! *worker process*); an *invocation* is one node to run, which the worker continues from; a
+//! *claim* is the run that made a child ready (see [`store::Store::complete`]); a worker that
+//! re-runs the invocation of a dead one *takes it over*.
 
 pub mod codec;
 pub mod engine;
@@ -32,7 +40,7 @@ pub use runtime::{
 };
 
 /// Names this process in errors and events: `host:pid`.
-pub fn worker_id() -> String {
+pub fn process_name() -> String {
     let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
         .ok()
         .map(|h| h.trim().to_owned())

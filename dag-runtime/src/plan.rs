@@ -23,6 +23,17 @@ use crate::graph::scope::Scope;
 use crate::graph::{Arg, NodeInner};
 use crate::task::TaskPolicy;
 
+mod validate;
+
+pub use validate::MAX_NESTING;
+
+/// The deepest nesting of MessagePack arrays and maps that [`Plan::decode`] accepts: enough for
+/// every plan that [`Plan::validate`] accepts (a `.map` template level takes 3, an argument
+/// template level at most 2: a map entry is a pair). Measured in a debug build, a level of a
+/// plan takes at most about 4.5 KiB of stack while decoding, so this stays under 1 MiB of a
+/// worker thread's 2 MiB; rmp-serde's own limit (1024) would not.
+const MAX_DECODE_DEPTH: usize = 5 * MAX_NESTING + 8;
+
 /// A lowered DAG: dense node indices in topological order.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Plan {
@@ -102,6 +113,11 @@ pub enum ArgTemplate {
 
 impl ArgTemplate {
     /// Calls `f` with every parent this template refers to (repeats included).
+    ///
+    /// Recursive, since it runs for every node the engine steps and a stack would cost an
+    /// allocation each time: the depth is bounded by how deep [`Plan::decode`] lets a stored plan
+    /// nest (and [`MAX_NESTING`] for a validated one), and by the parameter types for a plan this
+    /// program lowered.
     pub fn for_each_parent(&self, f: &mut impl FnMut(u32)) {
         match self {
             ArgTemplate::Parent(p) => f(*p),
@@ -132,6 +148,33 @@ impl PlanNode {
 }
 
 impl Plan {
+    /// Decodes a plan from its MessagePack encoding (as [`rmp_serde::to_vec`] writes it).
+    ///
+    /// Meant for bytes read from a store, which anyone with access to the store could have
+    /// written: besides rmp-serde's own guards (lengths are checked against the bytes present,
+    /// and pre-allocations are capped), the nesting depth is limited so that decoding cannot
+    /// overflow the stack. The result still has to pass [`validate`](Self::validate) before the
+    /// engine runs it.
+    ///
+    /// ```
+    /// use dag::plan::Plan;
+    ///
+    /// // An array header claiming 2^32-1 elements, with nothing after it.
+    /// assert!(Plan::decode(&[0xdd, 0xff, 0xff, 0xff, 0xff]).is_err());
+    /// ```
+    pub fn decode(bytes: &[u8]) -> Result<Plan, String> {
+        let mut decoder = rmp_serde::Deserializer::from_read_ref(bytes);
+        // rmp-serde fails when its counter reaches 0: allow exactly MAX_DECODE_DEPTH levels.
+        decoder.set_max_depth(MAX_DECODE_DEPTH + 1);
+        Plan::deserialize(&mut decoder).map_err(|e| match e {
+            rmp_serde::decode::Error::DepthLimitExceeded => format!(
+                "it nests arrays and maps deeper than {MAX_DECODE_DEPTH} levels, deeper than any \
+                 plan this program writes"
+            ),
+            other => other.to_string(),
+        })
+    }
+
     /// Nodes with no parents: where execution starts.
     pub fn roots(&self) -> impl Iterator<Item = u32> + '_ {
         self.nodes
@@ -142,14 +185,50 @@ impl Plan {
     }
 
     /// The node at `index`.
+    ///
+    /// Panics if there is none: for an index that came from a store (an invocation read from a
+    /// stream), use [`checked_node`](Self::checked_node).
     pub fn node(&self, index: u32) -> &PlanNode {
         &self.nodes[index as usize]
     }
 
+    /// The node at `index`, or [`DagError::InvalidGraph`] saying there is none: for an index that
+    /// came from a store (an invocation), which a validated plan does not vouch for.
+    ///
+    /// ```
+    /// # let plan = {
+    /// #     use dag::prelude::*;
+    /// #     #[task]
+    /// #     fn inc(x: i64) -> i64 { x + 1 }
+    /// #     inc(1).plan()?
+    /// # };
+    /// assert!(plan.checked_node(0).is_ok());
+    /// let error = plan.checked_node(7).unwrap_err().to_string();
+    /// assert!(error.contains("node 7 but the plan has 1 node"), "{error}");
+    /// # Ok::<(), dag::DagError>(())
+    /// ```
+    pub fn checked_node(&self, index: u32) -> Result<&PlanNode, DagError> {
+        self.nodes.get(index as usize).ok_or_else(|| {
+            DagError::InvalidGraph(format!(
+                "an invocation names node {index} but the plan has {} node{}; was it written by \
+                 other code or tampered with?",
+                self.nodes.len(),
+                if self.nodes.len() == 1 { "" } else { "s" }
+            ))
+        })
+    }
+
     /// The task name of node `index`, with `[i]` for a node of a map's element `i`.
+    ///
+    /// Never panics, since error paths call it with whatever index they were given: for an index
+    /// the plan lacks (or a node naming a task it lacks) the name says so.
     pub fn task_name(&self, index: u32) -> String {
-        let node = self.node(index);
-        let name = &self.tasks[node.task as usize];
+        let Some(node) = self.nodes.get(index as usize) else {
+            return format!("<node {index}, not in the plan>");
+        };
+        let Some(name) = self.tasks.get(node.task as usize) else {
+            return format!("<task {} of node {index}, not in the plan>", node.task);
+        };
         match node.element {
             Some(i) => format!("{name}[{i}]"),
             None => name.clone(),
@@ -158,6 +237,9 @@ impl Plan {
 }
 
 /// Fills in every node's `children` and `parents` from the `Parent` references of its args.
+///
+/// For nodes this program built (lowering, map expansion): every reference must name a node of
+/// `nodes` (it indexes them). A plan read from a store is checked by [`Plan::validate`] instead.
 pub fn link(nodes: &mut [PlanNode]) {
     let mut parents = Vec::new();
     for child in 0..nodes.len() {

@@ -85,7 +85,9 @@ impl TaskPolicy {
     pub fn delay_before(&self, retry: u32, unit: f64) -> Duration {
         let base = self.backoff.unwrap_or_default();
         let nominal = base.saturating_mul(1u32 << (retry.saturating_sub(1)).min(16));
-        nominal.mul_f64(0.5 + 0.5 * unit.clamp(0.0, 1.0))
+        // Saturating: a backoff near `Duration::MAX` must not overflow into a panic.
+        let jittered = nominal.as_secs_f64() * (0.5 + 0.5 * unit.clamp(0.0, 1.0));
+        Duration::try_from_secs_f64(jittered).unwrap_or(Duration::MAX)
     }
 }
 
@@ -106,7 +108,7 @@ pub fn lookup(name: &str) -> Result<&'static TaskDef, DagError> {
             .copied()
             .ok_or_else(|| DagError::TaskNotFound {
                 task: name.to_owned(),
-                worker: crate::worker_id(),
+                worker: crate::process_name(),
             }),
     }
 }

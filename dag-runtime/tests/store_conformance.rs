@@ -15,7 +15,7 @@ use dag_runtime::store::{
     TaskErrorRecord,
 };
 use dag_runtime::DagError;
-use dag_test_support::{on_each_backend, TestRedis};
+use dag_test_support::{keys_matching, on_each_backend, TestRedis};
 
 /// Lists what is left of a DAG in a store (keys, entries), for the cleanup checks.
 type Leftovers = Box<dyn Fn(&DagId) -> Vec<String> + Send + Sync>;
@@ -62,23 +62,7 @@ async fn redis_fixture_with(server: &TestRedis, config: RedisConfig) -> Fixture 
         store: Arc::new(store),
         leftovers: Box::new(move |dag| {
             let mut conn = client.get_connection().expect("a second connection");
-            let mut keys = Vec::new();
-            let mut cursor = 0_u64;
-            loop {
-                let (next, batch): (u64, Vec<String>) = redis::cmd("SCAN")
-                    .arg(cursor)
-                    .arg("MATCH")
-                    .arg(format!("dag:{{{dag}}}:*"))
-                    .arg("COUNT")
-                    .arg(1000)
-                    .query(&mut conn)
-                    .unwrap();
-                keys.extend(batch);
-                if next == 0 {
-                    break;
-                }
-                cursor = next;
-            }
+            let mut keys = keys_matching(&mut conn, &format!("dag:{{{dag}}}:*"));
             let score: Option<f64> = redis::cmd("ZSCORE")
                 .arg("dags")
                 .arg(dag.as_str())
@@ -188,15 +172,7 @@ fn out(node: u32) -> Bytes {
 }
 
 fn error(node: u32, message: &str) -> TaskErrorRecord {
-    TaskErrorRecord {
-        kind: FailureKind::Task,
-        task: "conformance::t".into(),
-        node,
-        attempt: 1,
-        message: message.into(),
-        worker: "test".into(),
-        backtrace: None,
-    }
+    TaskErrorRecord::new(FailureKind::Task, "conformance::t", node, message, "test")
 }
 
 // ---- the checks, each written once ----
@@ -641,10 +617,7 @@ fn every_key_of_a_dag_expires() {
             .get_connection()
             .unwrap();
         let mut check = |dag: &DagId, when: &str| {
-            let keys: Vec<String> = redis::cmd("KEYS")
-                .arg(format!("dag:{{{dag}}}:*"))
-                .query(&mut conn)
-                .unwrap();
+            let keys = keys_matching(&mut conn, &format!("dag:{{{dag}}}:*"));
             assert!(!keys.is_empty(), "{when}");
             for key in keys {
                 let ttl: i64 = redis::cmd("PTTL").arg(&key).query(&mut conn).unwrap();

@@ -33,7 +33,8 @@
 //! atomically, as in Redis. Keys expire lazily when touched, and `SCAN`, `KEYS` and `DBSIZE`
 //! drop expired keys first, which is what clients can observe of Redis's expiry.
 //!
-//! Not implemented (they answer "unknown command"): pub/sub, `WATCH`, `XREAD`, `XINFO`,
+//! Not implemented (they answer "unknown command"): pub/sub, `WATCH`, `XREAD`, `XINFO` other
+//! than `CONSUMERS`,
 //! `OBJECT`, `DEBUG`, replication and persistence commands, Lua's `cjson`, `cmsgpack`,
 //! `bit` and `struct` libraries, and a script time limit (`BUSY`).
 

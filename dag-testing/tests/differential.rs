@@ -71,8 +71,12 @@ const SCRIPTS: &[(&str, usize)] = &[
         "local r = redis.pcall('LPUSH', KEYS[1], 'v'); return r['err'] or r",
         1,
     ),
+    // The project's own script, with the prelude its loader puts before it.
     (
-        include_str!("../../dag-runtime/src/store/scripts/complete.lua"),
+        concat!(
+            "local RUNNING = 'running'\nlocal EVENTS_KEPT = 1000\n",
+            include_str!("../../dag-runtime/src/store/redis/scripts/complete.lua")
+        ),
         4,
     ),
 ];
@@ -201,6 +205,7 @@ const TEMPLATES: &[&str] = &[
     "XCLAIM K G C 0 I JUSTID",
     "XAUTOCLAIM K G C 0 0",
     "XAUTOCLAIM K G C 0 0 COUNT 1 JUSTID",
+    "XINFO CONSUMERS K G",
     "MULTI",
     "EXEC",
     "DISCARD",
@@ -370,6 +375,26 @@ fn normalize(command: &[Vec<u8>], reply: Raw) -> Raw {
         // Milliseconds left: only whether there are some is defined.
         "PTTL" => match reply {
             Raw::Int(n) if n > 0 => Raw::Int(1),
+            other => other,
+        },
+        // Each consumer's idle time depends on timing.
+        "XINFO" => match reply {
+            Raw::Array(Some(items)) => Raw::Array(Some(
+                items
+                    .into_iter()
+                    .map(|item| match item {
+                        Raw::Array(Some(mut fields)) if fields.len() == 6 => {
+                            fields[5] = Raw::Int(0);
+                            Raw::Array(Some(fields))
+                        }
+                        Raw::Map(mut pairs) if pairs.len() == 3 => {
+                            pairs[2].1 = Raw::Int(0);
+                            Raw::Map(pairs)
+                        }
+                        other => other,
+                    })
+                    .collect(),
+            )),
             other => other,
         },
         // [id, consumer, idle ms, deliveries]: idle times depend on timing.

@@ -1,6 +1,8 @@
 //! The command-line flags of examples and tools: `--redis URL`, `--workers N`.
 
-use super::*;
+use dag_runtime::{DagError, Runtime};
+
+use crate::env;
 
 /// Builds the runtime an example or tool asked for on its command line, removing the flags it
 /// used from `args`:

@@ -30,13 +30,15 @@
 //!   Redis store (`XADD`, `XREADGROUP`, `XACK`), and the builder options
 //!   [`worker_pool`](dag_runtime::RuntimeBuilder::worker_pool),
 //!   [`spawn_workers`](dag_runtime::RuntimeBuilder::spawn_workers) and
-//!   [`process_per_invocation`](dag_runtime::RuntimeBuilder::process_per_invocation), which
-//!   start processes of the current executable with `std::process` (see
-//!   [`dag_runtime::invoke::process`]). No hook is needed: a started process is just this
-//!   program again, with the environment variables of [`env`](mod@env).
-//! - This crate holds what runs *inside* a worker process: option parsing, the serving loop
-//!   ([`serve`]), graceful shutdown on SIGTERM/SIGINT, the delegate that queues ready children
-//!   on the stream, and the version check of the plan's tasks.
+//!   [`process_per_invocation`](dag_runtime::RuntimeBuilder::process_per_invocation), which ask
+//!   for processes through the seam [`dag_runtime::invoke::processes`].
+//! - This crate holds the worker-process concept whole: the environment and flags that make a
+//!   process a worker ([`env`](mod@env), [`WorkerOptions`]), starting worker processes for a
+//!   client (`launch`: the pool and the process-per-invocation launcher, registered with the
+//!   runtime by [`run_if_worker`]), and what runs *inside* a worker process: the serving loop
+//!   ([`serve`]), its cache of loaded DAGs (`dags`), graceful shutdown (`signals`), the
+//!   delegate that queues ready children on the stream (`publish`), and the version check of
+//!   the plan's tasks.
 //!
 //! # What a worker does
 //!
@@ -72,34 +74,29 @@
 //! With [`env::INVOCATION`] set (one process per invocation), the process runs that one
 //! invocation, records its cold start and exits.
 
-use std::collections::{HashMap, VecDeque};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
-
-use dag_runtime::engine::fault::{self, FaultPoint};
-use dag_runtime::engine::{fail_stored, run_invocation, Delegate, Invocation, LoadedPlan, Worker};
-use dag_runtime::store::{
-    DagId, FailureKind, InvocationStream, RedisStore, Store, StreamEntry, TaskErrorRecord,
-    DEFAULT_STREAM,
+#[cfg(doc)]
+use dag_runtime::{
+    engine::run_invocation,
+    store::{InvocationStream, Store},
+    DagError,
 };
-use dag_runtime::task::TaskPolicy;
-use dag_runtime::{DagError, Runtime, REDIS_MAX_DEFAULT_WORKERS, REDIS_WORKERS_PER_CORE};
-
-pub use dag_runtime::invoke::process::env;
-pub use dag_runtime::worker_id;
 
 mod cli;
+mod dags;
+pub mod env;
+mod launch;
 mod options;
 mod publish;
 mod serve;
 mod signals;
 
 pub use cli::runtime_from_args;
-pub use options::*;
-use publish::*;
+pub use dag_runtime::process_name;
+pub use launch::MAX_LAUNCHES;
+pub use options::{
+    default_concurrency, worker_options, WorkerOptions, DEFAULT_GRACE, DEFAULT_LEASE, USAGE,
+};
 pub use serve::{serve, MAX_DELIVERIES};
-use signals::*;
 pub use signals::{request_stop, stop_requested};
 
 /// Call this first thing in `main`. If the process was started as a worker (`--dag-worker` or
@@ -111,7 +108,9 @@ pub use signals::{request_stop, stop_requested};
 /// [`spawn_workers`](dag_runtime::RuntimeBuilder::spawn_workers) and
 /// [`process_per_invocation`](dag_runtime::RuntimeBuilder::process_per_invocation) require.
 pub fn run_if_worker() {
-    dag_runtime::invoke::process::mark_entry_point();
+    // Processes of this executable act as workers (this very call makes them), so the client
+    // side may start them.
+    dag_runtime::invoke::processes::register_launcher(&launch::ThisExecutable);
     let Some(options) = worker_options(std::env::args(), |name| std::env::var(name).ok()) else {
         return;
     };
@@ -125,7 +124,7 @@ pub fn run_if_worker() {
     match serve(options) {
         Ok(()) => std::process::exit(0),
         Err(e) => {
-            eprintln!("dag worker {}: {e}", worker_id());
+            eprintln!("dag worker {}: {e}", process_name());
             std::process::exit(1);
         }
     }
@@ -133,6 +132,10 @@ pub fn run_if_worker() {
 
 #[cfg(test)]
 mod tests {
+    use std::time::Duration;
+
+    use dag_runtime::store::{DagId, DEFAULT_STREAM};
+
     use super::*;
 
     fn no_env(_: &str) -> Option<String> {

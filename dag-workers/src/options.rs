@@ -1,6 +1,11 @@
 //! What a worker process does, from its flags and environment.
 
-use super::*;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use dag_runtime::store::{DagId, DEFAULT_STREAM};
+use dag_runtime::{REDIS_MAX_DEFAULT_WORKERS, REDIS_WORKERS_PER_CORE};
+
+use crate::env;
 
 /// What a worker process does, from its flags and environment.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -25,10 +30,17 @@ pub struct WorkerOptions {
     /// For one process per invocation: the claim it runs under (the launcher's stream entry
     /// id), so that a re-launch after a crash gets back the children the dead one made ready.
     pub claim: String,
+    /// How long a stopping worker (SIGTERM, Ctrl-C) waits for the invocations it runs before
+    /// it exits anyway, leaving them to be taken over by other workers after their lease
+    /// (default [`DEFAULT_GRACE`]): a task that blocks forever cannot keep it alive.
+    pub grace: Duration,
 }
 
 /// The default [`WorkerOptions::lease`]: how soon the invocation of a dead worker is re-run.
 pub const DEFAULT_LEASE: Duration = Duration::from_secs(10);
+
+/// The default [`WorkerOptions::grace`]: how long a stopping worker waits for its invocations.
+pub const DEFAULT_GRACE: Duration = Duration::from_secs(30);
 
 impl WorkerOptions {
     /// Options for a worker of the pool at `redis_url` on the default stream, with the default
@@ -43,7 +55,14 @@ impl WorkerOptions {
             parent_pid: None,
             lease: DEFAULT_LEASE,
             claim: String::new(),
+            grace: DEFAULT_GRACE,
         }
+    }
+
+    /// Sets how long a stopping worker waits for the invocations it runs.
+    pub fn grace(mut self, grace: Duration) -> Self {
+        self.grace = grace;
+        self
     }
 
     /// Sets the lease after which another worker re-runs a dead worker's invocation.
@@ -75,9 +94,10 @@ pub fn default_concurrency() -> usize {
     (cores * REDIS_WORKERS_PER_CORE).min(REDIS_MAX_DEFAULT_WORKERS)
 }
 
-pub(crate) const USAGE: &str = "\
-worker options: --dag-worker [--redis URL] [--concurrency N] [--stream KEY] [--lease 10s]
-  or the environment: DAG_WORKER=1 DAG_REDIS_URL=URL DAG_CONCURRENCY=N DAG_STREAM=KEY DAG_LEASE=10s";
+/// The worker options, as printed when they are wrong.
+pub const USAGE: &str = "\
+worker options: --dag-worker [--redis URL] [--concurrency N] [--stream KEY] [--lease 10s] [--grace 30s]
+  or the environment: DAG_WORKER=1 DAG_REDIS_URL=URL DAG_CONCURRENCY=N DAG_STREAM=KEY DAG_LEASE=10s DAG_GRACE=30s";
 
 /// Whether this process was started as a worker, and with what options.
 ///
@@ -100,11 +120,12 @@ where
     Some(parse_options(&args, env))
 }
 
-pub(crate) fn parse_options(
+fn parse_options(
     args: &[String],
     env: impl Fn(&str) -> Option<String>,
 ) -> Result<WorkerOptions, String> {
-    let (mut url, mut stream, mut concurrency, mut lease) = (None, None, None, None);
+    let (mut url, mut stream, mut concurrency, mut lease, mut grace) =
+        (None, None, None, None, None);
     let mut rest = args.iter().skip(1);
     while let Some(arg) = rest.next() {
         let (flag, inline) = match arg.split_once('=') {
@@ -123,6 +144,7 @@ pub(crate) fn parse_options(
             "--stream" => stream = Some(value("--stream")?),
             "--concurrency" => concurrency = Some(value("--concurrency")?),
             "--lease" => lease = Some(value("--lease")?),
+            "--grace" => grace = Some(value("--grace")?),
             other => {
                 return Err(format!(
                     "unknown worker option `{other}` (a worker takes only these)"
@@ -148,6 +170,12 @@ pub(crate) fn parse_options(
             .ok_or_else(|| {
                 format!("the lease must be a duration like `10s` or `500ms`, not {text:?}")
             })?,
+    };
+    let grace = match grace.or_else(|| env(env::GRACE)) {
+        None => DEFAULT_GRACE,
+        Some(text) => parse_duration(&text).ok_or_else(|| {
+            format!("the grace period must be a duration like `30s` or `0s`, not {text:?}")
+        })?,
     };
     let (invocation, claim) = match env(env::INVOCATION) {
         None => (None, String::new()),
@@ -180,6 +208,7 @@ pub(crate) fn parse_options(
         parent_pid: env(env::PARENT_PID).and_then(|p| p.parse().ok()),
         lease,
         claim,
+        grace,
     })
 }
 

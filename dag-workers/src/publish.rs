@@ -1,19 +1,23 @@
 //! Queueing delegated children on the invocation stream, one pipeline per step.
 
-use super::*;
+use std::sync::Arc;
+
+use dag_runtime::engine::{Delegate, Invocation, LoadedDag};
+use dag_runtime::store::{DagId, FailureKind, InvocationStream, Store, TaskErrorRecord};
+use dag_runtime::{process_name, DagError};
 
 /// Hands the ready children a worker does not keep to the stream, through the [`Publisher`].
 pub(crate) struct StreamDelegate<'a>(pub(crate) &'a Publisher);
 
 impl Delegate for StreamDelegate<'_> {
-    fn delegate(&self, plan: &Arc<LoadedPlan>, invocation: Invocation) {
+    fn delegate(&self, dag: &Arc<LoadedDag>, invocation: Invocation) {
         // The output it carries is stored already; another process fetches it from Redis.
-        self.0.send(Arc::clone(plan), invocation.node);
+        self.0.send(Arc::clone(dag), invocation.node);
     }
 }
 
 pub(crate) enum Message {
-    Add(Arc<LoadedPlan>, u32),
+    Add(Arc<LoadedDag>, u32),
     Flush(tokio::sync::oneshot::Sender<()>),
 }
 
@@ -34,7 +38,7 @@ impl Publisher {
         }
     }
 
-    pub(crate) fn send(&self, plan: Arc<LoadedPlan>, node: u32) {
+    pub(crate) fn send(&self, plan: Arc<LoadedDag>, node: u32) {
         let _ = self.sender.send(Message::Add(plan, node));
     }
 
@@ -65,7 +69,7 @@ pub(crate) async fn publish(
         if !adds.is_empty() {
             let invocations: Vec<(DagId, u32)> = adds
                 .iter()
-                .map(|(plan, node)| (plan.dag.clone(), *node))
+                .map(|(dag, node)| (dag.id.clone(), *node))
                 .collect();
             if let Err(e) = stream.submit(&invocations).await {
                 fail_unqueued(&stream, &adds, &e).await;
@@ -81,24 +85,22 @@ pub(crate) async fn publish(
 /// invocation must not leave a client waiting forever).
 pub(crate) async fn fail_unqueued(
     stream: &InvocationStream,
-    adds: &[(Arc<LoadedPlan>, u32)],
+    adds: &[(Arc<LoadedDag>, u32)],
     e: &DagError,
 ) {
     let mut failed: Vec<&DagId> = Vec::new();
-    for (plan, node) in adds {
-        if failed.contains(&&plan.dag) {
+    for (dag, node) in adds {
+        if failed.contains(&&dag.id) {
             continue;
         }
-        failed.push(&plan.dag);
-        let record = TaskErrorRecord {
-            kind: FailureKind::Store,
-            task: plan.plan.task_name(*node).to_owned(),
-            node: *node,
-            attempt: 1,
-            message: format!("could not hand node {node} to another worker: {e}"),
-            worker: worker_id(),
-            backtrace: None,
-        };
-        let _ = stream.store().fail(&plan.dag, record).await;
+        failed.push(&dag.id);
+        let record = TaskErrorRecord::new(
+            FailureKind::Store,
+            dag.task_name(*node),
+            *node,
+            format!("could not hand node {node} to another worker: {e}"),
+            &process_name(),
+        );
+        let _ = stream.store().fail(&dag.id, record).await;
     }
 }

@@ -1,12 +1,29 @@
 //! The serving loop: worker threads reading the invocation stream and running the worker step.
 
-use super::*;
+use std::collections::HashMap;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime};
+
+use dag_runtime::engine::fault::{self, FaultPoint};
+use dag_runtime::engine::{fail_stored, run_invocation, Invocation, WorkerContext};
+use dag_runtime::store::{
+    DagId, InvocationStream, RedisStore, Store, StreamEntry, TaskErrorRecord,
+};
+use dag_runtime::task::TaskPolicy;
+use dag_runtime::{process_name, DagError};
+
+use crate::dags::LoadedDags;
+use crate::options::WorkerOptions;
+use crate::publish::{Publisher, StreamDelegate};
+use crate::signals::{install_signal_handlers, parent_pid, request_stop, stop_requested};
 
 /// How long one `XREADGROUP` waits before the thread checks whether it should stop.
 pub(crate) const READ_BLOCK: Duration = Duration::from_millis(250);
 
-/// How many loaded plans a worker process keeps.
-pub(crate) const PLAN_CACHE: usize = 64;
+/// Consumers that have had nothing pending and no activity for this many leases are removed
+/// from the group: killed workers' names would otherwise accumulate there.
+const STALE_CONSUMER_LEASES: u32 = 6;
 
 /// An invocation delivered this many times, each time to a worker that died before finishing
 /// it (killed, out of memory, or a task that crashes the process), fails its DAG instead of
@@ -31,7 +48,7 @@ pub fn serve(options: WorkerOptions) -> Result<(), DagError> {
         stream: stream.clone(),
         handle: io.handle().clone(),
         publisher: Publisher::start(io.handle(), stream.clone()),
-        plans: Mutex::new(PlanCache::default()),
+        dags: LoadedDags::default(),
         running: Arc::new(Mutex::new(HashMap::new())),
         lease: options.lease,
     });
@@ -53,9 +70,9 @@ pub fn serve(options: WorkerOptions) -> Result<(), DagError> {
     result
 }
 
-pub(crate) fn serve_pool(process: &Arc<Process>, options: &WorkerOptions) -> Result<(), DagError> {
+fn serve_pool(process: &Arc<Process>, options: &WorkerOptions) -> Result<(), DagError> {
     process.handle.block_on(process.stream.create_group())?;
-    let id = worker_id();
+    let id = process_name();
     eprintln!(
         "dag worker {id}: serving stream `{}` at {} with {} threads",
         options.stream,
@@ -81,6 +98,30 @@ pub(crate) fn serve_pool(process: &Arc<Process>, options: &WorkerOptions) -> Res
                 .map_err(|e| DagError::Runtime(format!("could not start a worker thread: {e}")))
         })
         .collect::<Result<_, _>>()?;
+    // Wait for the threads; once a stop is requested, for at most the grace period.
+    let mut stop_seen: Option<Instant> = None;
+    while !threads.iter().all(|t| t.is_finished()) {
+        if stop_requested() {
+            let since = *stop_seen.get_or_insert_with(Instant::now);
+            if since.elapsed() >= options.grace {
+                let running = process
+                    .running
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .len();
+                eprintln!(
+                    "dag worker {id}: stopping after the grace period of {:?} with {running} \
+                     invocations unfinished; other workers take them over after their lease",
+                    options.grace
+                );
+                return Err(DagError::Runtime(format!(
+                    "stopped with {running} invocations unfinished after the grace period of {:?}",
+                    options.grace
+                )));
+            }
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
     let mut first_error = None;
     for thread in threads {
         match thread.join() {
@@ -103,7 +144,7 @@ pub(crate) struct Process {
     stream: InvocationStream,
     handle: tokio::runtime::Handle,
     publisher: Publisher,
-    plans: Mutex<PlanCache>,
+    dags: LoadedDags,
     /// The stream entry each worker thread (consumer) is running: their leases are renewed.
     running: Arc<Mutex<HashMap<String, String>>>,
     lease: Duration,
@@ -111,15 +152,24 @@ pub(crate) struct Process {
 
 /// Renews the lease of every invocation this process runs, every third of `lease`, until the
 /// process's state is dropped. A renewal that fails (Redis away) is retried on the next tick;
-/// missing a few only risks a duplicate run, which at-least-once execution allows.
+/// missing a few only risks a duplicate run, which at-least-once execution allows. Now and
+/// then it also removes the group's consumers that killed workers left behind.
 async fn renew_leases(
     stream: InvocationStream,
     running: std::sync::Weak<Mutex<HashMap<String, String>>>,
     lease: Duration,
 ) {
     let period = (lease / 3).max(Duration::from_millis(1));
+    let prune_every = 3 * STALE_CONSUMER_LEASES;
+    let mut ticks = 0u32;
     loop {
         tokio::time::sleep(period).await;
+        ticks = ticks.wrapping_add(1);
+        if ticks % prune_every == 0 {
+            if let Err(e) = stream.prune_consumers(lease * STALE_CONSUMER_LEASES).await {
+                eprintln!("dag worker {}: {e}", process_name());
+            }
+        }
         let Some(running) = running.upgrade() else {
             return;
         };
@@ -131,38 +181,50 @@ async fn renew_leases(
             .collect();
         drop(running);
         if let Err(e) = stream.keep_alive(&entries).await {
-            eprintln!("dag worker {}: {e}", worker_id());
+            eprintln!("dag worker {}: {e}", process_name());
         }
     }
 }
 
-#[derive(Default)]
-pub(crate) struct PlanCache {
-    plans: HashMap<DagId, Arc<LoadedPlan>>,
-    order: VecDeque<DagId>,
-}
-
 impl Process {
-    pub(crate) fn worker(&self, id: String) -> Worker {
-        Worker {
+    fn context(&self, name: String) -> WorkerContext {
+        WorkerContext {
             store: Arc::new(self.store.clone()),
-            handle: self.handle.clone(),
-            id,
+            io: self.handle.clone(),
+            name,
             policy: TaskPolicy::DEFAULT,
         }
     }
 
-    pub(crate) fn serve_thread(
-        &self,
-        consumer: String,
-        parent: Option<u32>,
-    ) -> Result<(), DagError> {
-        let worker = self.worker(consumer.clone());
-        let mut reader = self.handle.block_on(self.stream.reader(consumer.clone()))?;
+    /// One worker thread: reads and runs invocations until a stop. A panic that escapes the
+    /// worker step's own guard (a bug) does not take the thread's share of the pool with it:
+    /// the thread stops renewing the lease of what it ran, so another worker takes that over,
+    /// and starts reading again.
+    fn serve_thread(&self, consumer: String, parent: Option<u32>) -> Result<(), DagError> {
+        loop {
+            match catch_unwind(AssertUnwindSafe(|| self.read_and_run(&consumer, parent))) {
+                Ok(result) => return result,
+                Err(_) => {
+                    self.running_entry(&consumer, None);
+                    eprintln!(
+                        "dag worker {consumer}: the thread panicked; its invocation is left to \
+                         be taken over after its lease, and it reads again"
+                    );
+                    if stop_requested() {
+                        return Ok(());
+                    }
+                }
+            }
+        }
+    }
+
+    fn read_and_run(&self, consumer: &str, parent: Option<u32>) -> Result<(), DagError> {
+        let ctx = self.context(consumer.to_owned());
+        let mut reader = self.handle.block_on(self.stream.reader(consumer))?;
         let mut failures = 0u32;
         // Finished entries, acknowledged together with the next read (one round trip).
         let mut finished: Vec<String> = Vec::new();
-        let mut next_claim = Instant::now() + self.claim_period();
+        let mut next_takeover = Instant::now() + self.takeover_period();
         while !stop_requested() {
             if parent.is_some_and(|p| parent_pid() != p) {
                 // The client that started this worker has gone: nobody waits for its DAGs.
@@ -170,11 +232,10 @@ impl Process {
                 break;
             }
             // Now and then, before reading new work, take over the invocations of dead workers.
-            let claim_due = Instant::now() >= next_claim;
-            let entries = if claim_due {
-                next_claim = Instant::now() + self.claim_period();
-                let claim = reader.ack_and_claim_stale(&finished, self.lease, 1);
-                self.handle.block_on(claim)
+            let entries = if Instant::now() >= next_takeover {
+                next_takeover = Instant::now() + self.takeover_period();
+                let take_over = reader.ack_and_take_over_stale(&finished, self.lease, 1);
+                self.handle.block_on(take_over)
             } else {
                 let read = reader.ack_and_read(&finished, 1, READ_BLOCK);
                 self.handle
@@ -189,51 +250,48 @@ impl Process {
                 }
                 Err(e) => {
                     failures += 1;
-                    eprintln!("dag worker {}: {e}; retrying", worker.id);
+                    eprintln!("dag worker {}: {e}; retrying", ctx.name);
                     std::thread::sleep(Duration::from_millis(200 * u64::from(failures.min(10))));
                     continue;
                 }
             };
             for (entry, deliveries) in entries {
                 if deliveries > MAX_DELIVERIES {
-                    self.give_up(&worker, &entry, deliveries);
+                    self.give_up(&ctx, &entry, deliveries);
                 } else {
-                    self.running_entry(&consumer, Some(&entry.id));
-                    self.run_entry(&worker, &entry);
+                    self.running_entry(consumer, Some(&entry.id));
+                    self.run_entry(&ctx, &entry);
                     // Every child this invocation queued is in the stream before it is
                     // acknowledged.
                     self.publisher.flush();
                     fault::reached(FaultPoint::BeforeAck);
-                    self.running_entry(&consumer, None);
+                    self.running_entry(consumer, None);
                 }
                 finished.push(entry.id);
             }
         }
         if let Err(e) = self.handle.block_on(self.stream.ack(&finished)) {
-            eprintln!("dag worker {}: {e}", worker.id);
+            eprintln!("dag worker {}: {e}", ctx.name);
         }
         let _ = self.handle.block_on(reader.remove_consumer());
         Ok(())
     }
 
-    pub(crate) fn run_entry(&self, worker: &Worker, entry: &StreamEntry) {
-        match self.load(&entry.dag, &worker.id) {
-            Ok(Some(plan)) if (entry.node as usize) < plan.plan.nodes.len() => {
-                let invocation = Invocation {
-                    node: entry.node,
-                    carried: None,
-                };
+    fn run_entry(&self, ctx: &WorkerContext, entry: &StreamEntry) {
+        match self.load(ctx, &entry.dag) {
+            Ok(Some(dag)) if (entry.node as usize) < dag.plan.nodes.len() => {
                 let delegate = StreamDelegate(&self.publisher);
                 // The entry's id is this run's claim: if this process dies, whoever re-runs
                 // the entry gets back the children this run made ready.
-                run_invocation(worker, &plan, invocation, &delegate, &entry.id);
+                let invocation = Invocation::fetching(entry.node);
+                run_invocation(ctx, &dag, invocation, &delegate, &entry.id);
             }
             Ok(Some(_)) => eprintln!(
                 "dag worker {}: DAG {} has no node {}; skipping the invocation",
-                worker.id, entry.dag, entry.node
+                ctx.name, entry.dag, entry.node
             ),
             Ok(None) => {} // the DAG has ended
-            Err(e) => self.fail_load(worker, entry, e),
+            Err(e) => self.fail_load(ctx, entry, e),
         }
     }
 
@@ -248,12 +306,12 @@ impl Process {
 
     /// How long a thread reads new work before it looks for dead workers' invocations again:
     /// half a lease, with jitter so that a pool's threads do not all look at once.
-    fn claim_period(&self) -> Duration {
+    fn takeover_period(&self) -> Duration {
         self.lease.mul_f64(0.5 + fastrand::f64() * 0.25)
     }
 
     /// Fails the DAG of an invocation whose workers kept dying on it.
-    fn give_up(&self, worker: &Worker, entry: &StreamEntry, deliveries: u64) {
+    fn give_up(&self, ctx: &WorkerContext, entry: &StreamEntry, deliveries: u64) {
         let died = deliveries - 1;
         let task = match self.handle.block_on(self.store.get_plan(&entry.dag)) {
             Ok(Some(plan)) if (entry.node as usize) < plan.nodes.len() => {
@@ -268,26 +326,20 @@ impl Process {
              giving up after {deliveries} deliveries",
             entry.node
         );
-        eprintln!("dag worker {}: {message}", worker.id);
-        self.fail_load(worker, entry, DagError::WorkerLost { task, message });
+        eprintln!("dag worker {}: {message}", ctx.name);
+        self.fail_load(ctx, entry, DagError::WorkerLost { task, message });
     }
 
     /// Runs one invocation, the whole life of a process per invocation.
-    pub(crate) fn run_one(
-        &self,
-        dag: &DagId,
-        node: u32,
-        claim: &str,
-        spawned_at: Option<SystemTime>,
-    ) {
-        let worker = self.worker(format!("{}/once", worker_id()));
-        let loaded = self.load(dag, &worker.id);
+    fn run_one(&self, dag: &DagId, node: u32, claim: &str, spawned_at: Option<SystemTime>) {
+        let ctx = self.context(format!("{}/once", process_name()));
+        let loaded = self.load(&ctx, dag);
         if let Some(spawned_at) = spawned_at {
             let cold = SystemTime::now()
                 .duration_since(spawned_at)
                 .unwrap_or_default();
             if let Err(e) = self.handle.block_on(self.stream.record_cold_start(cold)) {
-                eprintln!("dag worker {}: {e}", worker.id);
+                eprintln!("dag worker {}: {e}", ctx.name);
             }
         }
         let entry = StreamEntry {
@@ -296,107 +348,32 @@ impl Process {
             node,
         };
         match loaded {
-            Ok(Some(plan)) if (node as usize) < plan.plan.nodes.len() => {
-                let invocation = Invocation {
-                    node,
-                    carried: None,
-                };
+            Ok(Some(loaded)) if (node as usize) < loaded.plan.nodes.len() => {
                 let delegate = StreamDelegate(&self.publisher);
-                run_invocation(&worker, &plan, invocation, &delegate, claim);
+                run_invocation(&ctx, &loaded, Invocation::fetching(node), &delegate, claim);
             }
             Ok(_) => {}
-            Err(e) => self.fail_load(&worker, &entry, e),
+            Err(e) => self.fail_load(&ctx, &entry, e),
         }
     }
 
-    /// The DAG's plan, resolved against this program's tasks and checked; `None` if it ended.
-    pub(crate) fn load(
+    /// The DAG, loaded and checked (cached per process); `None` if it ended.
+    fn load(
         &self,
+        ctx: &WorkerContext,
         dag: &DagId,
-        worker: &str,
-    ) -> Result<Option<Arc<LoadedPlan>>, DagError> {
-        if let Some(plan) = self.cached(dag) {
-            return Ok(Some(plan));
-        }
-        let Some(loaded) = LoadedPlan::load(&self.store, &self.handle, dag)? else {
-            return Ok(None);
-        };
-        check_signatures(&loaded, worker)?;
-        let mut cache = self.plans.lock().unwrap_or_else(|e| e.into_inner());
-        if cache
-            .plans
-            .insert(dag.clone(), Arc::clone(&loaded))
-            .is_none()
-        {
-            cache.order.push_back(dag.clone());
-        }
-        while cache.plans.len() > PLAN_CACHE {
-            let Some(old) = cache.order.pop_front() else {
-                break;
-            };
-            cache.plans.remove(&old);
-        }
-        Ok(Some(loaded))
-    }
-
-    pub(crate) fn cached(&self, dag: &DagId) -> Option<Arc<LoadedPlan>> {
-        let cache = self.plans.lock().unwrap_or_else(|e| e.into_inner());
-        cache.plans.get(dag).cloned()
+    ) -> Result<Option<Arc<dag_runtime::engine::LoadedDag>>, DagError> {
+        self.handle
+            .block_on(self.dags.get(&self.store, dag, &ctx.name))
     }
 
     /// Records why this worker cannot run the DAG of `entry` as the failure of the DAG its
     /// client waits for (the top of a map's child DAG; see [`fail_stored`]).
-    pub(crate) fn fail_load(&self, worker: &Worker, entry: &StreamEntry, error: DagError) {
-        let (kind, task, message) = match &error {
-            DagError::TaskNotFound { task, .. } => {
-                (FailureKind::TaskNotFound, task.clone(), error.to_string())
-            }
-            DagError::TaskMismatch { task, message, .. } => {
-                (FailureKind::TaskMismatch, task.clone(), message.clone())
-            }
-            DagError::WorkerLost { task, message } => {
-                (FailureKind::WorkerLost, task.clone(), message.clone())
-            }
-            DagError::Redis { .. } | DagError::Store(_) | DagError::Codec { .. } => {
-                (FailureKind::Store, String::new(), error.to_string())
-            }
-            _ => (FailureKind::Worker, String::new(), error.to_string()),
-        };
-        let record = TaskErrorRecord {
-            kind,
-            task,
-            node: entry.node,
-            attempt: 1,
-            message,
-            worker: worker.id.clone(),
-            backtrace: None,
-        };
+    fn fail_load(&self, ctx: &WorkerContext, entry: &StreamEntry, error: DagError) {
+        let record = TaskErrorRecord::from_error(&error, String::new(), entry.node, &ctx.name);
         let failed = fail_stored(&self.store, &entry.dag, record);
         if let Err(e) = self.handle.block_on(failed) {
-            eprintln!("dag worker {}: could not record a failure: {e}", worker.id);
+            eprintln!("dag worker {}: could not record a failure: {e}", ctx.name);
         }
     }
-}
-
-/// Fails unless every task of `loaded` (and of the DAGs it is a child of) has the signature
-/// the client compiled.
-pub(crate) fn check_signatures(loaded: &LoadedPlan, worker: &str) -> Result<(), DagError> {
-    let mut next = Some(loaded);
-    while let Some(loaded) = next {
-        let plan = &loaded.plan;
-        for (name, expected) in plan.tasks.iter().zip(&plan.signatures) {
-            let found = dag_runtime::task::lookup(name)?.signature;
-            if found != expected {
-                return Err(DagError::TaskMismatch {
-                    task: name.clone(),
-                    worker: worker.to_owned(),
-                    message: format!(
-                        "the client's plan was built with `{expected}`, this worker has `{found}`"
-                    ),
-                });
-            }
-        }
-        next = loaded.parent.as_ref().map(|(parent, _)| &**parent);
-    }
-    Ok(())
 }

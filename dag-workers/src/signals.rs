@@ -1,7 +1,7 @@
 //! Graceful shutdown: SIGTERM and Ctrl-C ask the worker threads to stop after their current
 //! invocation; a second signal exits at once.
 
-use super::*;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 pub(crate) static STOP: AtomicBool = AtomicBool::new(false);
 

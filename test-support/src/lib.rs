@@ -1,27 +1,46 @@
-//! Test helpers of the `dag` workspace (not published).
+//! Test helpers of the `dag` workspace (not published; a dev-dependency only).
 //!
-//! [`TestRedis`] is the Redis a test runs on: the in-process server of `dag-testing`
-//! ([`InProcessRedis`], nothing to install) or a throwaway `redis-server` on a free port
-//! ([`RedisServer`]); never a server on the default port 6379.
+//! - [`TestRedis`] is the Redis a test runs on: the in-process server of `dag-testing`
+//!   ([`InProcessRedis`], nothing to install) or a throwaway `redis-server` on a free port
+//!   ([`RedisServer`]); never a server on the default port 6379. Which one, [`Backend`] says:
+//!   tests that need *a* Redis use [`TestRedis::start`], the in-process server; the suites that
+//!   check the Redis code path against Redis itself (the store conformance suite, the fault
+//!   and worker-process tests) run each test on every backend of [`backends`] (the in-process
+//!   server, and `redis-server` too when it is on `PATH`) with [`on_each_backend`] or the
+//!   [`harness`]; `DAG_TEST_REDIS=inprocess|real|both` overrides both choices. Tests of
+//!   `redis-server`'s own features (ACL rules, SLOWLOG) use [`RedisServer`] after
+//!   [`needs_redis_server`].
+//! - [`harness`]: one libtest-style front end ([`run_tests`], [`tests!`]) for the test
+//!   executables with their own `main` (`harness = false`), such as the process tests that are
+//!   also the worker processes they start.
+//! - [`worker_process`]: [`WorkerProcess`] starts worker processes by hand, with the
+//!   environment a worker reads ([`dag_workers::env`]), and kills them when dropped.
+//! - [`tree`]: [`reduce_pairwise`] builds a tree reduction from leaves and a combining task;
+//!   [`sum_1_to`] is the value the tests' trees add up to.
+//! - [`keys`]: [`keys_matching`] lists the keys on a server that match a pattern (what a DAG
+//!   left behind), over a [`connect`]ion.
 //!
-//! Which one, [`Backend`] says:
-//! - Tests that need *a* Redis use [`TestRedis::start`]: the in-process server.
-//! - The suites that check the Redis code path against Redis itself (the store conformance
-//!   suite, the fault-injection and the worker-process tests) run each check on every backend
-//!   of [`backends`] with [`on_each_backend`]: the in-process server, and a real
-//!   `redis-server` too when one is on `PATH`.
-//! - `DAG_TEST_REDIS=inprocess|real|both` overrides both choices (`real` and `both` need
-//!   `redis-server` on `PATH`).
+//! This crate depends on `dag-workers` (for the environment's names) but not on the root `dag`
+//! crate: `#[task]` expands to `::dag::...` paths, so the tasks stay in the tests, and a
+//! dev-dependency cycle through `dag` would build it twice.
 //!
 //! ```no_run
-//! use dag_test_support::{on_each_backend, TestRedis};
+//! use dag_test_support::RedisServer;
 //!
-//! on_each_backend(|backend| {
-//!     let server = TestRedis::start();
-//!     println!("{} at {}", backend.name(), server.url());
-//!     // The server stops when `server` is dropped.
-//! });
+//! let server = RedisServer::start();
+//! println!("connect to {}", server.url());
+//! // The server is killed when `server` is dropped.
 //! ```
+
+pub mod harness;
+pub mod keys;
+pub mod tree;
+pub mod worker_process;
+
+pub use harness::{run_tests, Test};
+pub use keys::{connect, keys_matching};
+pub use tree::{reduce_pairwise, sum_1_to};
+pub use worker_process::{WorkerBuilder, WorkerProcess};
 
 use std::cell::Cell;
 use std::io::{Read, Write};
@@ -231,9 +250,9 @@ fn spawn(port: u16, dir: &Path, args: &[String]) -> Child {
     match child {
         Ok(child) => child,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => panic!(
-            "redis-server is not on PATH, and {BACKEND_ENV} asks for it. Install it \
-             (Debian/Ubuntu: `apt-get install redis-server`) or unset {BACKEND_ENV}: the tests \
-             then run on the in-process Redis."
+            "redis-server is not on PATH, and this test needs it ({BACKEND_ENV} or a test of \
+             redis-server's own features). Install it (Debian/Ubuntu: `apt-get install \
+             redis-server`) or unset {BACKEND_ENV}: the tests then run on the in-process Redis."
         ),
         Err(e) => panic!("could not start redis-server: {e}"),
     }
@@ -359,6 +378,17 @@ pub fn with_backend<R>(backend: Backend, f: impl FnOnce() -> R) -> R {
     }
     let _restore = Restore(CURRENT.with(|c| c.replace(Some(backend))));
     f()
+}
+
+/// Whether a test of `redis-server`'s own features (ACL rules, SLOWLOG) can run: `redis-server`
+/// is on `PATH`, or [`BACKEND_ENV`] asks for it (then a missing one fails the test). Otherwise
+/// prints that `test` is skipped.
+pub fn needs_redis_server(test: &str) -> bool {
+    if redis_server_on_path() || backends().contains(&Backend::Real) {
+        return true;
+    }
+    println!("{test}: SKIPPED, it checks redis-server itself and redis-server is not on PATH");
+    false
 }
 
 /// The backend [`TestRedis::start`] starts on this thread.

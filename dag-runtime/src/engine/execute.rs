@@ -1,5 +1,5 @@
-//! Running one attempt of a task body: panics caught, `async` bodies driven to completion, the
-//! timeout enforced.
+//! Running a task body: each attempt with panics caught, `async` bodies driven to completion and
+//! the timeout enforced; and the attempts the task's retry policy allows.
 
 use std::any::Any;
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -9,23 +9,56 @@ use std::time::Duration;
 use bytes::Bytes;
 use futures::FutureExt;
 
-use crate::task::{TaskDef, TaskRun};
+use crate::task::{TaskDef, TaskPolicy, TaskRun};
 
 use super::backtrace;
 
-/// Why an attempt failed: the task's error text, the panic message or the timeout, and for a
-/// panic the backtrace when backtraces are enabled (`RUST_BACKTRACE=1`).
+/// Why a task failed: the task's error text, the panic message or the timeout, on which
+/// attempt, and for a panic the backtrace when backtraces are enabled (`RUST_BACKTRACE=1`).
 #[derive(Debug)]
-pub struct Failed {
+pub(crate) struct Failed {
+    /// The attempt that failed (1-based); the last one, once retries are used up.
+    pub attempt: u32,
     pub message: String,
     pub backtrace: Option<String>,
 }
 
 impl From<String> for Failed {
+    /// A failure before or outside any retry: the first attempt's.
     fn from(message: String) -> Self {
         Failed {
+            attempt: 1,
             message,
             backtrace: None,
+        }
+    }
+}
+
+/// Runs `def` on `args` until an attempt succeeds or `policy`'s retries are used up; the
+/// `Err` is the last attempt's failure. Blocks the calling worker thread, backoff included.
+pub(crate) fn run_with_retries(
+    def: &'static TaskDef,
+    mut args: Vec<Bytes>,
+    policy: TaskPolicy,
+    io: &tokio::runtime::Handle,
+) -> Result<Bytes, Failed> {
+    let retries = policy.retries.unwrap_or(0);
+    let mut attempt = 1;
+    loop {
+        // Arguments are reference-counted bytes: keeping them for a retry copies no data.
+        let attempt_args = if attempt <= retries {
+            args.clone()
+        } else {
+            std::mem::take(&mut args)
+        };
+        match execute(def, attempt_args, io, policy.timeout) {
+            Ok(output) => return Ok(output),
+            Err(_) if attempt <= retries => {
+                // The worker thread waits out the backoff: blocking is allowed here.
+                std::thread::sleep(policy.delay_before(attempt, fastrand::f64()));
+                attempt += 1;
+            }
+            Err(failed) => return Err(Failed { attempt, ..failed }),
         }
     }
 }
@@ -33,6 +66,7 @@ impl From<String> for Failed {
 /// A caught panic as a failure, with the backtrace the panic hook captured on this thread.
 fn panicked(panic: Box<dyn Any + Send>) -> Failed {
     Failed {
+        attempt: 1,
         message: panic_message(panic),
         backtrace: backtrace::take(),
     }
@@ -44,7 +78,7 @@ fn panicked(panic: Box<dyn Any + Send>) -> Failed {
 /// Called on a worker thread, where blocking is allowed: a sync body runs right here (or, with a
 /// timeout, on a thread of its own that is abandoned if it overruns), and an `async` body is
 /// driven by `handle` (so it can use tokio timers and I/O) while this thread waits.
-pub fn execute(
+fn execute(
     def: &'static TaskDef,
     args: Vec<Bytes>,
     handle: &tokio::runtime::Handle,

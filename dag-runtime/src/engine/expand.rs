@@ -13,86 +13,93 @@ use std::sync::Arc;
 use bytes::Bytes;
 
 use super::assemble::Inputs;
-use super::step::Next;
-use super::{Delegate, Invocation, LoadedPlan, Worker};
+use super::execute::Failed;
+use super::{LoadedDag, WorkerContext};
 use crate::codec::split_array;
+use crate::error::DagError;
 use crate::plan::{link, ArgTemplate, MapTemplate, ParentLink, Plan, PlanNode};
 use crate::store::DagId;
 use crate::task::builtin;
 
-/// The result of expanding a map node.
-pub(crate) enum Expanded {
+/// What expanding a map node gave.
+pub(crate) enum Expansion {
     /// The list was empty: this is the map's output (an empty list), no child DAG needed.
-    Output(Bytes),
-    /// The child DAG runs; continue with this invocation of it (or with nothing).
-    Continue(Next),
+    Empty(Bytes),
+    /// The child DAG is stored; its roots are ready to run.
+    Child {
+        child: Arc<LoadedDag>,
+        roots: Vec<u32>,
+    },
+    /// The map's arguments are not what a map takes: the map node fails.
+    Failed(Failed),
 }
 
-/// Expands map node `index` of `plan`. `Err` is a message for the DAG's failure.
+/// Expands map node `index` of `dag`, whose inputs are `inputs`. `Err` is a store error.
 pub(crate) fn expand(
-    worker: &Worker,
-    plan: &Arc<LoadedPlan>,
+    ctx: &WorkerContext,
+    dag: &Arc<LoadedDag>,
     index: u32,
     template: &MapTemplate,
     inputs: &Inputs,
-    delegate: &dyn Delegate,
-) -> Result<Expanded, String> {
-    let node = plan.plan.node(index);
-    let args = node
-        .args
-        .iter()
-        .map(|t| inputs.assemble(t))
-        .collect::<Result<Vec<_>, _>>()?;
-    let (list, outer) = args
-        .split_first()
-        .ok_or("a map node has no list argument")?;
-    let elements =
-        split_array(list).map_err(|e| format!("the value given to `.map` is not a list: {e}"))?;
+) -> Result<Expansion, DagError> {
+    let (elements, outer) = match split_list(dag, index, inputs) {
+        Ok(split) => split,
+        Err(message) => return Ok(Expansion::Failed(message.into())),
+    };
     if elements.is_empty() {
-        return Ok(Expanded::Output(Bytes::from_static(&[0x90]))); // an empty MessagePack array
+        return Ok(Expansion::Empty(Bytes::from_static(&[0x90]))); // an empty MessagePack array
     }
-
+    // Node indices are u32: the child plan (the template per element, plus the sink) must fit.
+    let fits = elements
+        .len()
+        .checked_mul(template.nodes.len())
+        .is_some_and(|n| n < u32::MAX as usize);
+    if !fits {
+        return Ok(Expansion::Failed(
+            format!(
+                "the map's list has {} elements and its subgraph {} nodes: more than the 2^32 \
+                 nodes a DAG can have",
+                elements.len(),
+                template.nodes.len()
+            )
+            .into(),
+        ));
+    }
     let child_plan = Arc::new(instantiate(
         template,
         &elements,
-        outer,
-        &plan.plan,
+        &outer,
+        &dag.plan,
         ParentLink {
-            dag: plan.dag.to_string(),
+            dag: dag.id.to_string(),
             node: index,
         },
     ));
-    let child_id = DagId::from(format!("{}.{index}", plan.dag).as_str());
-    let child = LoadedPlan::resolve(child_id, Arc::clone(&child_plan))
-        .map_err(|e| e.to_string())?
-        .with_parent(Arc::clone(plan), index);
-    let child = Arc::new(child);
-    worker
-        .handle
-        .block_on(worker.store.put_plan(&child.dag, &child_plan))
-        .map_err(|e| e.to_string())?;
+    let child_id = DagId::from(format!("{}.{index}", dag.id).as_str());
+    let child =
+        LoadedDag::resolve(child_id, Arc::clone(&child_plan))?.with_parent(Arc::clone(dag), index);
+    ctx.io
+        .block_on(ctx.store.put_plan(&child.id, &child_plan))?;
+    Ok(Expansion::Child {
+        roots: child_plan.roots().collect(),
+        child: Arc::new(child),
+    })
+}
 
-    super::fault::reached(super::fault::FaultPoint::BeforeDelegate);
-    let mut roots = child_plan.roots();
-    let first = roots.next();
-    for root in roots {
-        delegate.delegate(
-            &child,
-            Invocation {
-                node: root,
-                carried: None,
-            },
-        );
+/// The map's list split into its elements' bytes, and the outer values its subgraph uses.
+fn split_list(
+    dag: &LoadedDag,
+    index: u32,
+    inputs: &Inputs,
+) -> Result<(Vec<Bytes>, Vec<Bytes>), String> {
+    let mut args = inputs.assemble_all(&dag.node(index).args)?;
+    if args.is_empty() {
+        return Err("a map node has no list argument".into());
     }
-    Ok(Expanded::Continue(first.map(|root| {
-        (
-            child,
-            Invocation {
-                node: root,
-                carried: None,
-            },
-        )
-    })))
+    let list = args.remove(0);
+    let elements =
+        split_array(&list).map_err(|e| format!("the value given to `.map` is not a list: {e}"))?;
+    Ok((elements, args))
 }
 
 /// The child plan: the template once per element, then a `dag::collect` sink.

@@ -9,36 +9,34 @@
 
 use std::sync::Arc;
 
-use super::{LoadedPlan, Worker};
+use super::{LoadedDag, WorkerContext};
 use crate::error::DagError;
 use crate::store::{DagId, Store, TaskErrorRecord};
 
 /// Fails `plan`'s DAG, or the top of its parents, with `record`; the parents are in hand.
 pub(crate) fn fail_dag(
-    worker: &Worker,
-    plan: &Arc<LoadedPlan>,
+    ctx: &WorkerContext,
+    dag: &Arc<LoadedDag>,
     record: TaskErrorRecord,
 ) -> Result<(), DagError> {
-    let mut chain = vec![plan.dag.clone()];
-    let mut current = plan;
-    while let Some((parent, _)) = &current.parent {
-        chain.push(parent.dag.clone());
-        current = parent;
-    }
-    let Worker { store, handle, .. } = worker;
-    handle.block_on(fail_chain(&**store, &chain, record))
+    let chain: Vec<DagId> = dag.lineage().map(|dag| dag.id.clone()).collect();
+    ctx.io.block_on(fail_chain(&*ctx.store, &chain, record))
 }
 
 /// Fails DAG `dag`, or the top of its parents, with `record`, finding the parents in the stored
 /// plans (for a process that has not loaded the DAG). A DAG that has ended already ends the
-/// walk there.
+/// walk there, and so does a plan that cannot be read: the failure is then recorded on the
+/// DAG itself, which needs nothing but its id.
 pub async fn fail_stored(
     store: &dyn Store,
     dag: &DagId,
     record: TaskErrorRecord,
 ) -> Result<(), DagError> {
     let mut chain = vec![dag.clone()];
-    while let Some(plan) = store.get_plan(chain.last().expect("not empty")).await? {
+    while let Some(last) = chain.last() {
+        let Ok(Some(plan)) = store.get_plan(last).await else {
+            break;
+        };
         let Some(link) = &plan.parent else { break };
         chain.push(DagId::from(link.dag.as_str()));
     }

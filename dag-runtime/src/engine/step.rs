@@ -1,4 +1,5 @@
 //! The worker step, run in a loop for as long as this worker has a ready node to continue with.
+//! One function per phase: [`fetch`], [`run`], [`complete`], then [`schedule`].
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::Arc;
@@ -6,19 +7,17 @@ use std::sync::Arc;
 use bytes::Bytes;
 
 use super::assemble::Inputs;
-use super::execute::{execute, panic_message, Failed};
-use super::expand::expand;
+use super::execute::{panic_message, run_with_retries, Failed};
+use super::expand::{expand, Expansion};
 use super::failure::fail_dag;
 use super::fault::{self, FaultPoint};
-use super::{Delegate, Invocation, LoadedPlan, Worker};
+use super::schedule::{schedule, Next};
+use super::{Delegate, Invocation, LoadedDag, WorkerContext};
 use crate::error::DagError;
 use crate::store::{ChildRef, Completion, FailureKind, TaskErrorRecord};
 
-/// What a worker does next: run `invocation` of `plan` (which may be another DAG than the last
-/// step's, when a map expands into a child DAG or a child DAG completes its parent's map).
-pub(crate) type Next = Option<(Arc<LoadedPlan>, Invocation)>;
-
-/// Runs `invocation` and then every node this worker continues with, until none is left.
+/// Runs `invocation` of `dag` and then every node this worker continues with, until none is
+/// left.
 ///
 /// `claim` names this run for [`Store::complete`](crate::store::Store::complete): a worker
 /// process passes the id of the stream entry it works on, so that if it dies, the re-run of
@@ -28,252 +27,238 @@ pub(crate) type Next = Option<(Arc<LoadedPlan>, Invocation)>;
 /// Never fails: a task failure or a store error is recorded in the store as the DAG's failure,
 /// which wakes the client; an ended DAG just stops the loop.
 pub fn run_invocation(
-    worker: &Worker,
-    plan: &Arc<LoadedPlan>,
+    ctx: &WorkerContext,
+    dag: &Arc<LoadedDag>,
     invocation: Invocation,
     delegate: &dyn Delegate,
     claim: &str,
 ) {
-    let mut plan = Arc::clone(plan);
-    let mut invocation = invocation;
-    loop {
+    let mut next = Some((Arc::clone(dag), invocation));
+    while let Some((dag, invocation)) = next.take() {
         let node = invocation.node;
         // Task bodies' panics are caught where they run; this catches the engine's own, so that
         // a bug here fails the DAG instead of leaving its client waiting forever.
         let stepped = catch_unwind(AssertUnwindSafe(|| {
-            step(worker, &plan, invocation, delegate, claim)
+            step(ctx, &dag, invocation, delegate, claim)
         }));
-        let (kind, error) = match stepped {
-            Ok(Ok(Some((next_plan, next)))) => {
-                plan = next_plan;
-                invocation = next;
+        let record = match stepped {
+            Ok(Ok(continued)) => {
+                next = continued;
                 continue;
             }
-            Ok(Ok(None)) => return,
-            Ok(Err(error)) => (FailureKind::Store, error.to_string()),
-            Err(panic) => (FailureKind::Worker, panic_message(panic)),
-        };
-        let record = TaskErrorRecord {
-            kind,
-            task: plan.plan.task_name(node),
-            node,
-            attempt: 1,
-            message: format!("{error} (worker {}, node {node})", worker.id),
-            worker: worker.id.clone(),
-            backtrace: None,
+            Ok(Err(error)) => {
+                TaskErrorRecord::from_error(&error, dag.task_name(node), node, &ctx.name)
+            }
+            Err(panic) => TaskErrorRecord::new(
+                FailureKind::Worker,
+                dag.task_name(node),
+                node,
+                format!(
+                    "{} (worker {}, node {node})",
+                    panic_message(panic),
+                    ctx.name
+                ),
+                &ctx.name,
+            ),
         };
         // If the store cannot even record the failure, the client's own wait on that store
         // fails too, so nobody hangs on it.
-        let _ = fail_dag(worker, &plan, record);
-        return;
+        let _ = fail_dag(ctx, &dag, record);
     }
 }
 
-/// One task: inputs, run, complete. Returns what to continue with, if anything.
+/// One node, phase by phase. Returns what to continue with, if anything.
 fn step(
-    worker: &Worker,
-    plan: &Arc<LoadedPlan>,
+    ctx: &WorkerContext,
+    dag: &Arc<LoadedDag>,
     invocation: Invocation,
     delegate: &dyn Delegate,
     claim: &str,
 ) -> Result<Next, DagError> {
-    let Worker { store, handle, .. } = worker;
-    let index = invocation.node;
-    let node = plan.plan.node(index);
+    let node = invocation.node;
+    let Some(inputs) = fetch(ctx, dag, invocation)? else {
+        return Ok(None); // the DAG has ended
+    };
+    let output = match run(ctx, dag, node, &inputs)? {
+        Ran::Output(output) => output,
+        Ran::Expanded { child, roots } => return Ok(schedule(&child, None, roots, delegate)),
+        Ran::Failed(failed) => {
+            let record = TaskErrorRecord::new(
+                FailureKind::Task,
+                dag.task_name(node),
+                node,
+                failed.message,
+                &ctx.name,
+            )
+            .attempt(failed.attempt)
+            .backtrace(failed.backtrace);
+            fail_dag(ctx, dag, record)?;
+            return Ok(None);
+        }
+    };
+    let Some(completed) = complete(ctx, dag, node, &output, claim)? else {
+        return Ok(None); // a sink, or the DAG has ended
+    };
+    let carried = Some((completed.node, output));
+    Ok(schedule(&completed.dag, carried, completed.ready, delegate))
+}
 
-    // 1. Inputs: what was carried over is in memory, the rest comes in one fetch.
+/// Phase 1: the node's inputs, those carried over in memory and the rest in one store call.
+/// `None` if the DAG has ended.
+fn fetch(
+    ctx: &WorkerContext,
+    dag: &LoadedDag,
+    invocation: Invocation,
+) -> Result<Option<Inputs>, DagError> {
     let mut outputs = Vec::new();
     let mut missing = Vec::new();
-    for parent in node.distinct_parents() {
+    for parent in dag.node(invocation.node).distinct_parents() {
         match &invocation.carried {
             Some((carried, bytes)) if *carried == parent => outputs.push((parent, bytes.clone())),
             _ => missing.push(parent),
         }
     }
     if !missing.is_empty() {
-        let Some(fetched) = handle.block_on(store.fetch_outputs(&plan.dag, &missing))? else {
-            return Ok(None); // the DAG has ended
+        let Some(fetched) = ctx
+            .io
+            .block_on(ctx.store.fetch_outputs(&dag.id, &missing))?
+        else {
+            return Ok(None);
         };
         outputs.extend(missing.into_iter().zip(fetched));
     }
-    let inputs = Inputs::new(outputs);
-
-    // A dynamic map: expand it into a child DAG (or finish at once for an empty list).
-    if let Some(template) = &node.map {
-        return match expand(worker, plan, index, template, &inputs, delegate) {
-            Ok(super::expand::Expanded::Continue(next)) => Ok(next),
-            Ok(super::expand::Expanded::Output(output)) => {
-                finish_node(worker, plan, index, output, delegate, claim)
-            }
-            Err(message) => fail_task(worker, plan, index, 1, message.into()),
-        };
-    }
-
-    // 2. Run, with the task's retry policy.
-    fault::reached(FaultPoint::BeforeTask);
-    match run_attempts(worker, plan, index, &inputs) {
-        Ok(output) => {
-            fault::reached(FaultPoint::BeforeComplete);
-            finish_node(worker, plan, index, output, delegate, claim)
-        }
-        Err((attempt, failed)) => fail_task(worker, plan, index, attempt, failed),
-    }
+    Ok(Some(Inputs::new(outputs)))
 }
 
-/// Records a task's failure (after its last attempt) as its DAG's failure.
-fn fail_task(
-    worker: &Worker,
-    plan: &Arc<LoadedPlan>,
-    index: u32,
-    attempt: u32,
-    failed: Failed,
-) -> Result<Next, DagError> {
-    let record = TaskErrorRecord {
-        kind: FailureKind::Task,
-        task: plan.plan.task_name(index),
-        node: index,
-        attempt,
-        message: failed.message,
-        worker: worker.id.clone(),
-        backtrace: failed.backtrace,
-    };
-    fail_dag(worker, plan, record)?;
-    Ok(None)
+/// What running a node gave.
+enum Ran {
+    /// The task's output.
+    Output(Bytes),
+    /// A map node expanded into this child DAG, whose roots are ready.
+    Expanded {
+        child: Arc<LoadedDag>,
+        roots: Vec<u32>,
+    },
+    /// The task failed (after its last attempt).
+    Failed(Failed),
 }
 
-/// Steps 3 to 5 for a node that produced `output`: complete it, and keep one ready child.
-///
-/// At the sink of a map's child DAG, the output completes the map node of the parent DAG, and
-/// the loop goes on there (iteratively, however deeply maps nest).
-fn finish_node(
-    worker: &Worker,
-    plan: &Arc<LoadedPlan>,
-    index: u32,
-    output: Bytes,
-    delegate: &dyn Delegate,
-    claim: &str,
-) -> Result<Next, DagError> {
-    let Worker { store, handle, .. } = worker;
-    let mut plan = Arc::clone(plan);
-    let mut index = index;
-    // Child DAGs whose sink produced `output`: removed once their map node is completed.
-    let mut done_children = Vec::new();
-    loop {
-        // 5. The sink: its output is the DAG's result ...
-        if index == plan.plan.sink {
-            // ... or, in a map's child DAG, the output of the map node in the parent DAG. The
-            // map node is completed before the child is removed: a worker that dies between
-            // the two leaves a child whose re-run completes the map node again (idempotent),
-            // never a removed child with a map node nobody completes.
-            if let Some((parent, map_node)) = plan.parent.clone() {
-                done_children.push(plan);
-                plan = parent;
-                index = map_node;
-                continue;
-            }
-            handle.block_on(store.finish(&plan.dag, output))?;
-            remove_children(worker, &done_children)?;
-            return Ok(None);
-        }
-
-        // 3. Complete: store, mark children, learn which are ready.
-        let node = plan.plan.node(index);
-        let children: Vec<ChildRef> = node
-            .children
-            .iter()
-            .map(|&child| ChildRef {
-                node: child,
-                parents: plan.plan.node(child).parents,
-            })
-            .collect();
-        let completion = store.complete(&plan.dag, index, output.clone(), &children, claim);
-        let completion = handle.block_on(completion)?;
-        remove_children(worker, &done_children)?;
-        let ready = match completion {
-            Completion::Ended => return Ok(None),
-            Completion::Ready(ready) => ready,
-        };
-        if !ready.is_empty() {
-            fault::reached(FaultPoint::BeforeDelegate);
-        }
-
-        // 4. Keep one ready child, delegate the rest.
-        let mut ready = ready.into_iter();
-        let Some(next) = ready.next() else {
-            return Ok(None);
-        };
-        for other in ready {
-            delegate.delegate(
-                &plan,
-                Invocation {
-                    node: other,
-                    carried: Some((index, output.clone())),
-                },
-            );
-        }
-        return Ok(Some((
-            plan,
-            Invocation {
-                node: next,
-                carried: Some((index, output)),
-            },
-        )));
-    }
-}
-
-/// Removes map child DAGs whose result has been handed to their parent DAG (one atomic store
-/// call each; nobody waits for a child DAG, so cancelling it just deletes what is left).
-fn remove_children(worker: &Worker, children: &[Arc<LoadedPlan>]) -> Result<(), DagError> {
-    for child in children {
-        worker.handle.block_on(worker.store.cancel(&child.dag))?;
-    }
-    Ok(())
-}
-
-/// Runs the task until an attempt succeeds or the retries are used up. `Err` carries the last
-/// attempt's number and failure.
-fn run_attempts(
-    worker: &Worker,
-    plan: &LoadedPlan,
+/// Phase 2: runs the node's task with its retry policy; a dynamic map expands instead.
+fn run(
+    ctx: &WorkerContext,
+    dag: &Arc<LoadedDag>,
     index: u32,
     inputs: &Inputs,
-) -> Result<Bytes, (u32, Failed)> {
-    let (task, node) = (plan.task_of(index), plan.plan.node(index));
+) -> Result<Ran, DagError> {
+    let node = dag.node(index);
+    if let Some(template) = &node.map {
+        return Ok(match expand(ctx, dag, index, template, inputs)? {
+            Expansion::Empty(output) => Ran::Output(output),
+            Expansion::Child { child, roots } => Ran::Expanded { child, roots },
+            Expansion::Failed(failed) => Ran::Failed(failed),
+        });
+    }
+    let task = dag.task_of(index);
     if node.args.len() != task.params.len() {
-        let message = format!(
-            "the plan passes {} arguments but this task takes {} ({}); \
-             was the plan built by other code?",
-            node.args.len(),
-            task.params.len(),
-            task.signature
-        );
-        return Err((1, message.into()));
+        return Ok(Ran::Failed(
+            format!(
+                "the plan passes {} arguments but this task takes {} ({}); \
+                 was the plan built by other code?",
+                node.args.len(),
+                task.params.len(),
+                task.signature
+            )
+            .into(),
+        ));
     }
-    let mut args: Vec<Bytes> = node
-        .args
-        .iter()
-        .map(|t| inputs.assemble(t))
-        .collect::<Result<_, _>>()
-        .map_err(|message| (1, message.into()))?;
+    let args = match inputs.assemble_all(&node.args) {
+        Ok(args) => args,
+        Err(message) => return Ok(Ran::Failed(message.into())),
+    };
+    fault::reached(FaultPoint::BeforeTask);
     // The task's own policy, then the submitting runtime's, then this worker's defaults.
-    let policy = task.policy.or(plan.plan.policy).or(worker.policy);
-    let retries = policy.retries.unwrap_or(0);
-    let mut attempt = 1;
-    loop {
-        // Arguments are reference-counted bytes: keeping them for a retry copies no data.
-        let attempt_args = if attempt <= retries {
-            args.clone()
-        } else {
-            std::mem::take(&mut args)
-        };
-        match execute(task, attempt_args, &worker.handle, policy.timeout) {
-            Ok(output) => return Ok(output),
-            Err(_) if attempt <= retries => {
-                // The worker thread waits out the backoff: blocking is allowed here.
-                std::thread::sleep(policy.delay_before(attempt, fastrand::f64()));
-                attempt += 1;
-            }
-            Err(failed) => return Err((attempt, failed)),
-        }
+    let policy = task.policy.or(dag.plan.policy).or(ctx.policy);
+    Ok(match run_with_retries(task, args, policy, &ctx.io) {
+        Ok(output) => Ran::Output(output),
+        Err(failed) => Ran::Failed(failed),
+    })
+}
+
+/// A completed node whose children `ready` became ready through this completion.
+struct Completed {
+    dag: Arc<LoadedDag>,
+    node: u32,
+    ready: Vec<u32>,
+}
+
+/// Phase 3: stores `output` as node `index`'s and learns which children became ready, in one
+/// store call. At the sink, the output is the DAG's result instead; at the sink of a map's
+/// child DAG, it is the output of the map node in the parent DAG (however deeply maps nest),
+/// and the child DAGs are removed once that is stored. `None` when nothing follows.
+fn complete(
+    ctx: &WorkerContext,
+    dag: &Arc<LoadedDag>,
+    index: u32,
+    output: &Bytes,
+    claim: &str,
+) -> Result<Option<Completed>, DagError> {
+    fault::reached(FaultPoint::BeforeComplete);
+    let (dag, index, finished_children) = completion_target(dag, index);
+    let WorkerContext { store, io, .. } = ctx;
+    if index == dag.plan.sink {
+        io.block_on(store.finish(&dag.id, output.clone()))?;
+        remove(ctx, &finished_children)?;
+        return Ok(None);
     }
+    let children: Vec<ChildRef> = dag
+        .node(index)
+        .children
+        .iter()
+        .map(|&child| ChildRef {
+            node: child,
+            parents: dag.node(child).parents,
+        })
+        .collect();
+    let completion = store.complete(&dag.id, index, output.clone(), &children, claim);
+    let completion = io.block_on(completion)?;
+    // The map node is completed before its child DAG is removed: a worker that dies between
+    // the two leaves a child whose re-run completes the map node again (idempotent), never a
+    // removed child with a map node nobody completes.
+    remove(ctx, &finished_children)?;
+    Ok(match completion {
+        Completion::Ended => None,
+        Completion::Ready(ready) => Some(Completed {
+            dag,
+            node: index,
+            ready,
+        }),
+    })
+}
+
+/// Where an output of node `index` of `dag` goes: that node itself, or for the sink of a map's
+/// child DAG the map node of the parent DAG (climbing as many nested maps as end here), with
+/// the child DAGs whose result it is.
+fn completion_target(
+    dag: &Arc<LoadedDag>,
+    index: u32,
+) -> (Arc<LoadedDag>, u32, Vec<Arc<LoadedDag>>) {
+    let (mut dag, mut index) = (Arc::clone(dag), index);
+    let mut children = Vec::new();
+    while index == dag.plan.sink {
+        let Some((parent, map_node)) = dag.parent.clone() else {
+            break;
+        };
+        children.push(std::mem::replace(&mut dag, parent));
+        index = map_node;
+    }
+    (dag, index, children)
+}
+
+/// Removes map child DAGs whose result has been handed to their parent DAG (one store call
+/// each; nobody waits for a child DAG, so cancelling it just deletes what is left).
+fn remove(ctx: &WorkerContext, children: &[Arc<LoadedDag>]) -> Result<(), DagError> {
+    for child in children {
+        ctx.io.block_on(ctx.store.cancel(&child.id))?;
+    }
+    Ok(())
 }

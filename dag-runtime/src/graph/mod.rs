@@ -5,6 +5,7 @@
 //! [`IntoArg`], which is what lets a parameter of type `Vec<T>` accept a `Vec<Node<T>>`.
 
 mod arg;
+mod compute;
 mod map;
 mod node;
 pub(crate) mod scope;

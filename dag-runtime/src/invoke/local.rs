@@ -5,11 +5,11 @@ use std::thread;
 
 use crossbeam_channel::{Receiver, Sender};
 
-use crate::engine::{run_invocation, Delegate, Invocation, LoadedPlan, Worker};
+use crate::engine::{run_invocation, Delegate, Invocation, LoadedDag, WorkerContext};
 use crate::error::DagError;
 
 enum Job {
-    Run(Arc<LoadedPlan>, Invocation),
+    Run(Arc<LoadedDag>, Invocation),
     Stop,
 }
 
@@ -27,35 +27,35 @@ pub struct LocalPool {
 struct QueueDelegate(Sender<Job>);
 
 impl Delegate for QueueDelegate {
-    fn delegate(&self, plan: &Arc<LoadedPlan>, invocation: Invocation) {
+    fn delegate(&self, dag: &Arc<LoadedDag>, invocation: Invocation) {
         // The pool's receivers live as long as the pool, which outlives every running DAG.
-        let _ = self.0.send(Job::Run(Arc::clone(plan), invocation));
+        let _ = self.0.send(Job::Run(Arc::clone(dag), invocation));
     }
 }
 
 impl LocalPool {
-    /// Starts `threads` workers that share `worker`'s store and handle.
-    pub fn start(threads: usize, worker: Worker) -> Result<Self, DagError> {
+    /// Starts `threads` workers that share `ctx`'s store and I/O handle.
+    pub fn start(threads: usize, ctx: WorkerContext) -> Result<Self, DagError> {
         let threads = threads.max(1);
         let (sender, receiver) = crossbeam_channel::unbounded();
         for i in 0..threads {
-            let worker = Worker {
-                id: format!("{}/local-{i}", worker.id),
-                ..worker.clone()
+            let ctx = WorkerContext {
+                name: format!("{}/local-{i}", ctx.name),
+                ..ctx.clone()
             };
             let receiver = receiver.clone();
             let delegate = QueueDelegate(sender.clone());
             thread::Builder::new()
                 .name(format!("dag-worker-{i}"))
-                .spawn(move || serve(worker, receiver, delegate))
+                .spawn(move || serve(ctx, receiver, delegate))
                 .map_err(|e| DagError::Runtime(format!("could not start a worker thread: {e}")))?;
         }
         Ok(LocalPool { sender, threads })
     }
 
     /// Queues an invocation for the next idle worker.
-    pub fn submit(&self, plan: Arc<LoadedPlan>, invocation: Invocation) {
-        let _ = self.sender.send(Job::Run(plan, invocation));
+    pub fn submit(&self, dag: Arc<LoadedDag>, invocation: Invocation) {
+        let _ = self.sender.send(Job::Run(dag, invocation));
     }
 
     /// Number of worker threads.
@@ -64,10 +64,10 @@ impl LocalPool {
     }
 }
 
-fn serve(worker: Worker, queue: Receiver<Job>, delegate: QueueDelegate) {
-    while let Ok(Job::Run(plan, invocation)) = queue.recv() {
+fn serve(ctx: WorkerContext, queue: Receiver<Job>, delegate: QueueDelegate) {
+    while let Ok(Job::Run(dag, invocation)) = queue.recv() {
         // In process: a worker that dies takes the whole runtime with it, nothing to re-run.
-        run_invocation(&worker, &plan, invocation, &delegate, "");
+        run_invocation(&ctx, &dag, invocation, &delegate, "");
     }
 }
 

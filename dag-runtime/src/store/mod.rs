@@ -20,10 +20,11 @@
 
 mod memory;
 mod redis;
-mod stream;
 
-pub use self::redis::{RedisConfig, RedisStore, MAX_VALUE_BYTES};
-pub use self::stream::{InvocationStream, StreamEntry, StreamReader, DEFAULT_STREAM, GROUP};
+pub use self::redis::{
+    InvocationStream, RedisConfig, RedisStore, StreamEntry, StreamReader, DEFAULT_STREAM, GROUP,
+    MAX_VALUE_BYTES, REDIS_ACL,
+};
 pub use memory::MemoryStore;
 
 use std::fmt;
@@ -114,6 +115,91 @@ pub struct TaskErrorRecord {
     /// worker's environment).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub backtrace: Option<String>,
+    /// For a value over the store's limit: its size and the limit, in bytes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub too_large: Option<(u64, u64)>,
+}
+
+impl TaskErrorRecord {
+    /// A failure of `kind` at `node` (running `task`) on the first attempt, seen by `worker`.
+    ///
+    /// ```
+    /// use dag::store::{FailureKind, TaskErrorRecord};
+    ///
+    /// let record = TaskErrorRecord::new(FailureKind::Task, "parse", 3, "bad digit", "host:1/t0")
+    ///     .attempt(2);
+    /// assert_eq!((record.node, record.attempt), (3, 2));
+    /// ```
+    pub fn new(
+        kind: FailureKind,
+        task: impl Into<String>,
+        node: u32,
+        message: impl Into<String>,
+        worker: &str,
+    ) -> Self {
+        TaskErrorRecord {
+            kind,
+            task: task.into(),
+            node,
+            attempt: 1,
+            message: message.into(),
+            worker: worker.to_owned(),
+            backtrace: None,
+            too_large: None,
+        }
+    }
+
+    /// The same failure, on attempt `attempt`.
+    pub fn attempt(mut self, attempt: u32) -> Self {
+        self.attempt = attempt;
+        self
+    }
+
+    /// The same failure, with the backtrace of a panic.
+    pub fn backtrace(mut self, backtrace: Option<String>) -> Self {
+        self.backtrace = backtrace;
+        self
+    }
+
+    /// An error that stopped `worker` from running `node` (running `task`) as the DAG's
+    /// failure, of the kind that turns back into the same [`DagError`] variant for the client.
+    ///
+    /// ```
+    /// use dag::DagError;
+    /// use dag::store::{FailureKind, TaskErrorRecord};
+    ///
+    /// let error = DagError::InvalidGraph("node 7 names task 12".into());
+    /// let record = TaskErrorRecord::from_error(&error, "", 7, "host:1/t0");
+    /// assert_eq!(record.kind, FailureKind::InvalidPlan);
+    /// assert!(matches!(DagError::from(record), DagError::InvalidGraph(_)));
+    /// ```
+    pub fn from_error(error: &DagError, task: impl Into<String>, node: u32, worker: &str) -> Self {
+        let (kind, task, message) = match error {
+            DagError::TaskNotFound { task, .. } => {
+                (FailureKind::TaskNotFound, task.clone(), error.to_string())
+            }
+            DagError::TaskMismatch { task, message, .. } => {
+                (FailureKind::TaskMismatch, task.clone(), message.clone())
+            }
+            DagError::WorkerLost { task, message } => {
+                (FailureKind::WorkerLost, task.clone(), message.clone())
+            }
+            DagError::InvalidGraph(message) => {
+                (FailureKind::InvalidPlan, task.into(), message.clone())
+            }
+            DagError::ValueTooLarge { what, size, limit } => {
+                let mut record =
+                    TaskErrorRecord::new(FailureKind::TooLarge, task, node, what.clone(), worker);
+                record.too_large = Some((*size as u64, *limit as u64));
+                return record;
+            }
+            DagError::Redis { .. } | DagError::Store(_) | DagError::Codec { .. } => {
+                (FailureKind::Store, task.into(), error.to_string())
+            }
+            _ => (FailureKind::Worker, task.into(), error.to_string()),
+        };
+        TaskErrorRecord::new(kind, task, node, message, worker)
+    }
 }
 
 /// Why a DAG failed: its own task, or the machinery around it.
@@ -130,6 +216,10 @@ pub enum FailureKind {
     WorkerLost,
     /// The store failed while the worker ran the task's step.
     Store,
+    /// The stored plan is inconsistent (written by other code, or tampered with).
+    InvalidPlan,
+    /// An output was larger than the store accepts.
+    TooLarge,
     /// The worker itself failed outside the task body (a bug in dag).
     Worker,
 }
@@ -158,6 +248,15 @@ impl From<TaskErrorRecord> for DagError {
                 message: r.message,
             },
             FailureKind::Store => DagError::Store(r.message),
+            FailureKind::InvalidPlan => DagError::InvalidGraph(r.message),
+            FailureKind::TooLarge => {
+                let (size, limit) = r.too_large.unwrap_or_default();
+                DagError::ValueTooLarge {
+                    what: r.message,
+                    size: size as usize,
+                    limit: limit as usize,
+                }
+            }
             FailureKind::Worker => DagError::Runtime(r.message),
         }
     }

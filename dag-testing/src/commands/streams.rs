@@ -21,7 +21,10 @@ pub(super) static COMMANDS: &[Spec] = &[
     cmd("xpending", -3, 0, xpending),
     cmd("xclaim", -6, WRITE, xclaim),
     cmd("xautoclaim", -6, WRITE, xautoclaim),
+    container("xinfo", 0, INFO_COMMANDS),
 ];
+
+static INFO_COMMANDS: &[Spec] = &[cmd("consumers", 4, 0, info_consumers)];
 
 static GROUP_COMMANDS: &[Spec] = &[
     cmd("create", -5, WRITE, group_create),
@@ -575,6 +578,10 @@ fn xreadgroup(ctx: &mut Ctx<'_>, args: &[Vec<u8>]) -> Reply {
             .expect("checked above");
         let now = now_ms();
         // A history read creates the consumer; a read of new entries only when it gets some.
+        // Either refreshes an existing consumer's last-seen time.
+        if let Some(c) = group.consumers.get_mut(consumer.as_slice()) {
+            c.seen_at = now;
+        }
         if start.is_some() {
             touch_consumer(group, consumer);
         }
@@ -925,4 +932,43 @@ fn xautoclaim(ctx: &mut Ctx<'_>, args: &[Vec<u8>]) -> Reply {
         Reply::Array(claimed),
         Reply::Array(deleted),
     ])
+}
+
+/// `XINFO CONSUMERS key group`: each consumer's name, pending count and idle time (ms).
+fn info_consumers(ctx: &mut Ctx<'_>, args: &[Vec<u8>]) -> Reply {
+    let (key, group_name) = (&args[2], &args[3]);
+    let stream = match ctx.db().stream(key) {
+        Ok(Some(s)) => s,
+        Ok(None) => return Reply::err("ERR no such key"),
+        Err(e) => return e,
+    };
+    let Some(group) = stream.groups.get(group_name.as_slice()) else {
+        return Reply::err(format!(
+            "NOGROUP No such consumer group '{}' for key name '{}'",
+            String::from_utf8_lossy(group_name),
+            String::from_utf8_lossy(key)
+        ));
+    };
+    let now = now_ms();
+    Reply::Array(
+        group
+            .consumers
+            .iter()
+            .map(|(name, consumer)| {
+                let pending = group
+                    .pending
+                    .values()
+                    .filter(|p| p.consumer == *name)
+                    .count();
+                Reply::Map(vec![
+                    (Reply::bulk("name"), Reply::bulk(name.clone())),
+                    (Reply::bulk("pending"), Reply::Int(pending as i64)),
+                    (
+                        Reply::bulk("idle"),
+                        Reply::Int((now - consumer.seen_at).max(0)),
+                    ),
+                ])
+            })
+            .collect(),
+    )
 }

@@ -1,183 +1,28 @@
-//! Worker processes that a client starts from its own executable.
+//! [`Launcher`]: one process per invocation, for
+//! [`RuntimeBuilder::process_per_invocation`](dag_runtime::RuntimeBuilder::process_per_invocation).
 //!
-//! Two modes of [`RuntimeBuilder`](crate::RuntimeBuilder) start processes:
-//!
-//! - [`spawn_workers(n)`](crate::RuntimeBuilder::spawn_workers): `n` long-lived worker processes
-//!   serving the runtime's invocation stream, stopped (SIGTERM, then SIGKILL after a grace
-//!   period) when the runtime is dropped ([`SpawnedPool`]);
-//! - [`process_per_invocation(max)`](crate::RuntimeBuilder::process_per_invocation): a launcher
-//!   thread reads the runtime's invocation stream and starts one process per invocation, at most
-//!   `max` alive at once ([`Launcher`]). The launcher plays the part of a serverless platform: it
-//!   only turns invocation requests into processes; which children a worker keeps and which it
-//!   delegates is still decided by each worker.
-//!
-//! A started process is the current executable with the environment below; its `main` must call
-//! `dag::worker::run_if_worker()` first, which serves and exits. [`mark_entry_point`] is how the
-//! builder knows that `main` does: without it the children would run the client's program again.
-//! Everything that runs *inside* a worker process lives in the `dag-workers` crate.
+//! The launcher plays the part of a serverless platform: a thread reads the runtime's
+//! invocation stream and turns each entry into a process, at most `max_alive` at once; which
+//! children a worker keeps and which it delegates is still decided by each worker.
 
 use std::collections::{HashMap, HashSet};
-use std::process::{Child, Command, ExitStatus, Stdio};
+use std::process::ExitStatus;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
-use crate::error::DagError;
-use crate::store::{FailureKind, InvocationStream, Store, StreamEntry, TaskErrorRecord};
+use dag_runtime::engine::fail_stored;
+use dag_runtime::invoke::processes::WorkerProcesses;
+use dag_runtime::store::{FailureKind, InvocationStream, Store, StreamEntry, TaskErrorRecord};
+use dag_runtime::DagError;
+
+use super::command::{signal, worker_command};
+use crate::env;
 
 /// How often the launcher starts an invocation whose processes keep crashing before it fails
 /// the DAG.
 pub const MAX_LAUNCHES: u32 = 3;
-
-/// Environment variables that make a process of a `dag` program a worker.
-pub mod env {
-    /// `1`: serve as a worker (the same as the `--dag-worker` flag).
-    pub const WORKER: &str = "DAG_WORKER";
-    /// The Redis URL (the same as `--redis URL`).
-    pub const REDIS_URL: &str = "DAG_REDIS_URL";
-    /// The invocation stream's key (the same as `--stream KEY`; default `dag:invocations`).
-    pub const STREAM: &str = "DAG_STREAM";
-    /// Worker threads reading the stream (the same as `--concurrency N`).
-    pub const CONCURRENCY: &str = "DAG_CONCURRENCY";
-    /// `<dag id> <node> [<claim>]`: run this one invocation and exit (one process per
-    /// invocation); the claim is the launcher's stream entry id (see `Store::complete`).
-    pub const INVOCATION: &str = "DAG_INVOCATION";
-    /// How long an invocation may go without a sign of life from its worker before another
-    /// worker re-runs it (the same as `--lease`; default 10 s).
-    pub const LEASE: &str = "DAG_LEASE";
-    /// When the parent started this process, µs since the Unix epoch (for the cold start).
-    pub const SPAWNED_AT_US: &str = "DAG_SPAWNED_AT_US";
-    /// The pid of the client that started this worker: the worker stops when it goes away.
-    pub const PARENT_PID: &str = "DAG_PARENT_PID";
-}
-
-static ENTRY_POINT: AtomicBool = AtomicBool::new(false);
-
-/// Records that this program's `main` calls `dag::worker::run_if_worker()` first (which calls
-/// this), so that processes started from this executable act as workers.
-pub fn mark_entry_point() {
-    ENTRY_POINT.store(true, Ordering::Relaxed);
-}
-
-/// Whether [`mark_entry_point`] was called in this process.
-pub fn entry_point_marked() -> bool {
-    ENTRY_POINT.load(Ordering::Relaxed)
-}
-
-/// Fails unless processes of this executable will act as workers.
-pub(crate) fn check_can_spawn() -> Result<(), DagError> {
-    if std::env::var_os(env::WORKER).is_some() {
-        return Err(DagError::Runtime(format!(
-            "this process was started as a dag worker ({}=1) but is building a client runtime \
-             that starts workers; call dag::worker::run_if_worker() first thing in main",
-            env::WORKER
-        )));
-    }
-    if !entry_point_marked() {
-        return Err(DagError::Runtime(
-            "spawn_workers and process_per_invocation start this executable as worker \
-             processes, but main has not called dag::worker::run_if_worker(); call it first \
-             thing in main"
-                .into(),
-        ));
-    }
-    Ok(())
-}
-
-fn now_micros() -> u128 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_micros())
-        .unwrap_or(0)
-}
-
-/// A command that starts this executable as a worker on `stream` at `redis_url`.
-fn worker_command(redis_url: &str, stream: &str) -> Result<Command, DagError> {
-    let exe = std::env::current_exe()
-        .map_err(|e| DagError::Runtime(format!("could not find this program's executable: {e}")))?;
-    let mut command = Command::new(exe);
-    command
-        .env(env::WORKER, "1")
-        .env(env::REDIS_URL, redis_url)
-        .env(env::STREAM, stream)
-        .env(env::PARENT_PID, std::process::id().to_string())
-        .env(env::SPAWNED_AT_US, now_micros().to_string())
-        .env_remove(env::INVOCATION)
-        .stdin(Stdio::null());
-    Ok(command)
-}
-
-fn signal(pid: u32, signal: libc::c_int) {
-    // SAFETY: kill(2) has no memory-safety preconditions; a stale pid only yields ESRCH.
-    unsafe {
-        libc::kill(pid as libc::pid_t, signal);
-    }
-}
-
-/// Stops `children`: SIGTERM (they finish and acknowledge what they run), then SIGKILL for any
-/// still alive after `grace`. Reaps them all.
-fn stop_children(children: &mut [Child], grace: Duration) {
-    for child in children.iter() {
-        signal(child.id(), libc::SIGTERM);
-    }
-    let deadline = Instant::now() + grace;
-    for child in children.iter_mut() {
-        loop {
-            match child.try_wait() {
-                Ok(Some(_)) | Err(_) => break,
-                Ok(None) if Instant::now() >= deadline => {
-                    let _ = child.kill();
-                    let _ = child.wait();
-                    break;
-                }
-                Ok(None) => std::thread::sleep(Duration::from_millis(10)),
-            }
-        }
-    }
-}
-
-/// How long stopped workers get to finish their current invocation before SIGKILL.
-const STOP_GRACE: Duration = Duration::from_secs(10);
-
-/// Long-lived worker processes started by [`RuntimeBuilder::spawn_workers`](crate::RuntimeBuilder::spawn_workers);
-/// stopped when dropped.
-pub struct SpawnedPool {
-    children: Vec<Child>,
-}
-
-impl SpawnedPool {
-    /// Starts `n` workers with `concurrency` threads each on `stream`.
-    pub(crate) fn start(
-        n: usize,
-        redis_url: &str,
-        stream: &str,
-        concurrency: usize,
-    ) -> Result<Self, DagError> {
-        let mut pool = SpawnedPool {
-            children: Vec::with_capacity(n),
-        };
-        for _ in 0..n {
-            let child = worker_command(redis_url, stream)?
-                .env(env::CONCURRENCY, concurrency.to_string())
-                .spawn()
-                .map_err(|e| DagError::Runtime(format!("could not start a worker process: {e}")))?;
-            pool.children.push(child);
-        }
-        Ok(pool)
-    }
-
-    /// The worker processes' ids.
-    pub fn pids(&self) -> Vec<u32> {
-        self.children.iter().map(Child::id).collect()
-    }
-}
-
-impl Drop for SpawnedPool {
-    fn drop(&mut self) {
-        stop_children(&mut self.children, STOP_GRACE);
-    }
-}
 
 /// What a [`Launcher`] has done so far.
 #[derive(Debug, Default)]
@@ -187,7 +32,7 @@ pub(crate) struct LaunchCounters {
     pub peak_alive: AtomicUsize,
 }
 
-/// The launcher of [`RuntimeBuilder::process_per_invocation`](crate::RuntimeBuilder::process_per_invocation):
+/// The launcher of [`RuntimeBuilder::process_per_invocation`](dag_runtime::RuntimeBuilder::process_per_invocation):
 /// one process per invocation read from the stream, at most `max_alive` at once.
 pub struct Launcher {
     stop: Arc<AtomicBool>,
@@ -226,6 +71,20 @@ impl Launcher {
     }
 }
 
+impl WorkerProcesses for Launcher {
+    fn pids(&self) -> Vec<u32> {
+        Vec::new()
+    }
+
+    fn started(&self) -> usize {
+        self.counters.started.load(Ordering::Relaxed)
+    }
+
+    fn peak_alive(&self) -> usize {
+        self.counters.peak_alive.load(Ordering::Relaxed)
+    }
+}
+
 impl Drop for Launcher {
     fn drop(&mut self) {
         self.stop.store(true, Ordering::Relaxed);
@@ -251,7 +110,7 @@ type Exit = (StreamEntry, u32, std::io::Result<ExitStatus>);
 
 impl LauncherState {
     fn run(self) {
-        let consumer = format!("{}/launcher", crate::worker_id());
+        let consumer = format!("{}/launcher", dag_runtime::process_name());
         let mut reader = loop {
             match self.handle.block_on(self.stream.reader(consumer.clone())) {
                 Ok(reader) => break reader,
@@ -329,7 +188,7 @@ impl LauncherState {
         let mut child = match started {
             Ok(child) => child,
             Err(e) => {
-                self.fail(&entry, e.to_string(), crate::worker_id());
+                self.fail(&entry, e.to_string(), dag_runtime::process_name());
                 return false;
             }
         };
@@ -409,17 +268,10 @@ impl LauncherState {
             Ok(_) => return, // the DAG has ended already
             Err(_) => "?".to_owned(),
         };
-        let record = TaskErrorRecord {
-            kind: FailureKind::WorkerLost,
-            task,
-            node: entry.node,
-            attempt: 1,
-            message,
-            worker,
-            backtrace: None,
-        };
+        let record =
+            TaskErrorRecord::new(FailureKind::WorkerLost, task, entry.node, message, &worker);
         // For a map's child DAG, the DAG its client waits for fails.
-        let failed = crate::engine::fail_stored(store, &entry.dag, record);
+        let failed = fail_stored(store, &entry.dag, record);
         if let Err(e) = self.handle.block_on(failed) {
             eprintln!("dag launcher: could not record a failed worker process: {e}");
         }
@@ -427,6 +279,6 @@ impl LauncherState {
 }
 
 fn hostname_of_worker_id() -> String {
-    let id = crate::worker_id();
+    let id = dag_runtime::process_name();
     id.rsplit_once(':').map(|(h, _)| h.to_owned()).unwrap_or(id)
 }

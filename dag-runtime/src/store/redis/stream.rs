@@ -15,11 +15,12 @@
 
 use std::time::Duration;
 
-use redis::aio::MultiplexedConnection;
 use redis::{RedisError, Value};
 
-use super::{DagId, RedisStore};
+use super::connection::{Dedicated, Retry};
+use super::store::RedisStore;
 use crate::error::DagError;
+use crate::store::DagId;
 
 /// The stream a worker pool reads unless told otherwise.
 pub const DEFAULT_STREAM: &str = "dag:invocations";
@@ -91,17 +92,27 @@ impl InvocationStream {
     ///
     /// The group starts at id 0, so entries added before any worker started are served too.
     pub async fn create_group(&self) -> Result<(), DagError> {
-        let created: Result<(), _> = redis::cmd("XGROUP")
+        let mut create = redis::cmd("XGROUP");
+        create
             .arg("CREATE")
             .arg(&self.key)
             .arg(GROUP)
             .arg("0")
-            .arg("MKSTREAM")
-            .query_async(&mut self.store.connection())
-            .await;
-        match created {
+            .arg("MKSTREAM");
+        match self
+            .store
+            .connection()
+            .dedicated()
+            .await?
+            .send::<()>(&create)
+            .await
+        {
             Err(e) if e.code() == Some("BUSYGROUP") => Ok(()),
-            other => other.map_err(|e| self.store.redis_error("could not create the stream", e)),
+            other => other.map_err(|e| {
+                self.store
+                    .connection()
+                    .error("could not create the stream", e)
+            }),
         }
     }
 
@@ -121,16 +132,18 @@ impl InvocationStream {
                 .arg(*node)
                 .ignore();
         }
-        pipe.query_async::<()>(&mut self.store.connection())
+        // Never sent twice: a duplicate entry would run its invocation twice.
+        self.store
+            .connection()
+            .send(&pipe, Retry::Never, "could not queue invocations")
             .await
-            .map_err(|e| self.store.redis_error("could not queue invocations", e))
     }
 
     /// A reader for consumer `consumer` of the group, on a connection of its own (its blocking
     /// reads never hold up the store's shared connection).
     pub async fn reader(&self, consumer: impl Into<String>) -> Result<StreamReader, DagError> {
         Ok(StreamReader {
-            conn: Some(self.store.blocking_connection().await?),
+            conn: self.store.connection().dedicated().await?,
             stream: self.clone(),
             consumer: consumer.into(),
         })
@@ -179,7 +192,7 @@ impl InvocationStream {
     }
 
     /// Resets the idle time of `ids`, pending with `consumer`, so that no other worker claims
-    /// them with [`StreamReader::ack_and_claim_stale`] while they run: the lease's heartbeat.
+    /// them with [`StreamReader::ack_and_take_over_stale`] while they run: the lease's heartbeat.
     /// `XCLAIM ... JUSTID` to the same consumer; one round trip for every consumer given.
     pub async fn keep_alive(&self, running: &[(String, String)]) -> Result<(), DagError> {
         if running.is_empty() {
@@ -196,12 +209,10 @@ impl InvocationStream {
                 .arg("JUSTID")
                 .ignore();
         }
-        pipe.query_async::<()>(&mut self.store.connection())
+        self.store
+            .connection()
+            .send(&pipe, Retry::Once, "could not renew the invocations' lease")
             .await
-            .map_err(|e| {
-                self.store
-                    .redis_error("could not renew the invocations' lease", e)
-            })
     }
 
     /// Acknowledges entries and deletes them from the stream, in one round trip.
@@ -209,26 +220,65 @@ impl InvocationStream {
         if ids.is_empty() {
             return Ok(());
         }
-        self.ack_pipeline(ids)
-            .query_async::<()>(&mut self.store.connection())
+        self.store
+            .connection()
+            .send(
+                &self.ack_pipeline(ids),
+                Retry::Once,
+                "could not acknowledge invocations",
+            )
             .await
-            .map_err(|e| {
-                self.store
-                    .redis_error("could not acknowledge invocations", e)
-            })
+    }
+
+    /// Removes from the group the consumers that have nothing pending and have not read for
+    /// longer than `idle`: what killed workers leave behind (a live worker reads at least every
+    /// few hundred milliseconds, or has the entry it runs pending). Returns how many it removed.
+    /// One `XINFO CONSUMERS`, plus one pipeline of `XGROUP DELCONSUMER` if any is stale.
+    pub async fn prune_consumers(&self, idle: Duration) -> Result<usize, DagError> {
+        let conn = self.store.connection();
+        let reply: Value = conn
+            .send(
+                redis::cmd("XINFO")
+                    .arg("CONSUMERS")
+                    .arg(&self.key)
+                    .arg(GROUP),
+                Retry::Once,
+                "could not list the stream's consumers",
+            )
+            .await?;
+        let stale: Vec<String> = consumers(reply)
+            .into_iter()
+            .filter(|c| c.pending == 0 && c.idle_ms > idle.as_millis() as u64)
+            .map(|c| c.name)
+            .collect();
+        if stale.is_empty() {
+            return Ok(0);
+        }
+        let mut pipe = redis::pipe();
+        for name in &stale {
+            pipe.cmd("XGROUP")
+                .arg("DELCONSUMER")
+                .arg(&self.key)
+                .arg(GROUP)
+                .arg(name)
+                .ignore();
+        }
+        conn.send::<()>(&pipe, Retry::Once, "could not remove stale consumers")
+            .await?;
+        Ok(stale.len())
     }
 
     /// Number of entries delivered to a worker and not acknowledged yet.
     pub async fn pending(&self) -> Result<usize, DagError> {
-        let reply: Value = redis::cmd("XPENDING")
-            .arg(&self.key)
-            .arg(GROUP)
-            .query_async(&mut self.store.connection())
-            .await
-            .map_err(|e| {
-                self.store
-                    .redis_error("could not read the pending invocations", e)
-            })?;
+        let reply: Value = self
+            .store
+            .connection()
+            .send(
+                redis::cmd("XPENDING").arg(&self.key).arg(GROUP),
+                Retry::Once,
+                "could not read the pending invocations",
+            )
+            .await?;
         match reply {
             Value::Array(items) => match items.first() {
                 Some(Value::Int(n)) => Ok(*n as usize),
@@ -241,25 +291,28 @@ impl InvocationStream {
     /// Records how long a worker process took from being started to being ready.
     pub async fn record_cold_start(&self, time: Duration) -> Result<(), DagError> {
         let key = self.metrics_key();
-        redis::pipe()
-            .lpush(&key, time.as_micros() as u64)
+        let mut pipe = redis::pipe();
+        pipe.lpush(&key, time.as_micros() as u64)
             .ignore()
             .ltrim(&key, 0, COLD_STARTS_KEPT - 1)
-            .ignore()
-            .query_async::<()>(&mut self.store.connection())
+            .ignore();
+        self.store
+            .connection()
+            .send(&pipe, Retry::Never, "could not record a cold start")
             .await
-            .map_err(|e| self.store.redis_error("could not record a cold start", e))
     }
 
     /// The cold-start times recorded on this stream, oldest first.
     pub async fn cold_starts(&self) -> Result<Vec<Duration>, DagError> {
-        let micros: Vec<u64> = redis::cmd("LRANGE")
-            .arg(self.metrics_key())
-            .arg(0)
-            .arg(-1)
-            .query_async(&mut self.store.connection())
-            .await
-            .map_err(|e| self.store.redis_error("could not read the cold starts", e))?;
+        let micros: Vec<u64> = self
+            .store
+            .connection()
+            .send(
+                redis::cmd("LRANGE").arg(self.metrics_key()).arg(0).arg(-1),
+                Retry::Once,
+                "could not read the cold starts",
+            )
+            .await?;
         Ok(micros
             .into_iter()
             .rev()
@@ -269,12 +322,14 @@ impl InvocationStream {
 
     /// Deletes the stream, its group and its metrics (for a stream private to one runtime).
     pub async fn destroy(&self) -> Result<(), DagError> {
-        redis::cmd("DEL")
-            .arg(&self.key)
-            .arg(self.metrics_key())
-            .query_async::<()>(&mut self.store.connection())
+        self.store
+            .connection()
+            .send(
+                redis::cmd("DEL").arg(&self.key).arg(self.metrics_key()),
+                Retry::Once,
+                "could not delete the stream",
+            )
             .await
-            .map_err(|e| self.store.redis_error("could not delete the stream", e))
     }
 }
 
@@ -284,8 +339,9 @@ impl InvocationStream {
 /// the next one connects again; a stream or group that vanished (a server restarted without
 /// persistence, or the key deleted) is created again, and the read goes on.
 pub struct StreamReader {
-    /// `None` after the connection failed: the next read opens a new one.
-    conn: Option<MultiplexedConnection>,
+    /// Its own connection: a blocking read must not hold up the store's shared one. It opens
+    /// itself again after a failure.
+    conn: Dedicated,
     stream: InvocationStream,
     consumer: String,
 }
@@ -335,7 +391,7 @@ impl StreamReader {
         self.stream.invocations(stream_entries(reply)).await
     }
 
-    /// Acknowledges `ack` (like [`ack_and_read`](Self::ack_and_read)) and claims for this
+    /// Acknowledges `ack` (like [`ack_and_read`](Self::ack_and_read)) and takes over for this
     /// reader's consumer up to `count` invocations that have been pending with other consumers
     /// for at least `lease` without a sign of life: their worker died, or hangs. One round trip
     /// (`XAUTOCLAIM`, then `XPENDING` for the claimed entries' delivery counts).
@@ -343,7 +399,7 @@ impl StreamReader {
     /// Returns each claimed invocation with the number of times it has been delivered,
     /// this one included: 2 for the first re-run after a worker died. A worker keeps what it
     /// runs from being claimed with [`InvocationStream::keep_alive`].
-    pub async fn ack_and_claim_stale(
+    pub async fn ack_and_take_over_stale(
         &mut self,
         ack: &[String],
         lease: Duration,
@@ -366,7 +422,7 @@ impl StreamReader {
             .arg(PENDING_SCAN)
             .arg(&self.consumer);
         let (claimed, pending): (Value, Value) = self
-            .query(&pipe, "could not claim stale invocations")
+            .query(&pipe, "could not take over stale invocations")
             .await?;
         // [next cursor, [[id, fields], ..], [deleted ids]]; only the entries matter here.
         let entries = match claimed {
@@ -400,11 +456,7 @@ impl StreamReader {
     ) -> Result<T, DagError> {
         let mut recreated = false;
         loop {
-            let sent = match self.connection().await {
-                Ok(conn) => pipe.query_async::<T>(conn).await,
-                Err(e) => Err(e),
-            };
-            match sent {
+            match self.conn.send::<T>(pipe).await {
                 Ok(reply) => return Ok(reply),
                 Err(e) if !recreated && is_no_group(&e) => {
                     eprintln!(
@@ -416,29 +468,9 @@ impl StreamReader {
                     self.stream.create_group().await?;
                     recreated = true;
                 }
-                Err(e) => {
-                    if e.clone().into_server_errors().is_none() {
-                        // Not the server's answer: the connection failed. Open a new one next time.
-                        self.conn = None;
-                    }
-                    return Err(self.stream.store.redis_error(what, e));
-                }
+                Err(e) => return Err(self.conn.owner().error(what, e)),
             }
         }
-    }
-
-    /// The reader's connection, opened again if the last one failed (and then the store's
-    /// shared connection is checked too, so that the worker steps do not fail on a dead one).
-    async fn connection(&mut self) -> Result<&mut MultiplexedConnection, RedisError> {
-        let conn = match self.conn.take() {
-            Some(conn) => conn,
-            None => {
-                let conn = self.stream.store.new_blocking_connection().await?;
-                self.stream.store.revive_shared_connection().await;
-                conn
-            }
-        };
-        Ok(self.conn.insert(conn))
     }
 
     /// Removes this consumer from the group (call it when it has nothing pending any more).
@@ -448,15 +480,10 @@ impl StreamReader {
             .arg(&self.stream.key)
             .arg(GROUP)
             .arg(&self.consumer);
-        let removed = match self.connection().await {
-            Ok(conn) => cmd.query_async::<()>(conn).await,
-            Err(e) => Err(e),
-        };
-        removed.map_err(|e| {
-            self.stream
-                .store
-                .redis_error("could not leave the group", e)
-        })
+        self.conn
+            .send::<()>(&cmd)
+            .await
+            .map_err(|e| self.conn.owner().error("could not leave the group", e))
     }
 }
 
@@ -531,6 +558,53 @@ fn delivery_counts(reply: Value) -> Vec<(String, u64)> {
         .collect()
 }
 
+/// One consumer of the group, as `XINFO CONSUMERS` describes it.
+#[derive(Debug, PartialEq, Eq)]
+struct Consumer {
+    name: String,
+    pending: u64,
+    idle_ms: u64,
+}
+
+/// The consumers in an `XINFO CONSUMERS` reply: a list of field/value lists (RESP2) or maps
+/// (RESP3) with at least `name`, `pending` and `idle`.
+fn consumers(reply: Value) -> Vec<Consumer> {
+    let Value::Array(items) = reply else {
+        return Vec::new();
+    };
+    items
+        .into_iter()
+        .filter_map(|item| {
+            let pairs: Vec<(Value, Value)> = match item {
+                Value::Array(fields) => {
+                    let mut fields = fields.into_iter();
+                    std::iter::from_fn(|| Some((fields.next()?, fields.next()?))).collect()
+                }
+                Value::Map(pairs) => pairs,
+                _ => return None,
+            };
+            let (mut name, mut pending, mut idle) = (None, None, None);
+            for (field, value) in pairs {
+                let number = || match &value {
+                    Value::Int(n) => u64::try_from(*n).ok(),
+                    other => text(other)?.parse().ok(),
+                };
+                match text(&field)?.as_str() {
+                    "name" => name = text(&value),
+                    "pending" => pending = number(),
+                    "idle" => idle = number(),
+                    _ => {}
+                }
+            }
+            Some(Consumer {
+                name: name?,
+                pending: pending?,
+                idle_ms: idle?,
+            })
+        })
+        .collect()
+}
+
 fn text(value: &Value) -> Option<String> {
     match value {
         Value::BulkString(bytes) => String::from_utf8(bytes.clone()).ok(),
@@ -577,6 +651,26 @@ mod tests {
         assert_eq!(entries[0].0, "1-0");
         assert_eq!(parse_entry(&entries[0].1), Some((DagId::from("abc"), 7)));
         assert_eq!(parse_entry(&entries[1].1), None);
+    }
+
+    #[test]
+    fn consumers_are_parsed_from_xinfo() {
+        let reply = Value::Array(vec![Value::Array(vec![
+            bulk("name"),
+            bulk("host:1/t0"),
+            bulk("pending"),
+            Value::Int(0),
+            bulk("idle"),
+            Value::Int(1234),
+        ])]);
+        assert_eq!(
+            consumers(reply),
+            vec![Consumer {
+                name: "host:1/t0".into(),
+                pending: 0,
+                idle_ms: 1234
+            }]
+        );
     }
 
     #[test]

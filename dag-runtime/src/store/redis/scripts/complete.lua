@@ -1,4 +1,5 @@
 -- Stores a node's output and marks it finished for each child, atomically (one round trip).
+-- (The prelude of scripts.rs defines RUNNING and EVENTS_KEPT.)
 --
 -- KEYS[1]  dag:{id}:status       ARGV[1]  the node's output bytes
 -- KEYS[2]  dag:{id}:out:<node>   ARGV[2]  the node index
@@ -18,7 +19,7 @@
 -- (never a node index, and added only once the set is full, so it never counts as a parent).
 -- A repeated report with the same claim, the re-run of a run whose worker died before handing
 -- the child on, gets the child again; any other repeated report does not.
-if redis.call('GET', KEYS[1]) ~= 'running' then
+if redis.call('GET', KEYS[1]) ~= RUNNING then
   return -1
 end
 redis.call('SET', KEYS[2], ARGV[1], 'PX', ARGV[5])
@@ -48,7 +49,7 @@ for i = 4, #KEYS do
 end
 if ARGV[3] == '1' then
   -- The stream was created, with its expiry, when the DAG was submitted.
-  redis.call('XADD', KEYS[3], 'MAXLEN', '~', 1000, '*', 'event', 'done', 'node', ARGV[2],
+  redis.call('XADD', KEYS[3], 'MAXLEN', '~', EVENTS_KEPT, '*', 'event', 'done', 'node', ARGV[2],
     'ready', #ready, 'worker', ARGV[4], 'task', ARGV[6])
 end
 return ready

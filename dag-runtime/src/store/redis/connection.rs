@@ -1,0 +1,333 @@
+//! [`RedisConnection`]: the one owner of a store's connections to Redis, their revival after a
+//! lost connection, and the mapping of redis errors to [`DagError`]s.
+//!
+//! Two kinds of connection, both opened and revived here and nowhere else:
+//!
+//! - the **shared** connection (a multiplexed [`ConnectionManager`]) carries every short
+//!   command of the worker steps and the client; it reconnects by itself after an error;
+//! - **dedicated** connections ([`Dedicated`]) carry blocking commands (`BLPOP`, `XREADGROUP
+//!   ... BLOCK`), which would hold up everyone on a shared one. A dedicated connection that
+//!   was lost is opened again by its next send, trying for up to [`RECONNECT_WINDOW`], and
+//!   that also wakes the shared connection, so that the next worker step does not fail on a
+//!   dead socket.
+//!
+//! Every request goes through [`RedisConnection::send`] (or [`Dedicated::send`]), so every
+//! error is mapped by [`RedisConnection::error`], which says what to check.
+
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use redis::aio::{ConnectionManager, ConnectionManagerConfig, MultiplexedConnection};
+use redis::{AsyncConnectionConfig, Client, FromRedisValue, RedisError, RedisResult};
+
+use super::config::RedisConfig;
+use crate::error::DagError;
+
+/// How long a lost dedicated connection is tried again before its send fails: long enough to
+/// see a restarting server come back (a restart on the same port takes some milliseconds),
+/// short enough that a dead server is still a prompt error.
+pub(crate) const RECONNECT_WINDOW: Duration = Duration::from_secs(1);
+
+/// The pause between two attempts to reconnect.
+const RECONNECT_PAUSE: Duration = Duration::from_millis(50);
+
+/// Idle dedicated connections kept for reuse.
+const IDLE_KEPT: usize = 16;
+
+/// One request to Redis: a command, a pipeline or a script invocation.
+pub(crate) enum Request<'a> {
+    Cmd(&'a redis::Cmd),
+    Pipe(&'a redis::Pipeline),
+    Script(&'a redis::ScriptInvocation<'a>),
+}
+
+impl<'a> From<&'a redis::Cmd> for Request<'a> {
+    fn from(cmd: &'a redis::Cmd) -> Self {
+        Request::Cmd(cmd)
+    }
+}
+
+impl<'a> From<&'a mut redis::Cmd> for Request<'a> {
+    fn from(cmd: &'a mut redis::Cmd) -> Self {
+        Request::Cmd(cmd)
+    }
+}
+
+impl<'a> From<&'a redis::Pipeline> for Request<'a> {
+    fn from(pipe: &'a redis::Pipeline) -> Self {
+        Request::Pipe(pipe)
+    }
+}
+
+impl<'a> From<&'a redis::ScriptInvocation<'a>> for Request<'a> {
+    fn from(script: &'a redis::ScriptInvocation<'a>) -> Self {
+        Request::Script(script)
+    }
+}
+
+impl Request<'_> {
+    async fn on<T: FromRedisValue>(
+        &self,
+        conn: &mut impl redis::aio::ConnectionLike,
+    ) -> RedisResult<T> {
+        match self {
+            Request::Cmd(cmd) => cmd.query_async(conn).await,
+            Request::Pipe(pipe) => pipe.query_async(conn).await,
+            // Loads the script again on NOSCRIPT (a restarted server forgot it).
+            Request::Script(script) => script.invoke_async(conn).await,
+        }
+    }
+}
+
+/// Whether a request may be sent again after the connection dropped under it: one that does
+/// the same thing twice (storing a plan, reading outputs) is retried once on the new
+/// connection; one that must not run twice (queueing invocations) is not.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Retry {
+    Once,
+    Never,
+}
+
+/// The connections of a store to one Redis server: see the [module docs](self).
+#[derive(Clone)]
+pub(crate) struct RedisConnection {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    client: Client,
+    /// `host:port` (never the password), for error messages.
+    addr: String,
+    config: RedisConfig,
+    shared: ConnectionManager,
+    idle: Mutex<Vec<MultiplexedConnection>>,
+}
+
+impl RedisConnection {
+    /// Connects to `url`; fails promptly with [`DagError::Redis`] naming the address if the
+    /// server is unreachable or refuses the credentials.
+    pub(crate) async fn open(url: &str, config: RedisConfig) -> Result<Self, DagError> {
+        let client = Client::open(url).map_err(|e| DagError::Redis {
+            addr: redact(url),
+            message: format!("invalid Redis URL: {e}"),
+        })?;
+        let addr = client.get_connection_info().addr().to_string();
+        let manager_config = ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(config.connect_timeout))
+            .set_response_timeout(Some(config.response_timeout))
+            .set_number_of_retries(1)
+            .set_max_delay(Duration::from_millis(500));
+        let limit = config.connect_timeout * 2;
+        let shared = tokio::time::timeout(
+            limit,
+            client.get_connection_manager_with_config(manager_config),
+        )
+        .await
+        .map_err(|_| DagError::Redis {
+            addr: addr.clone(),
+            message: format!(
+                "could not connect within {limit:?}; is the address right and the server up?"
+            ),
+        })?
+        .map_err(|e| map_error(&addr, "could not connect", &e))?;
+        Ok(RedisConnection {
+            inner: Arc::new(Inner {
+                client,
+                addr,
+                config,
+                shared,
+                idle: Mutex::new(Vec::new()),
+            }),
+        })
+    }
+
+    /// The server's address, `host:port`.
+    pub(crate) fn addr(&self) -> &str {
+        &self.inner.addr
+    }
+
+    pub(crate) fn config(&self) -> &RedisConfig {
+        &self.inner.config
+    }
+
+    /// A [`DagError::Redis`] for a failed `action` on this server, with a hint of what to check.
+    pub(crate) fn error(&self, action: &str, e: RedisError) -> DagError {
+        map_error(&self.inner.addr, action, &e)
+    }
+
+    /// Sends `request` on the shared connection; `action` says what failed if it fails.
+    ///
+    /// With [`Retry::Once`], a request that fails because the connection dropped (the server
+    /// restarted since the last command, say: the first command on the dead socket fails and
+    /// starts the reconnection) is sent once more on the new connection.
+    pub(crate) async fn send<'a, T: FromRedisValue>(
+        &self,
+        request: impl Into<Request<'a>>,
+        retry: Retry,
+        action: &str,
+    ) -> Result<T, DagError> {
+        let request = request.into();
+        let mut conn = self.inner.shared.clone();
+        let sent = match request.on(&mut conn).await {
+            Err(e) if retry == Retry::Once && e.is_connection_dropped() => {
+                request.on(&mut conn).await
+            }
+            sent => sent,
+        };
+        sent.map_err(|e| self.error(action, e))
+    }
+
+    /// A dedicated connection for blocking commands: an idle one, or a new one.
+    pub(crate) async fn dedicated(&self) -> Result<Dedicated, DagError> {
+        let idle = self.idle().pop();
+        let conn = match idle {
+            Some(conn) => conn,
+            None => self
+                .open_dedicated()
+                .await
+                .map_err(|e| self.error("could not open a connection for blocking commands", e))?,
+        };
+        Ok(Dedicated {
+            owner: self.clone(),
+            conn: Some(conn),
+        })
+    }
+
+    fn idle(&self) -> MutexGuard<'_, Vec<MultiplexedConnection>> {
+        self.inner.idle.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    async fn open_dedicated(&self) -> RedisResult<MultiplexedConnection> {
+        let config = &self.inner.config;
+        // A blocking command may legitimately wait its own timeout before the reply.
+        let connection = AsyncConnectionConfig::new()
+            .set_connection_timeout(Some(config.connect_timeout))
+            .set_response_timeout(Some(config.wait_poll + config.response_timeout));
+        self.inner
+            .client
+            .get_multiplexed_async_connection_with_config(&connection)
+            .await
+    }
+
+    /// A new dedicated connection after one was lost, trying for up to [`RECONNECT_WINDOW`]
+    /// (or the connect timeout, if shorter). Once connected, the shared connection is woken
+    /// too: idle connections to a server that dropped one are likely dead as well.
+    async fn reopen(&self) -> RedisResult<MultiplexedConnection> {
+        self.idle().clear();
+        let window = RECONNECT_WINDOW.min(self.inner.config.connect_timeout);
+        let deadline = tokio::time::Instant::now() + window;
+        loop {
+            match self.open_dedicated().await {
+                Ok(conn) => {
+                    // A PING that fails on a dead shared connection starts its reconnection.
+                    let _ = redis::cmd("PING")
+                        .query_async::<()>(&mut self.inner.shared.clone())
+                        .await;
+                    return Ok(conn);
+                }
+                Err(e) if tokio::time::Instant::now() >= deadline => return Err(e),
+                Err(_) => tokio::time::sleep(RECONNECT_PAUSE).await,
+            }
+        }
+    }
+}
+
+/// A connection of its own for blocking commands. Returned to its owner's idle connections
+/// when dropped, unless it was lost.
+pub(crate) struct Dedicated {
+    owner: RedisConnection,
+    /// `None` after the connection failed: the next send opens a new one.
+    conn: Option<MultiplexedConnection>,
+}
+
+impl Dedicated {
+    /// Sends `request` on this connection, first opening it again if the last send lost it.
+    ///
+    /// Errors are redis errors, so that the caller can tell the server's answers (`NOGROUP`)
+    /// from a lost connection (`into_server_errors` is `None`); it maps them with
+    /// [`RedisConnection::error`].
+    pub(crate) async fn send<'a, T: FromRedisValue>(
+        &mut self,
+        request: impl Into<Request<'a>>,
+    ) -> RedisResult<T> {
+        let conn = match self.conn.take() {
+            Some(conn) => conn,
+            None => self.owner.reopen().await?,
+        };
+        let conn = self.conn.insert(conn);
+        let sent = request.into().on(conn).await;
+        if let Err(e) = &sent {
+            if e.clone().into_server_errors().is_none() {
+                // Not the server's answer: the connection failed. Open a new one next time.
+                self.conn = None;
+            }
+        }
+        sent
+    }
+
+    /// The owner, to map errors.
+    pub(crate) fn owner(&self) -> &RedisConnection {
+        &self.owner
+    }
+}
+
+impl Drop for Dedicated {
+    fn drop(&mut self) {
+        if let Some(conn) = self.conn.take() {
+            let mut idle = self.owner.idle();
+            if idle.len() < IDLE_KEPT {
+                idle.push(conn);
+            }
+        }
+    }
+}
+
+/// Turns a redis error into a [`DagError::Redis`] that says what to check.
+fn map_error(addr: &str, action: &str, e: &RedisError) -> DagError {
+    let text = e.to_string();
+    let hint = if e.kind() == redis::ErrorKind::AuthenticationFailed
+        || text.contains("WRONGPASS")
+        || text.contains("NOAUTH")
+        || text.contains("invalid password")
+    {
+        "; authentication failed: check the user and password in the URL"
+    } else if text.contains("NOPERM") {
+        "; the user lacks a permission: see the README for the ACL a client and a worker need"
+    } else if e.is_connection_refusal() {
+        "; is redis-server running and listening there?"
+    } else if e.is_timeout() {
+        "; the server did not answer in time"
+    } else if e.is_connection_dropped() || e.is_io_error() {
+        "; the connection was lost: did the server stop?"
+    } else {
+        ""
+    };
+    DagError::Redis {
+        addr: addr.to_owned(),
+        message: format!("{action}: {text}{hint}"),
+    }
+}
+
+/// `url` with any password replaced by `***`, for error messages.
+fn redact(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme), Some(at)) if at > scheme => {
+            let userinfo = &url[scheme + 3..at];
+            let user = userinfo.split(':').next().unwrap_or("");
+            format!("{}{user}:***{}", &url[..scheme + 3], &url[at..])
+        }
+        _ => url.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn passwords_are_redacted() {
+        assert_eq!(redact("redis://:pw@h:1"), "redis://:***@h:1");
+        assert_eq!(redact("redis://u:pw@h:1/2"), "redis://u:***@h:1/2");
+        assert_eq!(redact("redis://h:1"), "redis://h:1");
+    }
+}

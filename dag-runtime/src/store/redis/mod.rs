@@ -1,0 +1,53 @@
+//! DAG state in Redis: [`RedisStore`], and the [`InvocationStream`] that carries invocations to
+//! worker processes.
+//!
+//! The pieces, one concept each:
+//!
+//! | module | owns |
+//! | --- | --- |
+//! | `config` | [`RedisConfig`]: timeouts, events, time to live, `keep_finished` |
+//! | `connection` | the connections to the server (shared and dedicated), their revival after a lost connection, and the mapping of redis errors to [`DagError`](crate::DagError) |
+//! | `keys` | the names of a DAG's keys (`dag:{<id>}:...`) |
+//! | `scripts` | the Lua scripts, the constants they share with Rust, one typed call each |
+//! | `store` | the [`Store`](crate::store::Store) operations |
+//! | `wait` | the client's wait for the outcome |
+//! | `outcome` | what the result list holds |
+//! | `cleanup` | deleting a finished DAG's keys in bounded batches |
+//! | `plan_cache` | decoded plans kept per process |
+//! | `stream` | the invocation stream and its readers |
+
+mod cleanup;
+mod config;
+mod connection;
+mod keys;
+mod outcome;
+mod plan_cache;
+mod scripts;
+mod store;
+mod stream;
+mod wait;
+
+pub use config::RedisConfig;
+
+/// The Redis ACL rules a client and a worker of `dag` need, and no more: every command the
+/// store, the scripts and the invocation stream send, on the keys `dag:*` and `dags`.
+///
+/// A user for `dag` alone, with `redis-cli` or in `redis.conf`:
+///
+/// ```text
+/// ACL SETUSER dag on >secret <REDIS_ACL>
+/// ```
+///
+/// and the URL `redis://dag:secret@host:6379`. The README lists the same rules (a test keeps
+/// them equal).
+///
+/// ```
+/// assert!(dag::store::REDIS_ACL.starts_with("~dag:* ~dags -@all"));
+/// assert!(dag::store::REDIS_ACL.contains("+evalsha"));
+/// ```
+pub const REDIS_ACL: &str = "~dag:* ~dags -@all +ping +get +mget +set +psetex +del +unlink \
++pexpire +sadd +scard +sismember +hset +rpush +lpop +blpop +lpush +ltrim +lrange +zadd +zrem \
++zrangebyscore +scan +multi +exec +evalsha +script|load +xadd +xack +xdel +xclaim +xautoclaim \
++xpending +xreadgroup +xgroup|create +xgroup|delconsumer +xinfo|consumers";
+pub use store::{RedisStore, MAX_VALUE_BYTES};
+pub use stream::{InvocationStream, StreamEntry, StreamReader, DEFAULT_STREAM, GROUP};

@@ -1,0 +1,533 @@
+//! [`RedisStore`]: the [`Store`] operations on Redis.
+
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use async_trait::async_trait;
+use bytes::Bytes;
+
+use super::cleanup::{delete_node_keys, KEYS_PER_COMMAND};
+use super::config::RedisConfig;
+use super::connection::{RedisConnection, Retry};
+use super::keys::{dag_of_key, DagKeys, DAGS};
+use super::outcome::{self, ErrorJson};
+use super::plan_cache::PlanCache;
+use super::scripts::{self, DoneEvent, EVENTS_KEPT, RUNNING};
+use crate::error::DagError;
+use crate::plan::Plan;
+use crate::store::{missing_output, ChildRef, Completion, DagId, Outcome, Store, TaskErrorRecord};
+
+/// Redis refuses a single value larger than this (`proto-max-bulk-len`, 512 MB by default).
+pub const MAX_VALUE_BYTES: usize = 512 * 1024 * 1024;
+
+/// The Redis store: a DAG's plan, outputs, finished-parent sets, errors, events and outcome live
+/// in Redis, so workers on many machines can share one DAG.
+///
+/// Every key of one DAG shares the hash tag `{<id>}`:
+///
+/// | key | holds |
+/// | --- | --- |
+/// | `dag:{id}:plan` | the plan, MessagePack (stored once; decoded plans are cached per process) |
+/// | `dag:{id}:status` | `running`, `succeeded` or `failed` (a cancelled DAG is deleted) |
+/// | `dag:{id}:out:<n>` | output of node n (MessagePack) |
+/// | `dag:{id}:done:<n>` | set of the parents of n that finished |
+/// | `dag:{id}:errors` | hash: node -> JSON error |
+/// | `dag:{id}:events` | stream of task events, each naming the worker process (capped at about 1,000 entries) |
+/// | `dag:{id}:result` | list the client blocks on (`BLPOP`) for the outcome |
+/// | `dags` | sorted set of DAG ids by submission time (ms) |
+///
+/// Every `dag:{id}:...` key expires [`RedisConfig::key_ttl`] after it was created (set where it
+/// is created, inside the same command or script: no extra round trip).
+///
+/// Each worker-step operation is one round trip: [`fetch_outputs`](Store::fetch_outputs) is one
+/// pipeline of `MGET`s (which also reads the status), [`complete`](Store::complete),
+/// [`fail`](Store::fail) and [`finish`](Store::finish) are one Lua script each (`EVALSHA`,
+/// loaded again on `NOSCRIPT`). No command does work proportional to a DAG's size: inputs are
+/// read and a finished DAG's keys deleted in batches of at most 1,000 keys per command.
+/// [`wait`](Store::wait) blocks on a connection of its own, so that a blocking `BLPOP` never
+/// holds up the shared multiplexed connection the workers use.
+///
+/// Usually selected with [`RuntimeBuilder::redis`](crate::RuntimeBuilder::redis):
+///
+/// ```no_run
+/// use dag::prelude::*;
+///
+/// #[task]
+/// fn add(a: i64, b: i64) -> i64 { a + b }
+///
+/// let runtime = Runtime::builder().redis("redis://:secret@127.0.0.1:6379/0").build()?;
+/// assert_eq!(add(1, 2).compute_on(&runtime)?, 3);
+/// # Ok::<(), DagError>(())
+/// ```
+#[derive(Clone)]
+pub struct RedisStore {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    conn: RedisConnection,
+    plans: Mutex<PlanCache>,
+    /// This process (`host:pid`), named in the `done` events.
+    process: String,
+}
+
+impl RedisStore {
+    /// Connects to the server at `url` with [`RedisConfig::default`].
+    ///
+    /// `url` is `redis://[[user]:password@]host[:port][/db]`, or `rediss://...` (TLS) when the
+    /// `tls` feature of `dag` is enabled. Fails promptly with [`DagError::Redis`] naming the
+    /// address if the server is unreachable or refuses the credentials.
+    ///
+    /// ```no_run
+    /// use dag::prelude::*;
+    /// use dag::store::RedisStore;
+    ///
+    /// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+    /// let store = RedisStore::connect("redis://127.0.0.1:6379").await?;
+    /// let runtime = Runtime::builder().store(store).build()?;
+    /// # Ok::<(), DagError>(())
+    /// # }).unwrap();
+    /// ```
+    pub async fn connect(url: &str) -> Result<Self, DagError> {
+        Self::connect_with(url, RedisConfig::default()).await
+    }
+
+    /// Like [`connect`](Self::connect), with other timeouts.
+    ///
+    /// ```no_run
+    /// use std::time::Duration;
+    /// use dag::store::{RedisConfig, RedisStore};
+    ///
+    /// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+    /// let config = RedisConfig { connect_timeout: Duration::from_millis(500), ..Default::default() };
+    /// let store = RedisStore::connect_with("redis://127.0.0.1:6379", config).await?;
+    /// # Ok::<(), dag::DagError>(())
+    /// # }).unwrap();
+    /// ```
+    pub async fn connect_with(url: &str, config: RedisConfig) -> Result<Self, DagError> {
+        let conn = RedisConnection::open(url, config).await?;
+        scripts::load_all(&conn).await?;
+        Ok(RedisStore {
+            inner: Arc::new(Inner {
+                conn,
+                plans: Mutex::new(PlanCache::default()),
+                process: crate::process_name(),
+            }),
+        })
+    }
+
+    /// The server's address, `host:port`.
+    ///
+    /// ```no_run
+    /// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+    /// let store = dag::store::RedisStore::connect("redis://127.0.0.1:6379").await?;
+    /// assert_eq!(store.addr(), "127.0.0.1:6379");
+    /// # Ok::<(), dag::DagError>(())
+    /// # }).unwrap();
+    /// ```
+    pub fn addr(&self) -> &str {
+        self.inner.conn.addr()
+    }
+
+    /// The connections this store (and an invocation stream on it) uses.
+    pub(crate) fn connection(&self) -> &RedisConnection {
+        &self.inner.conn
+    }
+
+    fn config(&self) -> &RedisConfig {
+        self.inner.conn.config()
+    }
+
+    fn plans(&self) -> MutexGuard<'_, PlanCache> {
+        self.inner.plans.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The plan of `dag` as far as this process can tell without asking twice: the cached one,
+    /// else the stored one if it decodes. `None` if neither (the DAG is gone, or its plan is
+    /// not readable: what cannot be named is left to the keys' time to live and `gc`).
+    async fn known_plan(&self, dag: &DagId) -> Option<Arc<Plan>> {
+        if let Some(plan) = self.plans().get(dag) {
+            return Some(plan);
+        }
+        let mut cmd = redis::cmd("GET");
+        cmd.arg(DagKeys::new(dag).plan());
+        let bytes: Option<Bytes> = self
+            .inner
+            .conn
+            .send(&cmd, Retry::Once, "could not read the plan")
+            .await
+            .ok()?;
+        decode_plan(dag, &bytes?).ok().map(Arc::new)
+    }
+
+    /// Deletes what is left of an ended DAG: the per-node keys of `plan` (if known), then
+    /// `extra` keys, in bounded batches.
+    async fn remove_ended(
+        &self,
+        dag: &DagId,
+        keys: &DagKeys,
+        plan: Option<Arc<Plan>>,
+        extra: Option<redis::Pipeline>,
+    ) -> Result<(), DagError> {
+        if let Some(plan) = plan {
+            delete_node_keys(&self.inner.conn, keys, plan.nodes.len()).await?;
+        }
+        if let Some(pipe) = extra {
+            self.inner
+                .conn
+                .send::<()>(&pipe, Retry::Once, "could not clean up a finished DAG")
+                .await?;
+        }
+        self.plans().remove(dag);
+        Ok(())
+    }
+
+    fn check_size(&self, what: impl FnOnce() -> String, size: usize) -> Result<(), DagError> {
+        let limit = self.config().max_value_bytes;
+        if size > limit {
+            return Err(DagError::ValueTooLarge {
+                what: what(),
+                size,
+                limit,
+            });
+        }
+        Ok(())
+    }
+
+    /// `node`'s task name, if the plan is cached here (it is whenever this process submitted,
+    /// expanded or loaded the DAG): what events and errors show.
+    fn task_name(&self, dag: &DagId, node: u32) -> Option<String> {
+        let plan = self.plans().get(dag)?;
+        ((node as usize) < plan.nodes.len()).then(|| plan.task_name(node))
+    }
+}
+
+#[async_trait]
+impl Store for RedisStore {
+    async fn put_plan(&self, dag: &DagId, plan: &Arc<Plan>) -> Result<(), DagError> {
+        let bytes = rmp_serde::to_vec(&**plan).map_err(|e| DagError::Codec {
+            action: "encode",
+            what: format!("the plan of DAG {dag}"),
+            message: e.to_string(),
+        })?;
+        self.check_size(|| format!("the plan of DAG {dag}"), bytes.len())?;
+        let keys = DagKeys::new(dag);
+        self.plans().insert(dag, Arc::clone(plan));
+        let submitted = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_millis() as u64)
+            .unwrap_or(0);
+        let ttl = self.config().ttl_ms();
+        let mut pipe = redis::pipe();
+        pipe.atomic()
+            .pset_ex(keys.plan(), bytes, ttl)
+            .ignore()
+            .pset_ex(keys.status(), RUNNING, ttl)
+            .ignore()
+            .zadd(DAGS, dag.as_str(), submitted)
+            .ignore();
+        if self.config().events {
+            // Created here with its expiry, so that the completions appending to it need not
+            // set one (one command less per task).
+            pipe.cmd("XADD")
+                .arg(keys.events())
+                .arg("MAXLEN")
+                .arg("~")
+                .arg(EVENTS_KEPT)
+                .arg("*")
+                .arg("event")
+                .arg("submitted")
+                .arg("nodes")
+                .arg(plan.nodes.len())
+                .ignore()
+                .pexpire(keys.events(), ttl as i64)
+                .ignore();
+        }
+        let stored = self
+            .inner
+            .conn
+            .send::<()>(&pipe, Retry::Once, "could not store the plan")
+            .await;
+        if stored.is_err() {
+            self.plans().remove(dag);
+        }
+        stored
+    }
+
+    async fn get_plan(&self, dag: &DagId) -> Result<Option<Arc<Plan>>, DagError> {
+        let keys = DagKeys::new(dag);
+        let cached = self.plans().get(dag);
+        // One round trip either way: the status, and the plan only if it is not cached.
+        let mut cmd = redis::cmd("MGET");
+        cmd.arg(keys.status());
+        if cached.is_none() {
+            cmd.arg(keys.plan());
+        }
+        let values: Vec<Option<Bytes>> = self
+            .inner
+            .conn
+            .send(&cmd, Retry::Once, "could not read the plan")
+            .await?;
+        if values.first().and_then(|s| s.as_deref()) != Some(RUNNING.as_bytes()) {
+            self.plans().remove(dag);
+            return Ok(None);
+        }
+        if let Some(plan) = cached {
+            return Ok(Some(plan));
+        }
+        let Some(Some(bytes)) = values.get(1) else {
+            return Ok(None);
+        };
+        let plan = Arc::new(decode_plan(dag, bytes)?);
+        self.plans().insert(dag, Arc::clone(&plan));
+        Ok(Some(plan))
+    }
+
+    async fn fetch_outputs(
+        &self,
+        dag: &DagId,
+        nodes: &[u32],
+    ) -> Result<Option<Vec<Bytes>>, DagError> {
+        let keys = DagKeys::new(dag);
+        // One round trip, but no command reads more than a batch of keys: a fan-in of a
+        // million inputs must not stall the server for everyone else.
+        let mut pipe = redis::pipe();
+        pipe.cmd("GET").arg(keys.status());
+        for batch in nodes.chunks(KEYS_PER_COMMAND) {
+            let cmd = pipe.cmd("MGET");
+            for &node in batch {
+                cmd.arg(keys.out(node));
+            }
+        }
+        let mut replies: Vec<redis::Value> = self
+            .inner
+            .conn
+            .send(&pipe, Retry::Once, "could not fetch inputs")
+            .await?;
+        if replies.is_empty() {
+            return Err(DagError::Store("empty reply to the fetch of inputs".into()));
+        }
+        let batches = replies.split_off(1);
+        let status: Option<Bytes> = redis::from_redis_value(replies.remove(0))
+            .map_err(|e| self.inner.conn.error("could not read the status", e.into()))?;
+        if status.as_deref() != Some(RUNNING.as_bytes()) {
+            return Ok(None);
+        }
+        let mut outputs = Vec::with_capacity(nodes.len());
+        for batch in batches {
+            let values: Vec<Option<Bytes>> = redis::from_redis_value(batch)
+                .map_err(|e| self.inner.conn.error("could not fetch inputs", e.into()))?;
+            outputs.extend(values);
+        }
+        if outputs.len() != nodes.len() {
+            return Err(DagError::Store(format!(
+                "asked Redis for {} outputs of DAG {dag}, got {}",
+                nodes.len(),
+                outputs.len()
+            )));
+        }
+        nodes
+            .iter()
+            .zip(outputs)
+            .map(|(&node, value)| value.ok_or_else(|| missing_output(dag, node)))
+            .collect::<Result<Vec<_>, _>>()
+            .map(Some)
+    }
+
+    async fn complete(
+        &self,
+        dag: &DagId,
+        node: u32,
+        output: Bytes,
+        children: &[ChildRef],
+        claim: &str,
+    ) -> Result<Completion, DagError> {
+        let task = self.task_name(dag, node);
+        self.check_size(
+            || match &task {
+                Some(task) => format!("the output of node {node} (task `{task}`)"),
+                None => format!("the output of node {node}"),
+            },
+            output.len(),
+        )?;
+        let event = self.config().events.then(|| DoneEvent {
+            worker: &self.inner.process,
+            task: task.as_deref().unwrap_or(""),
+        });
+        let keys = DagKeys::new(dag);
+        scripts::complete(
+            &self.inner.conn,
+            &keys,
+            node,
+            &output,
+            children,
+            claim,
+            event,
+        )
+        .await
+    }
+
+    async fn fail(&self, dag: &DagId, error: TaskErrorRecord) -> Result<(), DagError> {
+        // Nothing here needs the plan: a DAG whose plan cannot be read still fails, and its
+        // client wakes up.
+        let keys = DagKeys::new(dag);
+        let node = error.node;
+        let json = ErrorJson::encode(error)?;
+        let outcome = outcome::failure(dag, &json);
+        let Err(failed) = scripts::fail(&self.inner.conn, &keys, node, &json, &outcome).await
+        else {
+            return Ok(());
+        };
+        // The script could not run (a user without `EVALSHA`, a server refusing scripts):
+        // wake the client with plain commands, so that nobody waits for an outcome that
+        // cannot be recorded. Not atomic, which a failure that already happened can afford.
+        let mut pipe = redis::pipe();
+        pipe.cmd("SET")
+            .arg(keys.status())
+            .arg(scripts::FAILED)
+            .arg("XX")
+            .arg("KEEPTTL")
+            .ignore()
+            .rpush(keys.result(), &outcome)
+            .ignore()
+            .pexpire(keys.result(), self.config().ttl_ms() as i64)
+            .ignore();
+        match self
+            .inner
+            .conn
+            .send::<()>(&pipe, Retry::Never, "could not record a task failure")
+            .await
+        {
+            Ok(()) => Ok(()),
+            Err(_) => Err(failed),
+        }
+    }
+
+    async fn finish(&self, dag: &DagId, result: Bytes) -> Result<(), DagError> {
+        let value = outcome::success(dag, &result);
+        self.check_size(|| format!("the result of DAG {dag}"), value.len())?;
+        scripts::finish(&self.inner.conn, &DagKeys::new(dag), &value).await?;
+        Ok(())
+    }
+
+    async fn wait(&self, dag: &DagId) -> Result<Outcome, DagError> {
+        let outcome = self.wait_outcome(dag).await?;
+        if self.config().keep_finished {
+            // Kept for inspection: the keys expire, and `gc` removes the DAG from `dags`.
+            self.plans().remove(dag);
+            return Ok(outcome);
+        }
+        let keys = DagKeys::new(dag);
+        let mut rest = redis::pipe();
+        rest.atomic()
+            .del(&keys.outcome_keys())
+            .ignore()
+            .zrem(DAGS, dag.as_str())
+            .ignore();
+        let plan = self.known_plan(dag).await;
+        self.remove_ended(dag, &keys, plan, Some(rest)).await?;
+        Ok(outcome)
+    }
+
+    async fn cancel(&self, dag: &DagId) -> Result<bool, DagError> {
+        let keys = DagKeys::new(dag);
+        // Read the node count before the script deletes the plan.
+        let plan = self.known_plan(dag).await;
+        let cancelled = scripts::cancel(&self.inner.conn, &keys, dag).await?;
+        self.remove_ended(dag, &keys, plan, None).await?;
+        Ok(cancelled)
+    }
+
+    async fn gc(&self) -> Result<usize, DagError> {
+        let conn = &self.inner.conn;
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_millis() as u64)
+            .unwrap_or(0);
+        let cutoff = now.saturating_sub(self.config().ttl_ms());
+        let old: Vec<String> = conn
+            .send(
+                redis::cmd("ZRANGEBYSCORE")
+                    .arg(DAGS)
+                    .arg("-inf")
+                    .arg(cutoff),
+                Retry::Once,
+                "could not list the DAGs",
+            )
+            .await?;
+        let mut stale = HashSet::new();
+        for batch in old.chunks(KEYS_PER_COMMAND) {
+            // A DAG still running past the TTL was submitted by a client with a longer one.
+            let mut cmd = redis::cmd("MGET");
+            for id in batch {
+                cmd.arg(DagKeys::new(&DagId::from(id.as_str())).status());
+            }
+            let statuses: Vec<Option<Bytes>> = conn
+                .send(&cmd, Retry::Once, "could not read the status of old DAGs")
+                .await?;
+            for (id, status) in batch.iter().zip(statuses) {
+                if status.as_deref() != Some(RUNNING.as_bytes()) {
+                    stale.insert(id.as_str());
+                }
+            }
+        }
+        if stale.is_empty() {
+            return Ok(0);
+        }
+        // One pass over the DAG keys (rather than one SCAN per DAG): `dag:{<id>}:...`.
+        let mut cursor = 0_u64;
+        loop {
+            let (next, batch): (u64, Vec<String>) = conn
+                .send(
+                    redis::cmd("SCAN")
+                        .arg(cursor)
+                        .arg("MATCH")
+                        .arg("dag:{*")
+                        .arg("COUNT")
+                        .arg(KEYS_PER_COMMAND),
+                    Retry::Once,
+                    "could not scan for keys of old DAGs",
+                )
+                .await?;
+            let doomed: Vec<&String> = batch
+                .iter()
+                .filter(|key| dag_of_key(key).is_some_and(|id| stale.contains(id)))
+                .collect();
+            if !doomed.is_empty() {
+                conn.send::<()>(
+                    redis::cmd("UNLINK").arg(&doomed),
+                    Retry::Once,
+                    "could not delete keys of old DAGs",
+                )
+                .await?;
+            }
+            if next == 0 {
+                break;
+            }
+            cursor = next;
+        }
+        let stale: Vec<&str> = stale.into_iter().collect();
+        for batch in stale.chunks(KEYS_PER_COMMAND) {
+            conn.send::<()>(
+                redis::cmd("ZREM").arg(DAGS).arg(batch),
+                Retry::Once,
+                "could not remove old DAGs from `dags`",
+            )
+            .await?;
+        }
+        let mut plans = self.plans();
+        for id in &stale {
+            plans.remove(&DagId::from(*id));
+        }
+        Ok(stale.len())
+    }
+}
+
+fn decode_plan(dag: &DagId, bytes: &[u8]) -> Result<Plan, DagError> {
+    Plan::decode(bytes).map_err(|message| DagError::Codec {
+        action: "decode",
+        what: format!("the plan of DAG {dag}"),
+        message,
+    })
+}
