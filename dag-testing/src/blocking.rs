@@ -11,7 +11,7 @@ use std::net::TcpStream;
 use std::sync::MutexGuard;
 use std::time::{Duration, Instant};
 
-use crate::commands::{execute, is_write, Client, Ctx};
+use crate::commands::{execute, is_paused, is_write, Client, Ctx};
 use crate::resp::Reply;
 use crate::server::{Shared, State};
 
@@ -31,6 +31,20 @@ pub(crate) fn run_command(
     loop {
         if shared.is_stopping() || !guard.data.clients.contains_key(&client.id) {
             return None;
+        }
+        if let Some(until) = is_paused(&guard.data, args) {
+            let wait = until
+                .saturating_duration_since(Instant::now())
+                .min(PEER_CHECK);
+            guard = shared
+                .wake
+                .wait_timeout(guard, wait)
+                .unwrap_or_else(|poisoned| poisoned.into_inner())
+                .0;
+            if peer_closed(stream) {
+                return None;
+            }
+            continue;
         }
         let state = &mut *guard;
         let mut ctx = Ctx {

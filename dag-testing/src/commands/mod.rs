@@ -155,6 +155,8 @@ pub(crate) struct Data {
     pub(crate) started: Instant,
     /// The port (`INFO server`).
     pub(crate) port: u16,
+    /// `CLIENT PAUSE`: until when, and whether all commands wait (`ALL`) or only writes.
+    pub(crate) paused: Option<(Instant, bool)>,
 }
 
 impl Data {
@@ -169,6 +171,7 @@ impl Data {
             clients: HashMap::new(),
             started: Instant::now(),
             port,
+            paused: None,
         }
     }
 }
@@ -190,6 +193,16 @@ impl Ctx<'_> {
     pub(crate) fn db(&mut self) -> &mut Db {
         &mut self.data.dbs[self.client.db]
     }
+}
+
+/// Whether `CLIENT PAUSE` holds `args` back now: every command but `CLIENT ...` with `ALL`,
+/// writes (scripts included) with `WRITE`.
+pub(crate) fn is_paused(data: &Data, args: &[Vec<u8>]) -> Option<Instant> {
+    let (until, all) = data.paused?;
+    if Instant::now() >= until || args.first().is_some_and(|a| is(a, "CLIENT")) {
+        return None;
+    }
+    (all || is_write(args)).then_some(until)
 }
 
 /// Whether running `args` would write (so that blocked clients are woken afterwards).

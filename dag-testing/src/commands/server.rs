@@ -42,6 +42,11 @@ static CLIENT_COMMANDS: &[Spec] = &[
     }),
     cmd("id", 2, 0, |c, _| Reply::Int(c.client.id as i64)),
     cmd("kill", -3, 0, client_kill),
+    cmd("pause", -3, 0, client_pause),
+    cmd("unpause", 2, 0, |c, _| {
+        c.data.paused = None;
+        Reply::ok()
+    }),
 ];
 
 static CONFIG_COMMANDS: &[Spec] = &[
@@ -386,5 +391,28 @@ fn acl_setuser(ctx: &mut Ctx<'_>, args: &[Vec<u8>]) -> Reply {
     } else {
         ctx.data.users.insert(name, passwords);
     }
+    Reply::ok()
+}
+
+/// `CLIENT PAUSE ms [WRITE|ALL]`: commands (or only writes) of every client wait until `ms`
+/// have passed or `CLIENT UNPAUSE`.
+fn client_pause(ctx: &mut Ctx<'_>, args: &[Vec<u8>]) -> Reply {
+    let Some(ms) = parse_i64(&args[2]) else {
+        return Reply::err("ERR timeout is not an integer or out of range");
+    };
+    if ms < 0 {
+        return Reply::err("ERR timeout is negative");
+    }
+    let all = match args.get(3) {
+        None => true,
+        Some(mode) if is(mode, "ALL") => true,
+        Some(mode) if is(mode, "WRITE") => false,
+        Some(_) => return syntax_error(),
+    };
+    if args.len() > 4 {
+        return syntax_error();
+    }
+    let until = std::time::Instant::now() + std::time::Duration::from_millis(ms as u64);
+    ctx.data.paused = Some((until, all));
     Reply::ok()
 }
