@@ -165,7 +165,7 @@ async fn renew_leases(
     loop {
         tokio::time::sleep(period).await;
         ticks = ticks.wrapping_add(1);
-        if ticks % prune_every == 0 {
+        if ticks.is_multiple_of(prune_every) {
             if let Err(e) = stream.prune_consumers(lease * STALE_CONSUMER_LEASES).await {
                 eprintln!("dag worker {}: {e}", process_name());
             }
