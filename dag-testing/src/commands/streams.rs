@@ -897,7 +897,8 @@ fn xautoclaim(ctx: &mut Ctx<'_>, args: &[Vec<u8>]) -> Reply {
     let candidates: Vec<StreamId> = group.pending.range(start..).map(|(id, _)| *id).collect();
     let mut iter = candidates.into_iter().peekable();
     while let Some(&id) = iter.peek() {
-        if attempts == 0 || claimed.len() >= count {
+        // Deleted entries count toward COUNT too: it bounds the reply's size (as in Redis).
+        if attempts == 0 || claimed.len() + deleted.len() >= count {
             next = id;
             break;
         }
