@@ -50,6 +50,11 @@ fn big(n: usize) -> String {
     "x".repeat(n)
 }
 
+#[task]
+fn length(text: String) -> usize {
+    text.len()
+}
+
 /// The stream the pool of this binary serves.
 const STREAM: &str = "hostile:invocations";
 
@@ -101,8 +106,9 @@ fn pool_runtime() -> Runtime {
 fn submit_raw(plan: &[u8]) -> DagId {
     let dag = DagId::new();
     let mut conn = plain_client();
+    // A plan is a hash of chunks (see the store's `plan_chunks`): this one has one chunk.
     redis::pipe()
-        .set(format!("dag:{{{dag}}}:plan"), plan)
+        .hset(format!("dag:{{{dag}}}:plan"), 0, plan)
         .set(format!("dag:{{{dag}}}:status"), "running")
         .cmd("XADD")
         .arg(STREAM)
@@ -143,14 +149,26 @@ fn a_plan_that_does_not_decode_fails_its_dag_promptly() {
 #[test]
 fn an_inconsistent_plan_fails_its_dag_and_the_worker_goes_on() {
     let mut plan = inc(inc(1)).plan().unwrap();
-    // A task index out of range, and no signatures to check it against.
+    // A task index out of range, with or without signatures to check it against.
     plan.nodes[0].task = 99;
+    let dag = submit_raw(&rmp_serde::to_vec(&plan).unwrap());
+    match outcome_within(&dag, Duration::from_secs(20)) {
+        Outcome::Failed(record) => {
+            assert_eq!(record.kind, FailureKind::InvalidPlan, "{record:?}");
+            assert!(record.message.contains("task 99"), "{}", record.message);
+        }
+        Outcome::Success(bytes) => panic!("an inconsistent plan succeeded with {bytes:?}"),
+    }
     plan.signatures.clear();
     let dag = submit_raw(&rmp_serde::to_vec(&plan).unwrap());
     match outcome_within(&dag, Duration::from_secs(20)) {
         Outcome::Failed(record) => {
             assert_eq!(record.kind, FailureKind::InvalidPlan, "{record:?}");
-            assert!(record.message.contains("99"), "{}", record.message);
+            assert!(
+                record.message.contains("inconsistent"),
+                "{}",
+                record.message
+            );
         }
         Outcome::Success(bytes) => panic!("an inconsistent plan succeeded with {bytes:?}"),
     }
@@ -259,7 +277,7 @@ fn an_output_over_the_limit_is_value_too_large_naming_the_task() {
         })
         .build()
         .unwrap();
-    match big(5000).compute_on(&runtime) {
+    match length(big(5000)).compute_on(&runtime) {
         Err(DagError::ValueTooLarge { what, size, limit }) => {
             assert!(what.contains("big"), "{what}");
             assert!(size > 5000, "{size}");
@@ -296,10 +314,14 @@ fn consumers_left_by_dead_workers_are_pruned() {
         let store = RedisStore::connect(&POOL.url()).await.unwrap();
         let stream = dag::store::InvocationStream::new(store, "hostile:prune");
         stream.create_group().await.unwrap();
-        // A consumer that read once and died, and one that still holds an entry.
+        // A consumer that ran one invocation and died, and one that still holds an entry.
+        stream
+            .submit(&[(DagId::new(), 0), (DagId::new(), 0)])
+            .await
+            .unwrap();
         let mut dead = stream.reader("dead/t0").await.unwrap();
-        dead.read(1, Duration::from_millis(1)).await.unwrap();
-        stream.submit(&[(DagId::new(), 0)]).await.unwrap();
+        let ran = dead.read(1, Duration::from_millis(50)).await.unwrap();
+        stream.ack(&[ran[0].id.clone()]).await.unwrap();
         let mut busy = stream.reader("busy/t0").await.unwrap();
         assert_eq!(
             busy.read(1, Duration::from_millis(50)).await.unwrap().len(),

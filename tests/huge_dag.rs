@@ -17,9 +17,12 @@ fn count(xs: Vec<u8>) -> u64 {
 }
 
 /// The slowest a single command may be, in microseconds. The old cleanup script took 3.9 s and
-/// the sink's single `MGET` 1.3 s on this DAG; a batch of 1,000 keys takes well under 1 ms, so
-/// this leaves room for a loaded machine without letting a size-proportional command through.
-const SLOWEST_US: u64 = 20_000;
+/// the sink's single `MGET` 1.3 s on this DAG: work proportional to the DAG. What stays is the
+/// server's own: a dict of millions of entries (the keyspace, the sink's finished-parents set)
+/// that doubles allocates its new table inside whichever command grows it, which takes up to
+/// about 30 ms on this machine under load (measured: a one-member `SADD` at 17 ms, a one-byte
+/// `SET` at 29 ms). A batch of 1,000 keys takes well under 1 ms.
+const SLOWEST_US: u64 = 100_000;
 
 #[test]
 fn a_fan_in_of_a_million_nodes_never_blocks_the_server() {

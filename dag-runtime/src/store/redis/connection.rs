@@ -291,7 +291,7 @@ fn map_error(addr: &str, action: &str, e: &RedisError) -> DagError {
         || text.contains("invalid password")
     {
         "; authentication failed: check the user and password in the URL"
-    } else if text.contains("NOPERM") {
+    } else if text.to_ascii_uppercase().contains("NOPERM") {
         "; the user lacks a permission: see the README for the ACL a client and a worker need"
     } else if e.is_connection_refusal() {
         "; is redis-server running and listening there?"

@@ -14,6 +14,7 @@
 //! | `outcome` | what the result list holds |
 //! | `cleanup` | deleting a finished DAG's keys in bounded batches |
 //! | `plan_cache` | decoded plans kept per process |
+//! | `plan_chunks` | a plan stored as a hash of chunks, so no command handles a large plan at once |
 //! | `stream` | the invocation stream and its readers |
 
 mod cleanup;
@@ -22,6 +23,7 @@ mod connection;
 mod keys;
 mod outcome;
 mod plan_cache;
+mod plan_chunks;
 mod scripts;
 mod store;
 mod stream;

@@ -107,4 +107,18 @@ mod tests {
             );
         }
     }
+
+    proptest::proptest! {
+        /// Whatever bytes sit on a result list, parsing them never panics, and what parses as
+        /// this DAG's success is exactly the bytes after its tag.
+        #[test]
+        fn any_list_value_parses_or_is_skipped(value in proptest::collection::vec(proptest::num::u8::ANY, 0..64)) {
+            let dag = DagId::from("d");
+            let value = Bytes::from(value);
+            if let Some(Outcome::Success(result)) = parse(&dag, &value) {
+                proptest::prop_assert!(value.starts_with(b"Sd\n"));
+                proptest::prop_assert_eq!(&result[..], &value[3..]);
+            }
+        }
+    }
 }

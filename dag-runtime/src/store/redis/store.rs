@@ -13,6 +13,7 @@ use super::connection::{RedisConnection, Retry};
 use super::keys::{dag_of_key, DagKeys, DAGS};
 use super::outcome::{self, ErrorJson};
 use super::plan_cache::PlanCache;
+use super::plan_chunks;
 use super::scripts::{self, DoneEvent, EVENTS_KEPT, RUNNING};
 use crate::error::DagError;
 use crate::plan::Plan;
@@ -150,15 +151,19 @@ impl RedisStore {
         if let Some(plan) = self.plans().get(dag) {
             return Some(plan);
         }
-        let mut cmd = redis::cmd("GET");
-        cmd.arg(DagKeys::new(dag).plan());
-        let bytes: Option<Bytes> = self
-            .inner
-            .conn
-            .send(&cmd, Retry::Once, "could not read the plan")
+        let keys = DagKeys::new(dag);
+        let mut pipe = redis::pipe();
+        plan_chunks::read_first(&mut pipe, &keys);
+        let conn = &self.inner.conn;
+        let replies: Vec<redis::Value> = conn
+            .send(&pipe, Retry::Once, "could not read the plan")
             .await
             .ok()?;
-        decode_plan(dag, &bytes?).ok().map(Arc::new)
+        let [count, first]: [redis::Value; 2] = replies.try_into().ok()?;
+        let bytes = plan_chunks::read_rest(conn, &keys, count, first)
+            .await
+            .ok()??;
+        decode_plan(dag, &bytes).ok().map(Arc::new)
     }
 
     /// Deletes what is left of an ended DAG: the per-node keys of `plan` (if known), then
@@ -220,10 +225,9 @@ impl Store for RedisStore {
             .unwrap_or(0);
         let ttl = self.config().ttl_ms();
         let mut pipe = redis::pipe();
-        pipe.atomic()
-            .pset_ex(keys.plan(), bytes, ttl)
-            .ignore()
-            .pset_ex(keys.status(), RUNNING, ttl)
+        pipe.atomic();
+        plan_chunks::write(&mut pipe, &keys, &bytes, ttl);
+        pipe.pset_ex(keys.status(), RUNNING, ttl)
             .ignore()
             .zadd(DAGS, dag.as_str(), submitted)
             .ignore();
@@ -258,28 +262,38 @@ impl Store for RedisStore {
     async fn get_plan(&self, dag: &DagId) -> Result<Option<Arc<Plan>>, DagError> {
         let keys = DagKeys::new(dag);
         let cached = self.plans().get(dag);
-        // One round trip either way: the status, and the plan only if it is not cached.
-        let mut cmd = redis::cmd("MGET");
-        cmd.arg(keys.status());
+        // One round trip for a plan of up to 4 MiB: the status, and the plan only if it is not
+        // cached.
+        let mut pipe = redis::pipe();
+        pipe.cmd("GET").arg(keys.status());
         if cached.is_none() {
-            cmd.arg(keys.plan());
+            plan_chunks::read_first(&mut pipe, &keys);
         }
-        let values: Vec<Option<Bytes>> = self
-            .inner
-            .conn
-            .send(&cmd, Retry::Once, "could not read the plan")
-            .await?;
-        if values.first().and_then(|s| s.as_deref()) != Some(RUNNING.as_bytes()) {
+        let conn = &self.inner.conn;
+        let mut replies = conn
+            .send::<Vec<redis::Value>>(&pipe, Retry::Once, "could not read the plan")
+            .await?
+            .into_iter();
+        let status: Option<Bytes> = replies
+            .next()
+            .map(redis::from_redis_value)
+            .transpose()
+            .map_err(|e| conn.error("could not read the status", e.into()))?
+            .flatten();
+        if status.as_deref() != Some(RUNNING.as_bytes()) {
             self.plans().remove(dag);
             return Ok(None);
         }
         if let Some(plan) = cached {
             return Ok(Some(plan));
         }
-        let Some(Some(bytes)) = values.get(1) else {
+        let (Some(count), Some(first)) = (replies.next(), replies.next()) else {
+            return Err(DagError::Store("a short reply to the plan's read".into()));
+        };
+        let Some(bytes) = plan_chunks::read_rest(conn, &keys, count, first).await? else {
             return Ok(None);
         };
-        let plan = Arc::new(decode_plan(dag, bytes)?);
+        let plan = Arc::new(decode_plan(dag, &bytes)?);
         self.plans().insert(dag, Arc::clone(&plan));
         Ok(Some(plan))
     }

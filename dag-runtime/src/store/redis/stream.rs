@@ -677,4 +677,43 @@ mod tests {
     fn a_timeout_is_no_entries() {
         assert!(stream_entries(Value::Nil).is_empty());
     }
+
+    /// Any reply shape: what a server (or a hostile stream entry) could send.
+    fn any_value() -> impl proptest::strategy::Strategy<Value = Value> {
+        use proptest::prelude::*;
+        let leaf = prop_oneof![
+            Just(Value::Nil),
+            any::<i64>().prop_map(Value::Int),
+            proptest::collection::vec(any::<u8>(), 0..12).prop_map(Value::BulkString),
+            "[a-z0-9-]{0,8}".prop_map(Value::SimpleString),
+            prop_oneof![
+                Just("dag"),
+                Just("node"),
+                Just("name"),
+                Just("pending"),
+                Just("idle")
+            ]
+            .prop_map(|s| Value::BulkString(s.as_bytes().to_vec())),
+        ];
+        leaf.prop_recursive(4, 64, 6, |inner| {
+            prop_oneof![
+                proptest::collection::vec(inner.clone(), 0..6).prop_map(Value::Array),
+                proptest::collection::vec((inner.clone(), inner), 0..4).prop_map(Value::Map),
+            ]
+        })
+    }
+
+    proptest::proptest! {
+        /// Stream replies, entries and consumer lists of any shape are parsed or skipped,
+        /// never a panic.
+        #[test]
+        fn any_reply_is_parsed_or_skipped(reply in any_value()) {
+            for (_, fields) in stream_entries(reply.clone()) {
+                let _ = parse_entry(&fields);
+            }
+            let _ = entry_list(reply.clone());
+            let _ = delivery_counts(reply.clone());
+            let _ = consumers(reply);
+        }
+    }
 }
