@@ -203,7 +203,7 @@ fn a_stray_value_on_the_result_list_is_not_taken_for_the_result() {
         vec![
             b"\x92\x01\x02".to_vec(),                  // a value in no format of ours
             b"S".to_vec(),                             // a tag alone
-            "Sother\n".to_string().into_bytes(),       // another DAG's outcome
+            b"Sother\n".to_vec(),                      // another DAG's outcome
             format!("F{id}\n{{not json").into_bytes(), // this DAG's tag, a broken failure
         ]
     });

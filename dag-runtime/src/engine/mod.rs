@@ -14,7 +14,7 @@
 //!    memory) and which are handed to a [`Delegate`]; one function, `schedule.rs`, makes that
 //!    decision, and the WUKONG optimizations (clustering, delayed I/O) live there.
 //!
-//! A failure is recorded with [`Store::fail`](crate::store::Store::fail), which wakes the
+//! A failure is recorded with [`Store::fail`], which wakes the
 //! client at once (`failure.rs`); other workers of that DAG learn it has ended from their next
 //! store call and stop.
 //!

@@ -6,7 +6,7 @@
 //! `dag-workers` crate's concept; this runtime only asks for it through [`ProcessLauncher`],
 //! which `dag::worker::run_if_worker()` registers. That call is also what makes a started
 //! process act as a worker, so a program whose `main` does not call it cannot start workers:
-//! [`launcher`] says so instead of running the client's program again in every child.
+//! building the runtime says so instead of running the client's program again in every child.
 
 use std::sync::OnceLock;
 

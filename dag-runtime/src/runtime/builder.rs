@@ -250,7 +250,7 @@ impl RuntimeBuilder {
     /// ends the process as the signal would have. Default: on, except with an in-process
     /// [`MemoryStore`] (the embedded default), whose DAGs end with the process anyway.
     ///
-    /// A blocking [`compute`](Node::compute) interrupted by Ctrl-C never returns, so without this
+    /// A blocking [`compute`](crate::Node::compute) interrupted by Ctrl-C never returns, so without this
     /// a DAG kept in Redis runs on in worker processes until its keys expire
     /// ([`RedisConfig::key_ttl`]). With it, while a `compute` of this runtime waits, SIGINT and
     /// SIGTERM cancel its DAG ([`Store::cancel`]: its keys are deleted and workers stop taking its

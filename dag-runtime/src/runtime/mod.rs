@@ -8,7 +8,7 @@
 //! | `cancel` | cancelling a DAG its client stopped waiting for, and waiting for that cleanup |
 //!
 //! `Node::compute` and its siblings live with [`Node`](crate::Node) (`graph/compute.rs`) and
-//! call [`Runtime::run`].
+//! call `Runtime::run`.
 
 mod builder;
 mod cancel;
@@ -35,7 +35,7 @@ use crate::task::TaskPolicy;
 
 /// A handle to a place where DAGs run: a store plus the workers that execute tasks.
 ///
-/// `Runtime` is a cheap `Clone + Send + Sync` handle. [`Node::compute`] uses a default embedded
+/// `Runtime` is a cheap `Clone + Send + Sync` handle. [`Node::compute`](crate::Node::compute) uses a default embedded
 /// runtime (in-process store, one worker thread per core); build your own to choose.
 ///
 /// ```
@@ -84,7 +84,7 @@ impl Runtime {
         RuntimeBuilder::default()
     }
 
-    /// The shared default runtime that [`Node::compute`] uses, started on first use.
+    /// The shared default runtime that [`Node::compute`](crate::Node::compute) uses, started on first use.
     pub fn global() -> Result<Runtime, DagError> {
         static GLOBAL: OnceLock<Result<Runtime, DagError>> = OnceLock::new();
         GLOBAL.get_or_init(|| Runtime::builder().build()).clone()
@@ -163,7 +163,7 @@ impl Runtime {
 
     /// Removes what expired or abandoned DAGs left in this runtime's store, and returns how
     /// many DAGs it removed; blocks until done. See [`Store::gc`]: on Redis, DAGs older than
-    /// [`RedisConfig::key_ttl`] (24 hours by default) that no longer run.
+    /// [`RedisConfig::key_ttl`](crate::store::RedisConfig::key_ttl) (24 hours by default) that no longer run.
     ///
     /// ```
     /// use dag::prelude::*;

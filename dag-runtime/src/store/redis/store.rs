@@ -305,35 +305,29 @@ impl Store for RedisStore {
     ) -> Result<Option<Vec<Bytes>>, DagError> {
         let keys = DagKeys::new(dag);
         // One round trip, but no command reads more than a batch of keys: a fan-in of a
-        // million inputs must not stall the server for everyone else.
+        // million inputs must not stall the server for everyone else. The status travels in
+        // the first `MGET`, so a small fetch stays one command.
         let mut pipe = redis::pipe();
-        pipe.cmd("GET").arg(keys.status());
-        for batch in nodes.chunks(KEYS_PER_COMMAND) {
+        let mut batches = nodes.chunks(KEYS_PER_COMMAND);
+        let first = pipe.cmd("MGET").arg(keys.status());
+        for &node in batches.next().unwrap_or_default() {
+            first.arg(keys.out(node));
+        }
+        for batch in batches {
             let cmd = pipe.cmd("MGET");
             for &node in batch {
                 cmd.arg(keys.out(node));
             }
         }
-        let mut replies: Vec<redis::Value> = self
-            .inner
-            .conn
+        let conn = &self.inner.conn;
+        let replies: Vec<Vec<Option<Bytes>>> = conn
             .send(&pipe, Retry::Once, "could not fetch inputs")
             .await?;
-        if replies.is_empty() {
-            return Err(DagError::Store("empty reply to the fetch of inputs".into()));
-        }
-        let batches = replies.split_off(1);
-        let status: Option<Bytes> = redis::from_redis_value(replies.remove(0))
-            .map_err(|e| self.inner.conn.error("could not read the status", e.into()))?;
-        if status.as_deref() != Some(RUNNING.as_bytes()) {
+        let mut values = replies.into_iter().flatten();
+        if values.next().flatten().as_deref() != Some(RUNNING.as_bytes()) {
             return Ok(None);
         }
-        let mut outputs = Vec::with_capacity(nodes.len());
-        for batch in batches {
-            let values: Vec<Option<Bytes>> = redis::from_redis_value(batch)
-                .map_err(|e| self.inner.conn.error("could not fetch inputs", e.into()))?;
-            outputs.extend(values);
-        }
+        let outputs: Vec<Option<Bytes>> = values.collect();
         if outputs.len() != nodes.len() {
             return Err(DagError::Store(format!(
                 "asked Redis for {} outputs of DAG {dag}, got {}",
