@@ -25,7 +25,7 @@ use std::time::Instant;
 
 use dag::prelude::*;
 use dag::store::RedisConfig;
-use dag_test_support::{reduce_pairwise, RedisServer};
+use dag_test_support::{benchmark_backend, reduce_pairwise, TestRedis};
 
 #[task]
 fn leaf(i: u64) -> u64 {
@@ -163,7 +163,7 @@ fn main() {
     if std::env::args().any(|a| a == "--test" || a == "--list") {
         return;
     }
-    let server = RedisServer::start();
+    let server = TestRedis::start_on(benchmark_backend(), None);
     let mut conn = redis::Client::open(server.url())
         .unwrap()
         .get_connection()
@@ -181,7 +181,8 @@ fn main() {
     let ping_1 = ping_latency_us(server.port(), 1);
     let ping_50 = ping_latency_us(server.port(), 50);
     println!(
-        "redis-server {} on 127.0.0.1:{}, {} local workers, events {}",
+        "{} {} on 127.0.0.1:{}, {} local workers, events {}",
+        server.backend().name(),
         redis::cmd("INFO")
             .arg("server")
             .query::<String>(&mut conn)

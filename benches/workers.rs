@@ -20,7 +20,7 @@ use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use dag::prelude::*;
-use dag_test_support::{reduce_pairwise, sum_1_to, RedisServer};
+use dag_test_support::{benchmark_backend, reduce_pairwise, sum_1_to, TestRedis};
 
 #[task]
 fn leaf(i: u64) -> u64 {
@@ -114,7 +114,7 @@ fn main() {
         "mode", "workload", "time", "tasks/s"
     );
     for mode in modes.split(',').map(str::trim) {
-        let server = RedisServer::start();
+        let server = TestRedis::start_on(benchmark_backend(), None);
         let (label, runtime, mode_runs) = match mode {
             "memory" => (
                 "local threads, memory store".to_string(),

@@ -243,6 +243,31 @@ pub mod plan {
     pub use dag_runtime::plan::*;
 }
 
+/// Testing graphs on the Redis code path without installing Redis (cargo feature `testing`):
+/// an in-process, Redis-compatible server that runs the same Lua scripts and serves the same
+/// stream of invocations to worker processes as `redis-server` does.
+///
+/// ```
+/// use dag::prelude::*;
+/// use dag::testing::InProcessRedis;
+///
+/// #[task]
+/// fn double(x: i64) -> i64 { x * 2 }
+///
+/// let redis = InProcessRedis::start()?;
+/// let rt = Runtime::builder().redis(redis.url()).build()?;
+/// assert_eq!(double(21).compute_on(&rt)?, 42);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+///
+/// Worker processes reach it by the same URL (`.spawn_workers(n)`, `--redis URL`);
+/// [`InProcessRedis::restart`](testing::InProcessRedis::restart) loses every key like a
+/// restart without persistence, and the server stops when the value is dropped.
+#[cfg(feature = "testing")]
+pub mod testing {
+    pub use dag_testing::*;
+}
+
 /// Everything a program using `dag` needs: `use dag::prelude::*;`.
 pub mod prelude {
     pub use crate::{task, DagError, Node, Runtime};

@@ -5,7 +5,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use dag::prelude::*;
-use dag_test_support::{connect, keys_matching, RedisServer};
+use dag_test_support::{connect, keys_matching, TestRedis};
 
 static SLOW_STARTED: AtomicUsize = AtomicUsize::new(0);
 static LATER_RAN: AtomicUsize = AtomicUsize::new(0);
@@ -23,12 +23,12 @@ fn later(x: u64) -> u64 {
     x + 1
 }
 
-fn keys(server: &RedisServer) -> Vec<String> {
+fn keys(server: &TestRedis) -> Vec<String> {
     keys_matching(&mut connect(&server.url()), "*")
 }
 
 /// Polls briefly until the server holds no key.
-fn keys_left(server: &RedisServer) -> Vec<String> {
+fn keys_left(server: &TestRedis) -> Vec<String> {
     let started = Instant::now();
     loop {
         let keys = keys(server);
@@ -41,7 +41,7 @@ fn keys_left(server: &RedisServer) -> Vec<String> {
 
 #[test]
 fn dropping_the_future_cancels_the_dag_and_removes_its_keys() {
-    let server = RedisServer::start();
+    let server = TestRedis::start();
     let runtime = Runtime::builder()
         .redis(server.url())
         .workers(2)

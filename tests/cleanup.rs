@@ -3,7 +3,7 @@
 use std::time::{Duration, Instant};
 
 use dag::prelude::*;
-use dag_test_support::{connect, keys_matching, RedisServer};
+use dag_test_support::{connect, keys_matching, TestRedis};
 
 #[task]
 fn range(n: u64) -> Vec<u64> {
@@ -31,7 +31,7 @@ fn fail_on(x: u64, bad: u64) -> Result<u64, String> {
 
 /// The keys in the server, waiting (briefly) for tasks of a failed DAG that were still running
 /// elsewhere to stop and clean up after themselves.
-fn keys_left(server: &RedisServer) -> Vec<String> {
+fn keys_left(server: &TestRedis) -> Vec<String> {
     let mut connection = connect(&server.url());
     let started = Instant::now();
     loop {
@@ -45,7 +45,7 @@ fn keys_left(server: &RedisServer) -> Vec<String> {
 
 #[test]
 fn successful_and_failed_dags_leave_no_keys() {
-    let server = RedisServer::start();
+    let server = TestRedis::start();
     let runtime = Runtime::builder().redis(server.url()).build().unwrap();
 
     let leaves: Vec<Node<u64>> = (0..100).map(inc).collect();

@@ -25,7 +25,7 @@ use dag::prelude::*;
 use dag::worker::MAX_DELIVERIES;
 use dag_runtime::engine::fault::{FaultPoint, ENV as FAULT_ENV, ONCE_ENV as FAULT_ONCE_ENV};
 use dag_test_support::{
-    connect, keys_matching, reduce_pairwise, run_tests, RedisServer, Test, WorkerProcess,
+    connect, keys_matching, reduce_pairwise, run_tests, Test, TestRedis, WorkerProcess,
 };
 
 /// The lease the workers of these tests run with: how soon a dead worker's invocation is re-run.
@@ -177,7 +177,7 @@ fn assert_clean(url: &str, stream: &str) {
 /// A worker that dies the `n`-th time it reaches `point`, for several `n`, with the DAG
 /// finished by a healthy worker started once the faulty one is dead.
 fn a_worker_killed_at(point: FaultPoint) {
-    let server = RedisServer::start();
+    let server = TestRedis::start();
     for (round, nth) in [1u64, 2, 3, 5, 8].into_iter().enumerate() {
         let stream = format!("faults:{}:{nth}", point.name());
         let runtime = client(&server.url(), &stream);
@@ -217,7 +217,7 @@ fn a_worker_killed_before_acknowledging() {
 /// SIGKILL from outside at random moments: three workers, one killed and replaced every
 /// 150-400 ms while DAGs run, over several DAGs.
 fn workers_killed_from_outside() {
-    let server = RedisServer::start();
+    let server = TestRedis::start();
     let stream = "faults:outside";
     let runtime = client(&server.url(), stream);
     let mut workers: Vec<WorkerProcess> = (0..3)
@@ -248,7 +248,7 @@ fn workers_killed_from_outside() {
 /// A task that kills whichever process runs it: each delivery kills a worker (the test keeps
 /// two alive), and after `MAX_DELIVERIES` the DAG fails naming the task.
 fn a_task_that_kills_every_worker_fails_the_dag() {
-    let server = RedisServer::start();
+    let server = TestRedis::start();
     let stream = "faults:poison";
     let runtime = client(&server.url(), stream);
     let mut workers: Vec<WorkerProcess> = (0..2)
@@ -286,7 +286,7 @@ fn a_task_that_kills_every_worker_fails_the_dag() {
 /// The client runtime's retry defaults travel in the plan: a task without its own policy
 /// that fails twice succeeds on its third attempt in a worker process.
 fn the_clients_retry_defaults_apply_in_worker_processes() {
-    let server = RedisServer::start();
+    let server = TestRedis::start();
     let stream = "faults:retries";
     let _worker = worker(&server.url(), stream, 1, &[]);
     let runtime = Runtime::builder()
@@ -315,7 +315,7 @@ fn the_clients_retry_defaults_apply_in_worker_processes() {
 /// One process per invocation, the first process to reach "children ready, not handed on"
 /// killed: the launcher launches that invocation again, and the re-launch gets the children.
 fn a_crashed_invocation_process_is_launched_again() {
-    let server = RedisServer::start();
+    let server = TestRedis::start();
     let marker = std::env::temp_dir().join(format!("dag-fault-once-{}", std::process::id()));
     let _ = std::fs::remove_file(&marker);
     // The launcher starts processes with this process's environment.

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use dag::prelude::*;
 use dag::store::{DagId, FailureKind, Outcome, RedisConfig, RedisStore, Store};
 use dag::worker::WorkerOptions;
-use dag_test_support::RedisServer;
+use dag_test_support::TestRedis;
 
 #[task]
 fn inc(x: u64) -> u64 {
@@ -59,8 +59,8 @@ fn length(text: String) -> usize {
 const STREAM: &str = "hostile:invocations";
 
 /// The server and the worker pool every test shares, started on first use.
-static POOL: LazyLock<RedisServer> = LazyLock::new(|| {
-    let server = RedisServer::start();
+static POOL: LazyLock<TestRedis> = LazyLock::new(|| {
+    let server = TestRedis::start();
     let options = WorkerOptions::new(server.url())
         .stream(STREAM)
         .concurrency(4);
@@ -76,7 +76,7 @@ fn plain_client() -> redis::Connection {
 }
 
 /// The first key matching `pattern` on `server`, waiting up to 10 s for it to appear.
-fn wait_for_key(server: &RedisServer, pattern: &str) -> String {
+fn wait_for_key(server: &TestRedis, pattern: &str) -> String {
     let mut conn = redis::Client::open(server.url())
         .unwrap()
         .get_connection()
@@ -177,7 +177,7 @@ fn an_inconsistent_plan_fails_its_dag_and_the_worker_goes_on() {
 }
 
 /// Pushes `values` onto the result list of the one DAG on `server`, once it is there.
-fn push_onto_result_list(server: &RedisServer, values: impl Fn(&str) -> Vec<Vec<u8>>) {
+fn push_onto_result_list(server: &TestRedis, values: impl Fn(&str) -> Vec<Vec<u8>>) {
     let status = wait_for_key(server, "dag:{*}:status");
     let id = status
         .trim_start_matches("dag:{")
@@ -196,7 +196,7 @@ fn push_onto_result_list(server: &RedisServer, values: impl Fn(&str) -> Vec<Vec<
 
 #[test]
 fn a_stray_value_on_the_result_list_is_not_taken_for_the_result() {
-    let server = RedisServer::start();
+    let server = TestRedis::start();
     let runtime = Runtime::builder().redis(server.url()).build().unwrap();
     let waiting = std::thread::spawn(move || slow_inc(41, 600).compute_on(&runtime));
     push_onto_result_list(&server, |id| {
@@ -212,7 +212,7 @@ fn a_stray_value_on_the_result_list_is_not_taken_for_the_result() {
 
 #[test]
 fn a_result_with_bytes_left_over_is_an_error_not_a_value() {
-    let server = RedisServer::start();
+    let server = TestRedis::start();
     let runtime = Runtime::builder().redis(server.url()).build().unwrap();
     let waiting = std::thread::spawn(move || slow_inc(41, 600).compute_on(&runtime));
     // This DAG's own format, holding a u64 followed by one byte too many.
@@ -233,7 +233,7 @@ fn five_bytes_claiming_two_billion_elements_fail_the_map_not_the_worker() {
     // The list `numbers` outputs is stored while `gate` still runs; the map node waits for both
     // and fetches the list from Redis, where it now finds a header that claims 2^31 - 1
     // elements followed by nothing.
-    let server = RedisServer::start();
+    let server = TestRedis::start();
     let runtime = Runtime::builder()
         .redis(server.url())
         .workers(2)
@@ -289,7 +289,7 @@ fn an_output_over_the_limit_is_value_too_large_naming_the_task() {
 
 #[test]
 fn a_dropped_compute_is_cleaned_up_before_its_runtime_goes() {
-    let server = RedisServer::start();
+    let server = TestRedis::start();
     let runtime = Runtime::builder().redis(server.url()).build().unwrap();
     let graph = slow_inc(1, 2000);
     let io = tokio::runtime::Runtime::new().unwrap();

@@ -7,7 +7,7 @@ use std::sync::mpsc;
 use std::time::Duration;
 
 use dag::prelude::*;
-use dag_test_support::{connect, keys_matching, RedisServer};
+use dag_test_support::{connect, keys_matching, TestRedis};
 
 static LEAVES_STARTED: AtomicUsize = AtomicUsize::new(0);
 
@@ -36,13 +36,13 @@ fn compute_with_watchdog(node: &Node<u64>, runtime: &Runtime) -> Result<u64, Dag
         .expect("compute ends within a minute instead of hanging")
 }
 
-fn dag_keys(server: &RedisServer) -> Vec<String> {
+fn dag_keys(server: &TestRedis) -> Vec<String> {
     keys_matching(&mut connect(&server.url()), "dag:*")
 }
 
 #[test]
 fn a_restart_mid_run_ends_compute_with_an_error_and_the_runtime_goes_on() {
-    let mut server = RedisServer::start();
+    let mut server = TestRedis::start();
     let runtime = Runtime::builder()
         .redis(server.url())
         .workers(2)

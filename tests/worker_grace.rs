@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use dag::prelude::*;
 use dag::worker::WorkerOptions;
-use dag_test_support::RedisServer;
+use dag_test_support::TestRedis;
 
 #[task]
 fn forever() -> u64 {
@@ -19,7 +19,7 @@ fn forever() -> u64 {
 
 #[test]
 fn a_stopping_worker_leaves_after_its_grace_period_with_a_task_that_never_ends() {
-    let server = RedisServer::start();
+    let server = TestRedis::start();
     let stream = "grace:invocations";
     let options = WorkerOptions::new(server.url())
         .stream(stream)

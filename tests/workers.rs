@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 use dag::prelude::*;
 use dag::store::{InvocationStream, Outcome, RedisStore, Store, DEFAULT_STREAM};
 use dag_test_support::{
-    connect, keys_matching, reduce_pairwise, run_tests, sum_1_to, RedisServer, Test, WorkerBuilder,
+    connect, keys_matching, reduce_pairwise, run_tests, sum_1_to, Test, TestRedis, WorkerBuilder,
     WorkerProcess,
 };
 
@@ -203,7 +203,7 @@ fn stream_len(conn: &mut redis::Connection, key: &str) -> usize {
 // ------------------------------------------------------------------------------------------
 
 fn three_worker_processes_share_one_dag() {
-    let server = RedisServer::start();
+    let server = TestRedis::start();
     let runtime = Runtime::builder()
         .redis(server.url())
         .spawn_workers(3)
@@ -252,7 +252,7 @@ fn three_worker_processes_share_one_dag() {
 }
 
 fn two_clients_share_one_pool() {
-    let server = RedisServer::start();
+    let server = TestRedis::start();
     let _workers = workers(2, &server.url(), DEFAULT_STREAM);
     let client = |which: u64| {
         let url = server.url();
@@ -295,7 +295,7 @@ fn two_clients_share_one_pool() {
 }
 
 fn a_worker_without_a_task_fails_the_dag_naming_both() {
-    let server = RedisServer::start();
+    let server = TestRedis::start();
     let mut workers = workers(1, &server.url(), DEFAULT_STREAM);
     let worker_pid = workers[0].pid().to_string();
     let io = tokio::runtime::Runtime::new().unwrap();
@@ -401,7 +401,7 @@ fn run_plan(
 }
 
 fn sigterm_during_a_run_lets_the_others_finish() {
-    let server = RedisServer::start();
+    let server = TestRedis::start();
     let stream = "dag:sigterm-test";
     let mut workers = workers(3, &server.url(), stream);
     let runtime = Runtime::builder()
@@ -461,7 +461,7 @@ fn io_pending(url: &str, stream: &str) -> usize {
 }
 
 fn one_process_per_invocation_on_a_tree() {
-    let server = RedisServer::start();
+    let server = TestRedis::start();
     let runtime = Runtime::builder()
         .redis(server.url())
         .process_per_invocation(4)
@@ -494,7 +494,7 @@ fn one_process_per_invocation_on_a_tree() {
 }
 
 fn a_failing_task_in_a_worker_process_fails_the_dag() {
-    let server = RedisServer::start();
+    let server = TestRedis::start();
     let runtime = Runtime::builder()
         .redis(server.url())
         .spawn_workers(1)
@@ -528,7 +528,7 @@ fn total(xs: Vec<u64>) -> u64 {
 }
 
 fn a_dynamic_map_runs_across_worker_processes() {
-    let server = RedisServer::start();
+    let server = TestRedis::start();
     let runtime = Runtime::builder()
         .redis(server.url())
         .spawn_workers(2)

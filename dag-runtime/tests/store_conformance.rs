@@ -1,5 +1,6 @@
-//! The store conformance suite: every [`Store`] operation, checked once, run against both
-//! [`MemoryStore`] and a [`RedisStore`] on a throwaway `redis-server` of its own.
+//! The store conformance suite: every [`Store`] operation, checked once, run against
+//! [`MemoryStore`] and a [`RedisStore`] on each Redis backend of `dag_test_support::backends`
+//! (the in-process Redis, and a throwaway `redis-server` when one is on `PATH`).
 //!
 //! Each check is an `async fn(&Fixture)`; the `conformance!` macro at the bottom turns every
 //! check into one test per store. Redis-only behaviour (URLs, passwords, faults) is at the end.
@@ -14,7 +15,7 @@ use dag_runtime::store::{
     TaskErrorRecord,
 };
 use dag_runtime::DagError;
-use dag_test_support::{keys_matching, RedisServer};
+use dag_test_support::{keys_matching, on_each_backend, TestRedis};
 
 /// Lists what is left of a DAG in a store (keys, entries), for the cleanup checks.
 type Leftovers = Box<dyn Fn(&DagId) -> Vec<String> + Send + Sync>;
@@ -48,11 +49,11 @@ fn memory_fixture_with(store: MemoryStore) -> Fixture {
     }
 }
 
-async fn redis_fixture(server: &RedisServer) -> Fixture {
+async fn redis_fixture(server: &TestRedis) -> Fixture {
     redis_fixture_with(server, RedisConfig::default()).await
 }
 
-async fn redis_fixture_with(server: &RedisServer, config: RedisConfig) -> Fixture {
+async fn redis_fixture_with(server: &TestRedis, config: RedisConfig) -> Fixture {
     let store = RedisStore::connect_with(&server.url(), config)
         .await
         .expect("connects to the test server");
@@ -93,13 +94,15 @@ where
 
 fn run_on_redis<F, Fut>(check: F)
 where
-    F: FnOnce(Arc<Fixture>) -> Fut,
+    F: Fn(Arc<Fixture>) -> Fut,
     Fut: std::future::Future<Output = ()>,
 {
-    let server = RedisServer::start();
-    let rt = runtime();
-    let fixture = rt.block_on(redis_fixture(&server));
-    rt.block_on(check(Arc::new(fixture)));
+    on_each_backend(|_| {
+        let server = TestRedis::start();
+        let rt = runtime();
+        let fixture = rt.block_on(redis_fixture(&server));
+        rt.block_on(check(Arc::new(fixture)));
+    });
 }
 
 /// A plan whose node `i` has the given children; parent counts are derived.
@@ -585,62 +588,66 @@ fn memory_gc_removes_expired_and_abandoned_dags() {
 
 #[test]
 fn redis_gc_removes_expired_and_abandoned_dags() {
-    let server = RedisServer::start();
-    let rt = runtime();
-    let config = RedisConfig {
-        key_ttl: SHORT_TTL,
-        ..RedisConfig::default()
-    };
-    let fixture = rt.block_on(redis_fixture_with(&server, config));
-    rt.block_on(gc_removes_expired_and_abandoned_dags(Arc::new(fixture)));
+    on_each_backend(|_| {
+        let server = TestRedis::start();
+        let rt = runtime();
+        let config = RedisConfig {
+            key_ttl: SHORT_TTL,
+            ..RedisConfig::default()
+        };
+        let fixture = rt.block_on(redis_fixture_with(&server, config));
+        rt.block_on(gc_removes_expired_and_abandoned_dags(Arc::new(fixture)));
+    });
 }
 
 #[test]
 fn every_key_of_a_dag_expires() {
-    let server = RedisServer::start();
-    let rt = runtime();
-    let config = RedisConfig {
-        key_ttl: Duration::from_secs(600),
-        ..RedisConfig::default()
-    };
-    let store = rt
-        .block_on(RedisStore::connect_with(&server.url(), config))
-        .unwrap();
-    let mut conn = redis::Client::open(server.url())
-        .unwrap()
-        .get_connection()
-        .unwrap();
-    let mut check = |dag: &DagId, when: &str| {
-        let keys = keys_matching(&mut conn, &format!("dag:{{{dag}}}:*"));
-        assert!(!keys.is_empty(), "{when}");
-        for key in keys {
-            let ttl: i64 = redis::cmd("PTTL").arg(&key).query(&mut conn).unwrap();
-            assert!(ttl > 590_000 && ttl <= 600_000, "{key} {when}: PTTL {ttl}");
-        }
-    };
-    let p = plan(&[&[2], &[2], &[3], &[]]);
-    rt.block_on(async {
-        let running = DagId::new();
-        store.put_plan(&running, &p).await.unwrap();
-        for node in 0..3 {
+    on_each_backend(|_| {
+        let server = TestRedis::start();
+        let rt = runtime();
+        let config = RedisConfig {
+            key_ttl: Duration::from_secs(600),
+            ..RedisConfig::default()
+        };
+        let store = rt
+            .block_on(RedisStore::connect_with(&server.url(), config))
+            .unwrap();
+        let mut conn = redis::Client::open(server.url())
+            .unwrap()
+            .get_connection()
+            .unwrap();
+        let mut check = |dag: &DagId, when: &str| {
+            let keys = keys_matching(&mut conn, &format!("dag:{{{dag}}}:*"));
+            assert!(!keys.is_empty(), "{when}");
+            for key in keys {
+                let ttl: i64 = redis::cmd("PTTL").arg(&key).query(&mut conn).unwrap();
+                assert!(ttl > 590_000 && ttl <= 600_000, "{key} {when}: PTTL {ttl}");
+            }
+        };
+        let p = plan(&[&[2], &[2], &[3], &[]]);
+        rt.block_on(async {
+            let running = DagId::new();
+            store.put_plan(&running, &p).await.unwrap();
+            for node in 0..3 {
+                store
+                    .complete(&running, node, out(node), &children_of(&p, node), "")
+                    .await
+                    .unwrap();
+            }
+            check(&running, "while running");
+            store.finish(&running, out(3)).await.unwrap();
+            check(&running, "after success");
+
+            let failed = DagId::new();
+            store.put_plan(&failed, &p).await.unwrap();
             store
-                .complete(&running, node, out(node), &children_of(&p, node), "")
+                .complete(&failed, 0, out(0), &children_of(&p, 0), "")
                 .await
                 .unwrap();
-        }
-        check(&running, "while running");
-        store.finish(&running, out(3)).await.unwrap();
-        check(&running, "after success");
-
-        let failed = DagId::new();
-        store.put_plan(&failed, &p).await.unwrap();
-        store
-            .complete(&failed, 0, out(0), &children_of(&p, 0), "")
-            .await
-            .unwrap();
-        store.fail(&failed, error(1, "boom")).await.unwrap();
-        store.fail(&failed, error(2, "again")).await.unwrap();
-        check(&failed, "after a failure");
+            store.fail(&failed, error(1, "boom")).await.unwrap();
+            store.fail(&failed, error(2, "again")).await.unwrap();
+            check(&failed, "after a failure");
+        });
     });
 }
 
@@ -648,73 +655,79 @@ fn every_key_of_a_dag_expires() {
 
 #[test]
 fn a_password_in_the_url_authenticates() {
-    let server = RedisServer::start_with_args(&["--requirepass", "s3cret"]);
-    let rt = runtime();
-    let url = format!("redis://:s3cret@127.0.0.1:{}/2", server.port());
-    let store = rt
-        .block_on(RedisStore::connect(&url))
-        .expect("the password is right");
-    rt.block_on(async {
-        let p = plan(&[&[]]);
-        let dag = DagId::new();
-        store.put_plan(&dag, &p).await.unwrap();
-        store.finish(&dag, out(0)).await.unwrap();
-        assert_eq!(store.wait(&dag).await.unwrap(), Outcome::Success(out(0)));
+    on_each_backend(|_| {
+        let server = TestRedis::start_with_password("s3cret");
+        let rt = runtime();
+        let url = format!("redis://:s3cret@127.0.0.1:{}/2", server.port());
+        let store = rt
+            .block_on(RedisStore::connect(&url))
+            .expect("the password is right");
+        rt.block_on(async {
+            let p = plan(&[&[]]);
+            let dag = DagId::new();
+            store.put_plan(&dag, &p).await.unwrap();
+            store.finish(&dag, out(0)).await.unwrap();
+            assert_eq!(store.wait(&dag).await.unwrap(), Outcome::Success(out(0)));
+        });
     });
 }
 
 #[test]
 fn an_acl_user_in_the_url_authenticates() {
-    let server = RedisServer::start();
-    let mut conn = redis::Client::open(server.url())
-        .unwrap()
-        .get_connection()
-        .unwrap();
-    redis::cmd("ACL")
-        .arg(&["SETUSER", "worker", "on", ">pw", "~*", "&*", "+@all"])
-        .query::<()>(&mut conn)
-        .unwrap();
-    let rt = runtime();
-    let url = format!("redis://worker:pw@127.0.0.1:{}", server.port());
-    let store = rt
-        .block_on(RedisStore::connect(&url))
-        .expect("the ACL user works");
-    rt.block_on(async {
-        let dag = DagId::new();
-        store.put_plan(&dag, &plan(&[&[]])).await.unwrap();
-        assert!(store.get_plan(&dag).await.unwrap().is_some());
+    on_each_backend(|_| {
+        let server = TestRedis::start();
+        let mut conn = redis::Client::open(server.url())
+            .unwrap()
+            .get_connection()
+            .unwrap();
+        redis::cmd("ACL")
+            .arg(&["SETUSER", "worker", "on", ">pw", "~*", "&*", "+@all"])
+            .query::<()>(&mut conn)
+            .unwrap();
+        let rt = runtime();
+        let url = format!("redis://worker:pw@127.0.0.1:{}", server.port());
+        let store = rt
+            .block_on(RedisStore::connect(&url))
+            .expect("the ACL user works");
+        rt.block_on(async {
+            let dag = DagId::new();
+            store.put_plan(&dag, &plan(&[&[]])).await.unwrap();
+            assert!(store.get_plan(&dag).await.unwrap().is_some());
+        });
+        let bad = format!("redis://worker:nope@127.0.0.1:{}", server.port());
+        assert!(matches!(
+            rt.block_on(RedisStore::connect(&bad)),
+            Err(DagError::Redis { .. })
+        ));
     });
-    let bad = format!("redis://worker:nope@127.0.0.1:{}", server.port());
-    assert!(matches!(
-        rt.block_on(RedisStore::connect(&bad)),
-        Err(DagError::Redis { .. })
-    ));
 }
 
 #[test]
 fn a_wrong_password_is_a_clear_error() {
-    let server = RedisServer::start_with_args(&["--requirepass", "s3cret"]);
-    let rt = runtime();
-    for url in [
-        format!("redis://:wrong@127.0.0.1:{}", server.port()),
-        format!("redis://127.0.0.1:{}", server.port()),
-    ] {
-        let started = Instant::now();
-        match rt.block_on(RedisStore::connect(&url)) {
-            Err(e @ DagError::Redis { .. }) => {
-                let text = e.to_string();
-                assert!(text.contains(&server.addr()), "{text}");
-                assert!(text.contains("password"), "{text}");
-                assert!(
-                    !text.contains("wrong"),
-                    "the password must not leak: {text}"
-                );
+    on_each_backend(|_| {
+        let server = TestRedis::start_with_password("s3cret");
+        let rt = runtime();
+        for url in [
+            format!("redis://:wrong@127.0.0.1:{}", server.port()),
+            format!("redis://127.0.0.1:{}", server.port()),
+        ] {
+            let started = Instant::now();
+            match rt.block_on(RedisStore::connect(&url)) {
+                Err(e @ DagError::Redis { .. }) => {
+                    let text = e.to_string();
+                    assert!(text.contains(&server.addr()), "{text}");
+                    assert!(text.contains("password"), "{text}");
+                    assert!(
+                        !text.contains("wrong"),
+                        "the password must not leak: {text}"
+                    );
+                }
+                Err(other) => panic!("expected a Redis error, got {other:?}"),
+                Ok(_) => panic!("connected to {url} with a wrong password"),
             }
-            Err(other) => panic!("expected a Redis error, got {other:?}"),
-            Ok(_) => panic!("connected to {url} with a wrong password"),
+            assert!(started.elapsed() < Duration::from_secs(5));
         }
-        assert!(started.elapsed() < Duration::from_secs(5));
-    }
+    });
 }
 
 #[test]
@@ -775,216 +788,226 @@ fn submit_and_wait(
 
 #[test]
 fn a_server_killed_during_a_wait_is_an_error_not_a_hang() {
-    let mut server = RedisServer::start();
-    let rt = runtime();
-    let store = rt.block_on(RedisStore::connect(&server.url())).unwrap();
-    let (dag, waiter) = submit_and_wait(&rt, &store);
-    std::thread::sleep(Duration::from_millis(200));
-    let killed = Instant::now();
-    server.kill();
-    let result = rt.block_on(async {
-        tokio::time::timeout(Duration::from_secs(10), waiter)
-            .await
-            .expect("wait returned")
-            .unwrap()
-    });
-    match result {
-        Err(DagError::Redis { addr, message }) => {
-            assert_eq!(addr, server.addr());
-            assert!(!message.is_empty());
+    on_each_backend(|_| {
+        let mut server = TestRedis::start();
+        let rt = runtime();
+        let store = rt.block_on(RedisStore::connect(&server.url())).unwrap();
+        let (dag, waiter) = submit_and_wait(&rt, &store);
+        std::thread::sleep(Duration::from_millis(200));
+        let killed = Instant::now();
+        server.kill();
+        let result = rt.block_on(async {
+            tokio::time::timeout(Duration::from_secs(10), waiter)
+                .await
+                .expect("wait returned")
+                .unwrap()
+        });
+        match result {
+            Err(DagError::Redis { addr, message }) => {
+                assert_eq!(addr, server.addr());
+                assert!(!message.is_empty());
+            }
+            other => panic!("expected a Redis error, got {other:?}"),
         }
-        other => panic!("expected a Redis error, got {other:?}"),
-    }
-    assert!(
-        killed.elapsed() < Duration::from_secs(3),
-        "took {:?}",
-        killed.elapsed()
-    );
-    // Later operations fail too, promptly.
-    let started = Instant::now();
-    assert!(rt.block_on(store.fetch_outputs(&dag, &[0])).is_err());
-    assert!(started.elapsed() < Duration::from_secs(5));
+        assert!(
+            killed.elapsed() < Duration::from_secs(3),
+            "took {:?}",
+            killed.elapsed()
+        );
+        // Later operations fail too, promptly.
+        let started = Instant::now();
+        assert!(rt.block_on(store.fetch_outputs(&dag, &[0])).is_err());
+        assert!(started.elapsed() < Duration::from_secs(5));
+    });
 }
 
 #[test]
 fn a_restart_that_lost_the_dag_ends_the_wait_saying_so() {
-    let mut server = RedisServer::start();
-    let rt = runtime();
-    let store = rt.block_on(RedisStore::connect(&server.url())).unwrap();
-    let (dag, waiter) = submit_and_wait(&rt, &store);
-    std::thread::sleep(Duration::from_millis(200));
-    // No persistence: the new server knows nothing of the DAG.
-    server.restart();
-    let result = rt.block_on(async {
-        tokio::time::timeout(Duration::from_secs(60), waiter)
-            .await
-            .expect("the wait ends instead of hanging")
-            .unwrap()
+    on_each_backend(|_| {
+        let mut server = TestRedis::start();
+        let rt = runtime();
+        let store = rt.block_on(RedisStore::connect(&server.url())).unwrap();
+        let (dag, waiter) = submit_and_wait(&rt, &store);
+        std::thread::sleep(Duration::from_millis(200));
+        // No persistence: the new server knows nothing of the DAG.
+        server.restart();
+        let result = rt.block_on(async {
+            tokio::time::timeout(Duration::from_secs(60), waiter)
+                .await
+                .expect("the wait ends instead of hanging")
+                .unwrap()
+        });
+        let text = match result {
+            // The client reconnected and found the DAG gone.
+            Err(e @ DagError::Store(_)) => e.to_string(),
+            // Only if the new server took longer to start than the client tries to reconnect.
+            Err(e @ DagError::Redis { .. }) => e.to_string(),
+            other => panic!("expected an error, got {other:?}"),
+        };
+        assert!(text.contains(dag.as_str()), "names the DAG: {text}");
+        assert!(text.contains(&server.addr()), "names the server: {text}");
+        assert!(text.contains("restart"), "says what happened: {text}");
+        assert!(text.contains("compute it again"), "says what to do: {text}");
+        // The store works on the new server (the scripts are loaded again on NOSCRIPT).
+        let again = DagId::new();
+        rt.block_on(store.put_plan(&again, &plan(&[&[]]))).unwrap();
+        rt.block_on(store.finish(&again, Bytes::from_static(b"ok")))
+            .unwrap();
+        assert_eq!(
+            rt.block_on(store.wait(&again)).unwrap(),
+            Outcome::Success(Bytes::from_static(b"ok"))
+        );
     });
-    let text = match result {
-        // The client reconnected and found the DAG gone.
-        Err(e @ DagError::Store(_)) => e.to_string(),
-        // Only if the new server took longer to start than the client tries to reconnect.
-        Err(e @ DagError::Redis { .. }) => e.to_string(),
-        other => panic!("expected an error, got {other:?}"),
-    };
-    assert!(text.contains(dag.as_str()), "names the DAG: {text}");
-    assert!(text.contains(&server.addr()), "names the server: {text}");
-    assert!(text.contains("restart"), "says what happened: {text}");
-    assert!(text.contains("compute it again"), "says what to do: {text}");
-    // The store works on the new server (the scripts are loaded again on NOSCRIPT).
-    let again = DagId::new();
-    rt.block_on(store.put_plan(&again, &plan(&[&[]]))).unwrap();
-    rt.block_on(store.finish(&again, Bytes::from_static(b"ok")))
-        .unwrap();
-    assert_eq!(
-        rt.block_on(store.wait(&again)).unwrap(),
-        Outcome::Success(Bytes::from_static(b"ok"))
-    );
 }
 
 #[test]
 fn a_dropped_connection_to_a_server_that_kept_the_dag_goes_on_waiting() {
-    let server = RedisServer::start();
-    let rt = runtime();
-    let store = rt.block_on(RedisStore::connect(&server.url())).unwrap();
-    let (dag, waiter) = submit_and_wait(&rt, &store);
-    std::thread::sleep(Duration::from_millis(200));
-    // Every connection of the store drops, the server and the DAG stay.
-    let mut admin = redis::Client::open(server.url())
-        .unwrap()
-        .get_connection()
-        .unwrap();
-    let killed: usize = redis::cmd("CLIENT")
-        .arg("KILL")
-        .arg("TYPE")
-        .arg("normal")
-        .query(&mut admin)
-        .unwrap();
-    assert!(
-        killed >= 2,
-        "the waiting connection and the shared one: {killed}"
-    );
-    std::thread::sleep(Duration::from_millis(200));
-    assert!(!waiter.is_finished(), "the wait goes on after reconnecting");
-    // The shared connection reconnects too (its first command may see the drop).
-    let finished = (0..5).any(|_| {
-        rt.block_on(store.finish(&dag, Bytes::from_static(b"done")))
-            .is_ok()
-    });
-    assert!(finished, "the store reconnects");
-    let outcome = rt.block_on(async {
-        tokio::time::timeout(Duration::from_secs(60), waiter)
-            .await
-            .expect("the wait ends instead of hanging")
+    on_each_backend(|_| {
+        let server = TestRedis::start();
+        let rt = runtime();
+        let store = rt.block_on(RedisStore::connect(&server.url())).unwrap();
+        let (dag, waiter) = submit_and_wait(&rt, &store);
+        std::thread::sleep(Duration::from_millis(200));
+        // Every connection of the store drops, the server and the DAG stay.
+        let mut admin = redis::Client::open(server.url())
             .unwrap()
+            .get_connection()
+            .unwrap();
+        let killed: usize = redis::cmd("CLIENT")
+            .arg("KILL")
+            .arg("TYPE")
+            .arg("normal")
+            .query(&mut admin)
+            .unwrap();
+        assert!(
+            killed >= 2,
+            "the waiting connection and the shared one: {killed}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+        assert!(!waiter.is_finished(), "the wait goes on after reconnecting");
+        // The shared connection reconnects too (its first command may see the drop).
+        let finished = (0..5).any(|_| {
+            rt.block_on(store.finish(&dag, Bytes::from_static(b"done")))
+                .is_ok()
+        });
+        assert!(finished, "the store reconnects");
+        let outcome = rt.block_on(async {
+            tokio::time::timeout(Duration::from_secs(60), waiter)
+                .await
+                .expect("the wait ends instead of hanging")
+                .unwrap()
+        });
+        assert_eq!(outcome, Ok(Outcome::Success(Bytes::from_static(b"done"))));
     });
-    assert_eq!(outcome, Ok(Outcome::Success(Bytes::from_static(b"done"))));
 }
 
 #[test]
 fn an_oversized_value_is_refused_before_sending() {
-    let server = RedisServer::start();
-    let rt = runtime();
-    let store = rt.block_on(RedisStore::connect(&server.url())).unwrap();
-    let p = Arc::new(Plan {
-        tasks: vec!["big::load".into()],
-        ..(*plan(&[&[1], &[]])).clone()
-    });
-    let dag = DagId::new();
-    rt.block_on(store.put_plan(&dag, &p)).unwrap();
-    // Zeroed pages that are never touched: no real 513 MB of memory is used.
-    let big = Bytes::from(vec![0_u8; 513 << 20]);
-    let started = Instant::now();
-    match rt.block_on(store.complete(&dag, 0, big.clone(), &children_of(&p, 0), "")) {
-        Err(e @ DagError::ValueTooLarge { .. }) => {
-            let text = e.to_string();
-            assert!(text.contains("node 0"), "{text}");
-            assert!(text.contains("big::load"), "{text}");
+    on_each_backend(|_| {
+        let server = TestRedis::start();
+        let rt = runtime();
+        let store = rt.block_on(RedisStore::connect(&server.url())).unwrap();
+        let p = Arc::new(Plan {
+            tasks: vec!["big::load".into()],
+            ..(*plan(&[&[1], &[]])).clone()
+        });
+        let dag = DagId::new();
+        rt.block_on(store.put_plan(&dag, &p)).unwrap();
+        // Zeroed pages that are never touched: no real 513 MB of memory is used.
+        let big = Bytes::from(vec![0_u8; 513 << 20]);
+        let started = Instant::now();
+        match rt.block_on(store.complete(&dag, 0, big.clone(), &children_of(&p, 0), "")) {
+            Err(e @ DagError::ValueTooLarge { .. }) => {
+                let text = e.to_string();
+                assert!(text.contains("node 0"), "{text}");
+                assert!(text.contains("big::load"), "{text}");
+            }
+            other => panic!("expected ValueTooLarge, got {other:?}"),
         }
-        other => panic!("expected ValueTooLarge, got {other:?}"),
-    }
-    assert!(matches!(
-        rt.block_on(store.finish(&dag, big)),
-        Err(DagError::ValueTooLarge { .. })
-    ));
-    assert!(started.elapsed() < Duration::from_secs(2));
+        assert!(matches!(
+            rt.block_on(store.finish(&dag, big)),
+            Err(DagError::ValueTooLarge { .. })
+        ));
+        assert!(started.elapsed() < Duration::from_secs(2));
+    });
 }
 
 /// With `keep_finished`, a succeeded and a failed DAG keep their keys, all with a TTL, for
 /// inspection after the client has its outcome; `gc` removes them once they are old.
 #[test]
 fn finished_dags_are_kept_when_asked_and_collected_later() {
-    let server = RedisServer::start();
-    let rt = runtime();
-    let config = RedisConfig {
-        keep_finished: true,
-        key_ttl: SHORT_TTL,
-        ..RedisConfig::default()
-    };
-    let f = rt.block_on(redis_fixture_with(&server, config));
-    let p = plan(&[&[2], &[2], &[3], &[]]);
-    let (succeeded, failed) = rt.block_on(async {
-        let succeeded = submit(&f, &p).await;
-        for node in 0..3 {
-            complete(&f, &succeeded, &p, node).await;
+    on_each_backend(|_| {
+        let server = TestRedis::start();
+        let rt = runtime();
+        let config = RedisConfig {
+            keep_finished: true,
+            key_ttl: SHORT_TTL,
+            ..RedisConfig::default()
+        };
+        let f = rt.block_on(redis_fixture_with(&server, config));
+        let p = plan(&[&[2], &[2], &[3], &[]]);
+        let (succeeded, failed) = rt.block_on(async {
+            let succeeded = submit(&f, &p).await;
+            for node in 0..3 {
+                complete(&f, &succeeded, &p, node).await;
+            }
+            f.store().finish(&succeeded, out(3)).await.unwrap();
+            assert_eq!(
+                f.store().wait(&succeeded).await.unwrap(),
+                Outcome::Success(out(3))
+            );
+            let failed = submit(&f, &p).await;
+            complete(&f, &failed, &p, 0).await;
+            f.store().fail(&failed, error(1, "boom")).await.unwrap();
+            assert!(matches!(
+                f.store().wait(&failed).await.unwrap(),
+                Outcome::Failed(_)
+            ));
+            (succeeded, failed)
+        });
+        let mut conn = redis::Client::open(server.url())
+            .unwrap()
+            .get_connection()
+            .unwrap();
+        for (dag, expected) in [
+            (
+                &succeeded,
+                &[
+                    "plan", "status", "events", "out:0", "out:1", "out:2", "done:2", "done:3",
+                ][..],
+            ),
+            (
+                &failed,
+                &["plan", "status", "events", "errors", "out:0", "done:2"][..],
+            ),
+        ] {
+            let kept = (f.leftovers)(dag);
+            for key in expected {
+                let key = format!("dag:{{{dag}}}:{key}");
+                assert!(kept.contains(&key), "{key} kept: {kept:?}");
+                let ttl: i64 = redis::cmd("PTTL").arg(&key).query(&mut conn).unwrap();
+                assert!(ttl > 0, "{key} expires (PTTL {ttl})");
+            }
+            assert!(kept.contains(&format!("dags member {dag}")), "{kept:?}");
         }
-        f.store().finish(&succeeded, out(3)).await.unwrap();
-        assert_eq!(
-            f.store().wait(&succeeded).await.unwrap(),
-            Outcome::Success(out(3))
-        );
-        let failed = submit(&f, &p).await;
-        complete(&f, &failed, &p, 0).await;
-        f.store().fail(&failed, error(1, "boom")).await.unwrap();
-        assert!(matches!(
-            f.store().wait(&failed).await.unwrap(),
-            Outcome::Failed(_)
-        ));
-        (succeeded, failed)
-    });
-    let mut conn = redis::Client::open(server.url())
-        .unwrap()
-        .get_connection()
-        .unwrap();
-    for (dag, expected) in [
-        (
-            &succeeded,
-            &[
-                "plan", "status", "events", "out:0", "out:1", "out:2", "done:2", "done:3",
-            ][..],
-        ),
-        (
-            &failed,
-            &["plan", "status", "events", "errors", "out:0", "done:2"][..],
-        ),
-    ] {
-        let kept = (f.leftovers)(dag);
-        for key in expected {
-            let key = format!("dag:{{{dag}}}:{key}");
-            assert!(kept.contains(&key), "{key} kept: {kept:?}");
-            let ttl: i64 = redis::cmd("PTTL").arg(&key).query(&mut conn).unwrap();
-            assert!(ttl > 0, "{key} expires (PTTL {ttl})");
-        }
-        assert!(kept.contains(&format!("dags member {dag}")), "{kept:?}");
-    }
-    let status: String = redis::cmd("GET")
-        .arg(format!("dag:{{{failed}}}:status"))
-        .query(&mut conn)
-        .unwrap();
-    assert_eq!(status, "failed");
-    let error: String = redis::cmd("HGET")
-        .arg(format!("dag:{{{failed}}}:errors"))
-        .arg(1)
-        .query(&mut conn)
-        .unwrap();
-    assert!(error.contains("boom"), "{error}");
+        let status: String = redis::cmd("GET")
+            .arg(format!("dag:{{{failed}}}:status"))
+            .query(&mut conn)
+            .unwrap();
+        assert_eq!(status, "failed");
+        let error: String = redis::cmd("HGET")
+            .arg(format!("dag:{{{failed}}}:errors"))
+            .arg(1)
+            .query(&mut conn)
+            .unwrap();
+        assert!(error.contains("boom"), "{error}");
 
-    std::thread::sleep(SHORT_TTL + Duration::from_millis(100));
-    assert_eq!(rt.block_on(f.store().gc()).unwrap(), 2);
-    for dag in [&succeeded, &failed] {
-        assert_eq!((f.leftovers)(dag), Vec::<String>::new());
-    }
+        std::thread::sleep(SHORT_TTL + Duration::from_millis(100));
+        assert_eq!(rt.block_on(f.store().gc()).unwrap(), 2);
+        for dag in [&succeeded, &failed] {
+            assert_eq!((f.leftovers)(dag), Vec::<String>::new());
+        }
+    });
 }
 
 #[test]
@@ -1002,31 +1025,33 @@ fn an_invalid_url_is_a_clear_error() {
 
 #[test]
 fn events_name_the_task_with_the_element_index() {
-    let server = RedisServer::start();
-    runtime().block_on(async {
-        let f = redis_fixture(&server).await;
-        let mut with_element = (*plan(&[&[1], &[]])).clone();
-        with_element.nodes[0].element = Some(3);
-        let with_element = Arc::new(with_element);
-        let dag = submit(&f, &with_element).await;
-        complete(&f, &dag, &with_element, 0).await;
+    on_each_backend(|_| {
+        let server = TestRedis::start();
+        runtime().block_on(async {
+            let f = redis_fixture(&server).await;
+            let mut with_element = (*plan(&[&[1], &[]])).clone();
+            with_element.nodes[0].element = Some(3);
+            let with_element = Arc::new(with_element);
+            let dag = submit(&f, &with_element).await;
+            complete(&f, &dag, &with_element, 0).await;
 
-        let client = redis::Client::open(server.url()).unwrap();
-        let mut conn = client.get_connection().unwrap();
-        // Each entry: [id, [field, value, field, value, ...]].
-        let events: Vec<(String, Vec<String>)> = redis::cmd("XRANGE")
-            .arg(format!("dag:{{{dag}}}:events"))
-            .arg("-")
-            .arg("+")
-            .query(&mut conn)
-            .unwrap();
-        let tasks: Vec<String> = events
-            .iter()
-            .filter_map(|(_, fields)| {
-                let at = fields.iter().position(|f| f == "task")?;
-                fields.get(at + 1).cloned()
-            })
-            .collect();
-        assert_eq!(tasks, ["conformance::t[3]"]);
+            let client = redis::Client::open(server.url()).unwrap();
+            let mut conn = client.get_connection().unwrap();
+            // Each entry: [id, [field, value, field, value, ...]].
+            let events: Vec<(String, Vec<String>)> = redis::cmd("XRANGE")
+                .arg(format!("dag:{{{dag}}}:events"))
+                .arg("-")
+                .arg("+")
+                .query(&mut conn)
+                .unwrap();
+            let tasks: Vec<String> = events
+                .iter()
+                .filter_map(|(_, fields)| {
+                    let at = fields.iter().position(|f| f == "task")?;
+                    fields.get(at + 1).cloned()
+                })
+                .collect();
+            assert_eq!(tasks, ["conformance::t[3]"]);
+        });
     });
 }

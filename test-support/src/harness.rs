@@ -17,6 +17,10 @@
 //!   line carries the test's time as with `--report-time`;
 //! - `-h`/`--help` prints the usage; any other flag is an error (exit code 101, as libtest).
 //!
+//! Each test runs once per Redis backend of [`backends`](crate::backends) (the in-process
+//! server, and `redis-server` when it is on `PATH`), named `<test> [<backend>]` when there are
+//! several, with [`TestRedis::start`](crate::TestRedis::start) starting that backend.
+//!
 //! Each test runs on a thread named after the test, so that a panic message names it as
 //! libtest's do (`thread '<name>' panicked at ...`); the panic is caught, the test reported
 //! `FAILED` with its message, and the next test runs. The last line is libtest's summary, which
@@ -48,6 +52,8 @@
 use std::any::Any;
 use std::io::Write;
 use std::time::{Duration, Instant};
+
+use crate::Backend;
 
 /// The exit code of a failed run or a bad command line, as libtest's.
 const FAILURE_EXIT_CODE: i32 = 101;
@@ -173,7 +179,7 @@ pub fn run_tests(tests: &[Test]) {
         list(&options, tests, &mut out);
         return;
     }
-    let summary = run(&options, tests, &mut out);
+    let summary = run(&options, tests, &crate::backends(), &mut out);
     if summary.failed > 0 {
         std::process::exit(FAILURE_EXIT_CODE);
     }
@@ -332,8 +338,9 @@ fn list(options: &Options, tests: &[Test], out: &mut impl Write) {
     }
 }
 
-/// Runs the selected tests one at a time, printing libtest's lines to `out`.
-fn run(options: &Options, tests: &[Test], out: &mut impl Write) -> Summary {
+/// Runs the selected tests one at a time, each once per Redis backend of `backends` (named
+/// `<test> [<backend>]` when there are several), printing libtest's lines to `out`.
+fn run(options: &Options, tests: &[Test], backends: &[Backend], out: &mut impl Write) -> Summary {
     let started = Instant::now();
     let selected: Vec<&Test> = tests.iter().filter(|t| options.selects(t)).collect();
     let mut summary = Summary {
@@ -342,30 +349,30 @@ fn run(options: &Options, tests: &[Test], out: &mut impl Write) -> Summary {
     };
     let plural = if selected.len() == 1 { "" } else { "s" };
     let _ = writeln!(out, "\nrunning {} test{plural}", selected.len());
-    let mut failures: Vec<(&str, String)> = Vec::new();
+    let mut failures: Vec<(String, String)> = Vec::new();
     for test in selected {
         if test.ignored && options.ignored == RunIgnored::No {
             summary.ignored += 1;
             report(options, out, test.name, "ignored", 'i', None);
             continue;
         }
-        let began = Instant::now();
-        match run_one(test) {
-            Ok(()) => {
-                summary.passed += 1;
-                report(options, out, test.name, "ok", '.', Some(began.elapsed()));
-            }
-            Err(message) => {
-                summary.failed += 1;
-                report(
-                    options,
-                    out,
-                    test.name,
-                    "FAILED",
-                    'F',
-                    Some(began.elapsed()),
-                );
-                failures.push((test.name, message));
+        for &backend in backends {
+            let name = if backends.len() > 1 {
+                format!("{} [{}]", test.name, backend.name())
+            } else {
+                test.name.to_owned()
+            };
+            let began = Instant::now();
+            match run_one(test, backend) {
+                Ok(()) => {
+                    summary.passed += 1;
+                    report(options, out, &name, "ok", '.', Some(began.elapsed()));
+                }
+                Err(message) => {
+                    summary.failed += 1;
+                    report(options, out, &name, "FAILED", 'F', Some(began.elapsed()));
+                    failures.push((name, message));
+                }
             }
         }
     }
@@ -419,11 +426,13 @@ fn report(
     let _ = out.flush();
 }
 
-/// Runs `test` on a thread named after it; its panic message if it panicked.
-fn run_one(test: &Test) -> Result<(), String> {
+/// Runs `test` on a thread named after it, with [`TestRedis::start`](crate::TestRedis::start)
+/// starting `backend` there; its panic message if it panicked.
+fn run_one(test: &Test, backend: Backend) -> Result<(), String> {
+    let run = test.run;
     let thread = std::thread::Builder::new()
         .name(test.name.to_owned())
-        .spawn(test.run)
+        .spawn(move || crate::with_backend(backend, run))
         .map_err(|e| format!("could not start the test's thread: {e}"))?;
     thread.join().map_err(|payload| panic_message(&*payload))
 }
@@ -466,7 +475,7 @@ mod tests {
             list(&options, tests, &mut out);
             None
         } else {
-            Some(run(&options, tests, &mut out))
+            Some(run(&options, tests, &[Backend::InProcess], &mut out))
         };
         (String::from_utf8(out).unwrap(), summary)
     }

@@ -1,7 +1,15 @@
 //! Test helpers of the `dag` workspace (not published; a dev-dependency only).
 //!
-//! - [`RedisServer`] starts a throwaway `redis-server` on a free port, so that tests are
-//!   isolated from each other and never touch a server on the default port 6379.
+//! - [`TestRedis`] is the Redis a test runs on: the in-process server of `dag-testing`
+//!   ([`InProcessRedis`], nothing to install) or a throwaway `redis-server` on a free port
+//!   ([`RedisServer`]); never a server on the default port 6379. Which one, [`Backend`] says:
+//!   tests that need *a* Redis use [`TestRedis::start`], the in-process server; the suites that
+//!   check the Redis code path against Redis itself (the store conformance suite, the fault
+//!   and worker-process tests) run each test on every backend of [`backends`] (the in-process
+//!   server, and `redis-server` too when it is on `PATH`) with [`on_each_backend`] or the
+//!   [`harness`]; `DAG_TEST_REDIS=inprocess|real|both` overrides both choices. Tests of
+//!   `redis-server`'s own features (ACL rules, SLOWLOG) use [`RedisServer`] after
+//!   [`needs_redis_server`].
 //! - [`harness`]: one libtest-style front end ([`run_tests`], [`tests!`]) for the test
 //!   executables with their own `main` (`harness = false`), such as the process tests that are
 //!   also the worker processes they start.
@@ -34,6 +42,7 @@ pub use keys::{connect, keys_matching};
 pub use tree::{reduce_pairwise, sum_1_to};
 pub use worker_process::{WorkerBuilder, WorkerProcess};
 
+use std::cell::Cell;
 use std::io::{Read, Write};
 use std::net::{Ipv4Addr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
@@ -241,8 +250,9 @@ fn spawn(port: u16, dir: &Path, args: &[String]) -> Child {
     match child {
         Ok(child) => child,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => panic!(
-            "redis-server is not on PATH: the Redis tests start their own server. \
-             Install it (Debian/Ubuntu: `apt-get install redis-server`) and retry."
+            "redis-server is not on PATH, and this test needs it ({BACKEND_ENV} or a test of \
+             redis-server's own features). Install it (Debian/Ubuntu: `apt-get install \
+             redis-server`) or unset {BACKEND_ENV}: the tests then run on the in-process Redis."
         ),
         Err(e) => panic!("could not start redis-server: {e}"),
     }
@@ -266,6 +276,224 @@ fn free_port() -> u16 {
             .port();
         if port != 6379 {
             return port;
+        }
+    }
+}
+
+pub use dag_testing::InProcessRedis;
+
+/// The environment variable that chooses the Redis the tests run on:
+/// `inprocess`, `real` or `both`.
+pub const BACKEND_ENV: &str = "DAG_TEST_REDIS";
+
+/// A kind of Redis server the tests can run on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Backend {
+    /// `dag_testing::InProcessRedis`, inside the test process.
+    InProcess,
+    /// A `redis-server` child process.
+    Real,
+}
+
+impl Backend {
+    /// `in-process Redis` or `redis-server`, for test output.
+    pub fn name(self) -> &'static str {
+        match self {
+            Backend::InProcess => "in-process Redis",
+            Backend::Real => "redis-server",
+        }
+    }
+}
+
+/// Whether a `redis-server` binary is on `PATH`.
+pub fn redis_server_on_path() -> bool {
+    std::env::var_os("PATH").is_some_and(|path| {
+        std::env::split_paths(&path).any(|dir| dir.join("redis-server").is_file())
+    })
+}
+
+fn backend_override() -> Option<Vec<Backend>> {
+    let value = std::env::var(BACKEND_ENV).ok()?;
+    match value.trim().to_ascii_lowercase().as_str() {
+        "" => None,
+        "inprocess" | "in-process" => Some(vec![Backend::InProcess]),
+        "real" => Some(vec![Backend::Real]),
+        "both" => Some(vec![Backend::InProcess, Backend::Real]),
+        other => panic!("{BACKEND_ENV}={other}: expected `inprocess`, `real` or `both`"),
+    }
+}
+
+/// The backends the suites that compare against Redis run on: the in-process server, and
+/// `redis-server` too if it is on `PATH`; [`BACKEND_ENV`] overrides.
+pub fn backends() -> Vec<Backend> {
+    backend_override().unwrap_or_else(|| {
+        if redis_server_on_path() {
+            vec![Backend::InProcess, Backend::Real]
+        } else {
+            vec![Backend::InProcess]
+        }
+    })
+}
+
+/// The backend of a test that needs one Redis: the in-process server, unless
+/// [`BACKEND_ENV`] says `real`.
+pub fn default_backend() -> Backend {
+    backend_override()
+        .and_then(|b| b.first().copied())
+        .unwrap_or(Backend::InProcess)
+}
+
+/// The backend of the benchmarks: `redis-server` when it is on `PATH` (their figures are
+/// about Redis), else the in-process server; [`BACKEND_ENV`] overrides.
+pub fn benchmark_backend() -> Backend {
+    backend_override()
+        .and_then(|b| b.first().copied())
+        .unwrap_or(if redis_server_on_path() {
+            Backend::Real
+        } else {
+            Backend::InProcess
+        })
+}
+
+thread_local! {
+    static CURRENT: Cell<Option<Backend>> = const { Cell::new(None) };
+}
+
+/// Runs `check` once per backend of [`backends`], each time with [`TestRedis::start`] on this
+/// thread starting that backend; prints which backend runs.
+pub fn on_each_backend(check: impl Fn(Backend)) {
+    for backend in backends() {
+        eprintln!("-- on {}", backend.name());
+        with_backend(backend, || check(backend));
+    }
+}
+
+/// Runs `f` with [`TestRedis::start`] on this thread starting `backend`.
+pub fn with_backend<R>(backend: Backend, f: impl FnOnce() -> R) -> R {
+    struct Restore(Option<Backend>);
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            CURRENT.with(|c| c.set(self.0));
+        }
+    }
+    let _restore = Restore(CURRENT.with(|c| c.replace(Some(backend))));
+    f()
+}
+
+/// Whether a test of `redis-server`'s own features (ACL rules, SLOWLOG) can run: `redis-server`
+/// is on `PATH`, or [`BACKEND_ENV`] asks for it (then a missing one fails the test). Otherwise
+/// prints that `test` is skipped.
+pub fn needs_redis_server(test: &str) -> bool {
+    if redis_server_on_path() || backends().contains(&Backend::Real) {
+        return true;
+    }
+    println!("{test}: SKIPPED, it checks redis-server itself and redis-server is not on PATH");
+    false
+}
+
+/// The backend [`TestRedis::start`] starts on this thread.
+pub fn current_backend() -> Backend {
+    CURRENT.with(|c| c.get()).unwrap_or_else(default_backend)
+}
+
+enum Running {
+    InProcess(InProcessRedis),
+    Real(RedisServer),
+}
+
+/// A Redis server for one test, of either [`Backend`], stopped on drop.
+pub struct TestRedis {
+    backend: Backend,
+    server: Option<Running>,
+    url: String,
+    port: u16,
+}
+
+impl TestRedis {
+    /// Starts a server of the [`current_backend`].
+    ///
+    /// Panics if it does not start.
+    pub fn start() -> TestRedis {
+        Self::start_on(current_backend(), None)
+    }
+
+    /// Starts a server of the [`current_backend`] that requires `password`.
+    pub fn start_with_password(password: &str) -> TestRedis {
+        Self::start_on(current_backend(), Some(password))
+    }
+
+    /// Starts a server of `backend`, with `password` if given.
+    pub fn start_on(backend: Backend, password: Option<&str>) -> TestRedis {
+        let server = match backend {
+            Backend::InProcess => Running::InProcess(
+                match password {
+                    Some(p) => InProcessRedis::start_with_password(p),
+                    None => InProcessRedis::start(),
+                }
+                .unwrap_or_else(|e| panic!("the in-process Redis did not start: {e}")),
+            ),
+            Backend::Real => Running::Real(match password {
+                Some(p) => RedisServer::start_with_args(&["--requirepass", p]),
+                None => RedisServer::start(),
+            }),
+        };
+        let (url, port) = match &server {
+            Running::InProcess(s) => (s.url(), s.port()),
+            Running::Real(s) => (s.url(), s.port()),
+        };
+        TestRedis {
+            backend,
+            server: Some(server),
+            url,
+            port,
+        }
+    }
+
+    /// Which kind of server this is.
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    /// `redis://127.0.0.1:<port>`, with `:<password>@` if the server requires one.
+    pub fn url(&self) -> String {
+        self.url.clone()
+    }
+
+    /// The port the server listens on (on 127.0.0.1).
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// `127.0.0.1:<port>`, as error messages name the server.
+    pub fn addr(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+
+    /// Whether the server answers `PING`.
+    pub fn ping(&self) -> bool {
+        match &self.server {
+            Some(Running::InProcess(s)) => s.ping(),
+            Some(Running::Real(s)) => s.ping(),
+            None => false,
+        }
+    }
+
+    /// Stops the server now (to test what clients do when it goes away).
+    pub fn kill(&mut self) {
+        match self.server.take() {
+            Some(Running::Real(mut s)) => s.kill(),
+            Some(Running::InProcess(s)) => drop(s),
+            None => {}
+        }
+    }
+
+    /// Restarts the server on the same port, losing every key and script, as a server
+    /// without persistence does; connected clients see their connections drop.
+    pub fn restart(&mut self) {
+        match &mut self.server {
+            Some(Running::InProcess(s)) => s.restart(),
+            Some(Running::Real(s)) => s.restart(),
+            None => panic!("restart of a killed test server"),
         }
     }
 }

@@ -1,10 +1,11 @@
-//! `keys_matching` on a real server: every matching key, sorted, however many SCAN steps.
+//! `keys_matching` on a server (the in-process one, or redis-server with `DAG_TEST_REDIS=real`):
+//! every matching key, sorted, however many SCAN steps.
 
-use dag_test_support::{connect, keys_matching, RedisServer};
+use dag_test_support::{connect, keys_matching, TestRedis};
 
 #[test]
 fn keys_matching_finds_every_matching_key_sorted() {
-    let server = RedisServer::start();
+    let server = TestRedis::start();
     let mut conn = connect(&server.url());
     assert_eq!(keys_matching(&mut conn, "*"), Vec::<String>::new());
     // More keys than one SCAN step returns.

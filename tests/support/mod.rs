@@ -3,26 +3,27 @@
 #![allow(dead_code)]
 
 use dag::prelude::*;
-use dag_test_support::RedisServer;
+use dag_test_support::TestRedis;
 
 /// A runtime the whole-system tests run on, with a name for failure messages and whatever must
-/// stay alive while it is used (the Redis runtime's own `redis-server`).
+/// stay alive while it is used (the Redis runtime's own server).
 pub struct TestRuntime {
     /// `memory` or `redis`.
     pub name: &'static str,
     /// The runtime itself (dropped before the server, so workers stop first).
     pub runtime: Runtime,
-    _server: Option<RedisServer>,
+    _server: Option<TestRedis>,
 }
 
 /// Every runtime the whole-system tests run on: the embedded one, and one backed by a fresh
-/// `redis-server` on a free port (never 6379), killed when the returned value is dropped.
+/// Redis on a free port (never 6379): the in-process server, or `redis-server` with
+/// `DAG_TEST_REDIS=real`; stopped when the returned value is dropped.
 pub fn runtimes() -> Vec<TestRuntime> {
     let memory = Runtime::builder()
         .workers(3)
         .build()
         .expect("the embedded runtime starts");
-    let server = RedisServer::start();
+    let server = TestRedis::start();
     let redis = Runtime::builder()
         .redis(server.url())
         .build()

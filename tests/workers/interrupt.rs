@@ -242,13 +242,13 @@ fn keys_of_dag(conn: &mut redis::Connection, dag: &str) -> Vec<String> {
 fn a_client_running_a_chain(
     cancel: bool,
 ) -> (
-    RedisServer,
+    TestRedis,
     Vec<WorkerProcess>,
     ClientProcess,
     StepLog,
     String,
 ) {
-    let server = RedisServer::start();
+    let server = TestRedis::start();
     let stream = "dag:interrupt-test";
     let workers = workers(2, &server.url(), stream);
     let (client, log, dag) = a_chain_client_on(&server.url(), stream, cancel);
@@ -336,7 +336,7 @@ const TOGETHER_ROUNDS: usize = 3;
 /// (no key of it is left) before the client ended by one of `ended_by`: signals that arrive
 /// together are one request to stop, not a second signal that skips the cancellation.
 fn signals_sent_together_cancel_the_dag(ended_by: &[libc::c_int], send: impl Fn(&ClientProcess)) {
-    let server = RedisServer::start();
+    let server = TestRedis::start();
     let stream = "dag:interrupt-together";
     let _workers = workers(2, &server.url(), stream);
     let mut conn = connect(&server.url());
@@ -424,7 +424,7 @@ pub fn a_later_sigterm_ends_a_client_stuck_cancelling_at_once() {
 }
 
 pub fn ctrl_c_without_a_dag_in_flight_ends_the_client_as_by_default() {
-    let server = RedisServer::start();
+    let server = TestRedis::start();
     let stream = "dag:interrupt-idle";
     let _workers = workers(1, &server.url(), stream);
     let log = StepLog::new();
@@ -441,7 +441,7 @@ pub fn ctrl_c_without_a_dag_in_flight_ends_the_client_as_by_default() {
 }
 
 pub fn a_client_with_its_own_ctrl_c_handler_keeps_it() {
-    let server = RedisServer::start();
+    let server = TestRedis::start();
     let stream = "dag:interrupt-own";
     let _workers = workers(1, &server.url(), stream);
     let log = StepLog::new();

@@ -18,7 +18,7 @@ fn done_events(conn: &mut redis::Connection, dag: &str) -> usize {
 }
 
 pub fn a_redis_restart_fails_the_dag_and_the_workers_serve_the_next() {
-    let mut server = RedisServer::start();
+    let mut server = TestRedis::start();
     let stream = "dag:restart-test";
     let mut workers = workers(2, &server.url(), stream);
     let pids = [workers[0].pid(), workers[1].pid()];
