@@ -238,6 +238,12 @@ pub mod store {
     pub use dag_runtime::store::*;
 }
 
+pub mod metrics {
+    //! What every task did: records per attempt, percentile digests per task name, where they
+    //! are stored and when they are uploaded. See [`MetricsStorage`].
+    pub use dag_runtime::metrics::*;
+}
+
 /// The lowered form of a graph.
 pub mod plan {
     pub use dag_runtime::plan::*;

@@ -14,6 +14,7 @@
 //! | [`engine`] | the worker step each worker runs, with no central scheduler |
 //! | [`invoke`] | where invocations run: [`invoke::LocalPool`] threads, or worker processes through the [`invoke::processes`] seam (implemented by `dag-workers`) |
 //! | [`task`] | the registry of tasks and their retry policies |
+//! | [`metrics`] | what every task did: records, percentile digests, their storage and upload |
 //! | [`codec`] | MessagePack, the one byte format between tasks, the store and the client |
 //! | `interrupt` | Ctrl-C and SIGTERM in a client cancel its DAGs |
 //!
@@ -28,6 +29,7 @@ pub mod error;
 pub mod graph;
 mod interrupt;
 pub mod invoke;
+pub mod metrics;
 pub mod plan;
 pub mod runtime;
 pub mod store;
