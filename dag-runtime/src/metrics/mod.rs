@@ -18,9 +18,15 @@
 mod backend;
 mod digest;
 mod record;
+mod recorder;
 mod storage;
+mod timer;
 
 pub use backend::{root_of, Batch, MemoryMetrics, MetricsBackend, RedisMetrics, RunMetrics};
 pub use digest::{Digest, Sketch, Stats, TaskDigest, RELATIVE_ERROR};
 pub use record::{now_us, InputRecord, Outcome, RunRecord, RunState, TaskRecord, WorkerRecord};
+pub use recorder::Recorder;
 pub use storage::{MetricsError, MetricsStorage, Upload, DEFAULT_METRICS_TTL, DEFAULT_QUEUE};
+
+pub use timer::WorkerMetrics;
+pub(crate) use timer::{AttemptEnd, TaskTimer};

@@ -76,6 +76,10 @@ pub struct TaskRecord {
     /// Whether it ran as a continuation in the worker that ran its parent (with that parent's
     /// output in memory) rather than from a fresh invocation.
     pub continuation: bool,
+    /// The parent whose output it got in memory (that parent's completion made it ready), if
+    /// any. With `inputs`, this names every parent: what the critical path is traced through.
+    #[serde(default)]
+    pub carried_from: Option<u32>,
     /// How the attempt ended.
     pub outcome: Outcome,
 }
