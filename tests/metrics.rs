@@ -212,7 +212,7 @@ fn retries_and_failures_are_recorded() {
         .iter()
         .find(|t| t.outcome == Outcome::Ok && t.task.ends_with("flaky"));
     let last = last.unwrap();
-    let digest = &run.digest.by_task[&last.task];
+    let digest = &run.digest.by_task[&*last.task];
     assert_eq!((digest.retried, digest.failed), (2, 0));
     // The flaky task's input came in memory from `leaf`, which ran in the same worker.
     assert!(last.continuation && last.inputs.is_empty(), "{last:?}");
@@ -315,7 +315,126 @@ fn a_graceful_stop_uploads_everything_and_a_sigkill_loses_what_the_strategy_allo
     assert_eq!(seen, 7);
 }
 
+/// The spans of task attempts that reached the `tracing` subscriber: (task, node, attempt).
+static SPANS: std::sync::Mutex<Vec<(String, u64, u64)>> = std::sync::Mutex::new(Vec::new());
+
+/// A `tracing` subscriber that keeps the fields of every `task` span.
+struct SpanCollector;
+
+#[derive(Default)]
+struct TaskFields {
+    task: String,
+    node: u64,
+    attempt: u64,
+}
+
+impl tracing::field::Visit for TaskFields {
+    fn record_debug(&mut self, field: &tracing::field::Field, value: &dyn std::fmt::Debug) {
+        if field.name() == "task" {
+            self.task = format!("{value:?}");
+        }
+    }
+    fn record_str(&mut self, field: &tracing::field::Field, value: &str) {
+        if field.name() == "task" {
+            self.task = value.to_owned();
+        }
+    }
+    fn record_u64(&mut self, field: &tracing::field::Field, value: u64) {
+        match field.name() {
+            "node" => self.node = value,
+            "attempt" => self.attempt = value,
+            _ => {}
+        }
+    }
+}
+
+impl tracing::Subscriber for SpanCollector {
+    fn enabled(&self, _: &tracing::Metadata<'_>) -> bool {
+        true
+    }
+    fn new_span(&self, span: &tracing::span::Attributes<'_>) -> tracing::span::Id {
+        if span.metadata().name() == "task" {
+            let mut fields = TaskFields::default();
+            span.record(&mut fields);
+            SPANS
+                .lock()
+                .unwrap()
+                .push((fields.task, fields.node, fields.attempt));
+        }
+        tracing::span::Id::from_u64(1)
+    }
+    fn record(&self, _: &tracing::span::Id, _: &tracing::span::Record<'_>) {}
+    fn record_follows_from(&self, _: &tracing::span::Id, _: &tracing::span::Id) {}
+    fn event(&self, _: &tracing::Event<'_>) {}
+    fn enter(&self, _: &tracing::span::Id) {}
+    fn exit(&self, _: &tracing::span::Id) {}
+}
+
+static SNAPSHOTTER: std::sync::OnceLock<metrics_util::debugging::Snapshotter> =
+    std::sync::OnceLock::new();
+
+/// The counters of the `metrics` facade since the last call (a snapshot drains them), summed
+/// by (name, task, outcome), with the task's module path cut off.
+fn counters() -> std::collections::HashMap<(String, String, String), u64> {
+    use metrics_util::debugging::DebugValue;
+    let mut counters = std::collections::HashMap::new();
+    let snapshot = SNAPSHOTTER.get().expect("installed in main").snapshot();
+    for (key, _, _, value) in snapshot.into_vec() {
+        let key = key.key();
+        let label = |l: &str| {
+            key.labels()
+                .find(|x| x.key() == l)
+                .map_or(String::new(), |x| {
+                    x.value().rsplit("::").next().unwrap_or("").to_owned()
+                })
+        };
+        if let DebugValue::Counter(n) = value {
+            *counters
+                .entry((key.name().to_owned(), label("task"), label("outcome")))
+                .or_default() += n;
+        }
+    }
+    counters
+}
+
+fn a_span_per_attempt_and_counters_reach_the_ecosystem_hooks() {
+    let runtime = Runtime::builder()
+        .metrics(MetricsStorage::memory().upload(Upload::EachTask))
+        .build()
+        .unwrap();
+    let _ = counters(); // drains what earlier tests counted
+    let spans_before = SPANS.lock().unwrap().len();
+    FLAKY_CALLS.store(0, Ordering::SeqCst);
+    assert_eq!(flaky(leaf(1, 0)).compute_on(&runtime).unwrap(), 2);
+    runtime.metrics().unwrap().flush().unwrap();
+    // Three attempts of `flaky` (node 1), one of `leaf` (node 0), each with its own span.
+    let spans: Vec<_> = SPANS.lock().unwrap()[spans_before..].to_vec();
+    let mut flaky_attempts: Vec<u64> = spans
+        .iter()
+        .filter(|(task, node, _)| task.ends_with("flaky") && *node == 1)
+        .map(|(_, _, attempt)| *attempt)
+        .collect();
+    flaky_attempts.sort();
+    assert_eq!(flaky_attempts, [1, 2, 3], "{spans:?}");
+    assert!(spans
+        .iter()
+        .any(|(task, node, attempt)| task.ends_with("leaf") && (*node, *attempt) == (0, 1)));
+    let counted = counters();
+    let attempts = |task: &str, outcome: &str| {
+        let key = (
+            "dag_task_attempts_total".to_owned(),
+            task.to_owned(),
+            outcome.to_owned(),
+        );
+        counted.get(&key).copied().unwrap_or(0)
+    };
+    assert_eq!(attempts("flaky", "retried"), 2, "{counted:?}");
+    assert_eq!(attempts("flaky", "ok"), 1, "{counted:?}");
+    assert_eq!(attempts("leaf", "ok"), 1, "{counted:?}");
+}
+
 const TESTS: &[Test] = &dag_test_support::tests![
+    a_span_per_attempt_and_counters_reach_the_ecosystem_hooks,
     every_upload_strategy_records_every_task_in_memory,
     every_upload_strategy_records_every_task_on_redis,
     periodic_and_batched_uploads_arrive_before_the_dag_ends,
@@ -326,5 +445,11 @@ const TESTS: &[Test] = &dag_test_support::tests![
 
 fn main() {
     dag::worker::run_if_worker();
+    let recorder = metrics_util::debugging::DebuggingRecorder::new();
+    let _ = SNAPSHOTTER.set(recorder.snapshotter());
+    recorder
+        .install()
+        .expect("the first metrics recorder of this process");
+    tracing::subscriber::set_global_default(SpanCollector).expect("the first subscriber");
     run_tests(TESTS);
 }

@@ -1,5 +1,8 @@
 //! The command-line flags of examples and tools: `--redis URL`, `--workers N`.
 
+use std::io::IsTerminal;
+
+use dag_runtime::metrics::MetricsStorage;
 use dag_runtime::{DagError, Runtime};
 
 use crate::env;
@@ -11,7 +14,12 @@ use crate::env;
 ///   serving `dag:invocations` (started by hand with `--dag-worker`);
 /// - `--workers N` with a Redis URL: start `N` worker processes of this executable instead
 ///   (`--workers 0`: run the tasks on threads of this process, state in Redis);
-/// - neither: the embedded runtime ([`Runtime::global`]).
+/// - neither: the embedded runtime.
+///
+/// Metrics are on, in the DAG's store (Redis, or this process's memory), unless
+/// `DAG_METRICS` says otherwise (see [`MetricsStorage::from_env`]; `DAG_METRICS=off` turns them
+/// off); [`print_run_summary`] prints what they recorded. A progress bar is shown when stderr
+/// is a terminal.
 ///
 /// ```no_run
 /// let mut args: Vec<String> = std::env::args().collect();
@@ -46,15 +54,23 @@ pub fn runtime_from_args(args: &mut Vec<String>) -> Result<Runtime, DagError> {
         }
     }
     let url = url.or_else(|| std::env::var(env::REDIS_URL).ok().filter(|u| !u.is_empty()));
+    let metrics = match std::env::var_os("DAG_METRICS") {
+        None => Some(MetricsStorage::dag_store()),
+        Some(_) => MetricsStorage::from_env().map_err(|e| DagError::Runtime(e.to_string()))?,
+    };
+    let mut builder = Runtime::builder().progress(std::io::stderr().is_terminal());
+    if let Some(metrics) = metrics {
+        builder = builder.metrics(metrics);
+    }
     match (url, workers) {
-        (None, None) => Runtime::global(),
+        (None, None) => builder.build(),
         (None, Some(_)) => Err(DagError::Runtime(
             "--workers starts worker processes, which share DAGs through Redis: give --redis URL \
              (or DAG_REDIS_URL) too"
                 .into(),
         )),
-        (Some(url), None) => Runtime::builder().redis(url).worker_pool().build(),
-        (Some(url), Some(0)) => Runtime::builder().redis(url).build(),
-        (Some(url), Some(n)) => Runtime::builder().redis(url).spawn_workers(n).build(),
+        (Some(url), None) => builder.redis(url).worker_pool().build(),
+        (Some(url), Some(0)) => builder.redis(url).build(),
+        (Some(url), Some(n)) => builder.redis(url).spawn_workers(n).build(),
     }
 }

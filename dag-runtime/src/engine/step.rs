@@ -14,7 +14,7 @@ use super::fault::{self, FaultPoint};
 use super::schedule::{schedule, Next};
 use super::{Delegate, Invocation, LoadedDag, WorkerContext};
 use crate::error::DagError;
-use crate::metrics::{Outcome, TaskTimer};
+use crate::metrics::{shared_task_name, Outcome, TaskTimer};
 use crate::store::{ChildRef, Completion, FailureKind, TaskErrorRecord};
 
 /// Runs `invocation` of `dag` and then every node this worker continues with, until none is
@@ -79,20 +79,15 @@ fn step(
 ) -> Result<Next, DagError> {
     let node = invocation.node;
     let carried_from = invocation.carried.as_ref().map(|(parent, _)| *parent);
-    let mut timer = TaskTimer::start(ctx.metrics.as_ref(), &ctx.name, carried_from);
+    let mut timer = TaskTimer::start(ctx.metrics.as_ref(), carried_from);
     let Some(inputs) = fetch(ctx, dag, invocation, &mut timer)? else {
         return Ok(None); // the DAG has ended
     };
-    // The task's name is only needed for the records.
-    let task_name = if timer.is_on() {
-        dag.task_name(node)
-    } else {
-        String::new()
-    };
+    let task_name = || record_name(dag, node);
     let output = match run(ctx, dag, node, &inputs, &mut timer)? {
         Ran::Output(output) => output,
         Ran::Expanded { child, roots } => {
-            timer.finish(dag.id.as_str(), node, &task_name, roots.len(), Outcome::Ok);
+            timer.finish(&dag.id, node, task_name, roots.len(), Outcome::Ok);
             return Ok(schedule(&child, None, roots, delegate));
         }
         Ran::Failed(failed) => {
@@ -101,7 +96,7 @@ fn step(
             } else {
                 Outcome::Error
             };
-            timer.finish(dag.id.as_str(), node, &task_name, 0, outcome);
+            timer.finish(&dag.id, node, task_name, 0, outcome);
             let record = TaskErrorRecord::new(
                 FailureKind::Task,
                 dag.task_name(node),
@@ -121,20 +116,29 @@ fn step(
     let mut timer = Some(timer);
     let mut before_result = || {
         if let Some(timer) = timer.take() {
-            timer.finish(dag.id.as_str(), node, &task_name, 0, Outcome::Ok);
+            timer.finish(&dag.id, node, task_name, 0, Outcome::Ok);
         }
     };
     let completed = complete(ctx, dag, node, &output, claim, &mut before_result)?;
     if let Some(mut timer) = timer {
         timer.stored();
         let ready = completed.as_ref().map_or(0, |c| c.ready.len());
-        timer.finish(dag.id.as_str(), node, &task_name, ready, Outcome::Ok);
+        timer.finish(&dag.id, node, task_name, ready, Outcome::Ok);
     }
     let Some(completed) = completed else {
         return Ok(None); // a sink, or the DAG has ended
     };
     let carried = Some((completed.node, output));
     Ok(schedule(&completed.dag, carried, completed.ready, delegate))
+}
+
+/// The name a task record of `node` carries: its registered task's (a map node's: its name in
+/// the plan), shared rather than copied.
+fn record_name(dag: &LoadedDag, node: u32) -> Arc<str> {
+    match dag.plan.nodes.get(node as usize) {
+        Some(n) if n.map.is_none() => shared_task_name(dag.task_of(node).name),
+        _ => dag.task_name(node).into(),
+    }
 }
 
 /// Phase 1: the node's inputs, those carried over in memory and the rest in one store call.
@@ -231,7 +235,7 @@ fn run(
         }
         Attempt::Ended(end) => {
             span = None;
-            timer.attempt_ended(dag.id.as_str(), index, task.name, end);
+            timer.attempt_ended(&dag.id, index, task.name, end);
         }
     };
     Ok(

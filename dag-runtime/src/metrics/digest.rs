@@ -150,9 +150,9 @@ pub struct Digest {
 impl Digest {
     /// Adds one attempt's record.
     pub fn add(&mut self, record: &TaskRecord) {
-        let digest = match self.by_task.get_mut(&record.task) {
+        let digest = match self.by_task.get_mut(&*record.task) {
             Some(digest) => digest,
-            None => self.by_task.entry(record.task.clone()).or_default(),
+            None => self.by_task.entry(record.task.to_string()).or_default(),
         };
         digest.run_us.add(record.run_us);
         match record.outcome {

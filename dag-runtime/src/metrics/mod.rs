@@ -29,4 +29,4 @@ pub use recorder::Recorder;
 pub use storage::{MetricsError, MetricsStorage, Upload, DEFAULT_METRICS_TTL, DEFAULT_QUEUE};
 
 pub use timer::WorkerMetrics;
-pub(crate) use timer::{AttemptEnd, TaskTimer};
+pub(crate) use timer::{shared_task_name, AttemptEnd, TaskTimer};

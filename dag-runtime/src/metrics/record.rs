@@ -2,6 +2,7 @@
 //! [`WorkerRecord`] per worker thread. Times are microseconds since the Unix epoch (comparable
 //! across processes and machines with synchronised clocks) or durations in microseconds.
 
+use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
@@ -37,7 +38,8 @@ pub struct InputRecord {
     pub bytes: u64,
 }
 
-/// One attempt of one task: where and when it ran, and where its time went.
+/// One attempt of one task: where and when it ran, and where its time went. Names are shared
+/// (`Arc<str>`): recording a task copies no text.
 ///
 /// A task that succeeds on its first attempt has one record; each failed attempt before the
 /// last has its own record with [`Outcome::Retried`] (with `fetch_us`, inputs and `store_us`
@@ -45,13 +47,13 @@ pub struct InputRecord {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TaskRecord {
     /// The DAG's id (`<parent>.<node>` for a map's child DAG).
-    pub dag: String,
+    pub dag: Arc<str>,
     /// The node's index in its DAG's plan.
     pub node: u32,
-    /// The registered task name (`map(<task>)` for a map node's expansion).
-    pub task: String,
+    /// The registered task name (for a map node, its plan name).
+    pub task: Arc<str>,
     /// The worker that ran it (`host:pid/thread`).
-    pub worker: String,
+    pub worker: Arc<str>,
     /// The attempt (1-based).
     pub attempt: u32,
     /// When the worker started on it (fetching its inputs), µs since the epoch.

@@ -99,6 +99,9 @@ impl Recorder {
             digests: BTreeMap::new(),
             touched: Default::default(),
             stop: None,
+            facade: HashMap::new(),
+            bytes_uploaded: metrics::counter!("dag_bytes_uploaded_total"),
+            bytes_downloaded: metrics::counter!("dag_bytes_downloaded_total"),
         };
         let handle = std::thread::Builder::new()
             .name("dag-metrics".into())
@@ -223,6 +226,10 @@ struct Uploader {
     touched: std::collections::BTreeSet<String>,
     /// A stop found while draining the queue.
     stop: Option<Sender<Result<(), String>>>,
+    /// The `metrics` facade's handles, per task name.
+    facade: HashMap<Arc<str>, FacadeHandles>,
+    bytes_uploaded: metrics::Counter,
+    bytes_downloaded: metrics::Counter,
 }
 
 /// Digests of runs with no record for this long are forgotten (after their last upload).
@@ -306,8 +313,22 @@ impl Uploader {
     }
 
     fn add(&mut self, record: TaskRecord) {
-        emit_to_facade(&record);
+        match self.facade.get(&record.task) {
+            Some(handles) => handles.emit(&record),
+            None => {
+                let handles = FacadeHandles::new(&record.task);
+                handles.emit(&record);
+                self.facade.insert(Arc::clone(&record.task), handles);
+            }
+        }
         let run = root_of(&record.dag);
+        let bytes_down = record.bytes_downloaded();
+        if bytes_down > 0 {
+            self.bytes_downloaded.increment(bytes_down);
+        }
+        if record.outcome == Outcome::Ok {
+            self.bytes_uploaded.increment(record.output_bytes);
+        }
         let entry = match self.digests.get_mut(run) {
             Some(entry) => entry,
             None => self
@@ -354,7 +375,7 @@ impl Uploader {
                 .collect(),
             workers,
         };
-        let result = self.io.block_on(self.backend.put(&batch));
+        let result = self.io.block_on(self.backend.put(batch));
         if let Err(e) = &result {
             warn(e);
         }
@@ -375,31 +396,49 @@ fn warn(error: &MetricsError) {
     }
 }
 
-/// Counters and histograms through the `metrics` facade: whatever exporter the user installed
-/// (Prometheus, StatsD) sees them; without one they cost next to nothing. Emitted here, on the
-/// metrics thread, not on the worker's.
-fn emit_to_facade(record: &TaskRecord) {
-    let task = record.task.clone();
-    let outcome = match record.outcome {
-        Outcome::Ok => "ok",
-        Outcome::Retried => "retried",
-        Outcome::Error => "error",
-        Outcome::TimedOut => "timed_out",
-    };
-    metrics::counter!("dag_task_attempts_total", "task" => task.clone(), "outcome" => outcome)
-        .increment(1);
-    metrics::histogram!("dag_task_run_seconds", "task" => task.clone())
-        .record(record.run_us as f64 / 1e6);
-    if record.outcome != Outcome::Retried {
-        metrics::histogram!("dag_task_fetch_seconds", "task" => task.clone())
-            .record(record.fetch_us as f64 / 1e6);
-        metrics::histogram!("dag_task_store_seconds", "task" => task.clone())
-            .record(record.store_us as f64 / 1e6);
-        metrics::histogram!("dag_task_output_bytes", "task" => task)
-            .record(record.output_bytes as f64);
-        metrics::counter!("dag_bytes_downloaded_total").increment(record.bytes_downloaded());
-        if record.outcome == Outcome::Ok {
-            metrics::counter!("dag_bytes_uploaded_total").increment(record.output_bytes);
+/// Counters and histograms through the `metrics` facade, per task name: whatever exporter the
+/// user installed (Prometheus, StatsD) sees them; without one they cost next to nothing. They
+/// are registered once per task name (install the exporter before the first `compute`) and fed
+/// here, on the metrics thread, never on a worker's.
+struct FacadeHandles {
+    ok: metrics::Counter,
+    retried: metrics::Counter,
+    error: metrics::Counter,
+    timed_out: metrics::Counter,
+    run: metrics::Histogram,
+    fetch: metrics::Histogram,
+    store: metrics::Histogram,
+    output: metrics::Histogram,
+}
+
+impl FacadeHandles {
+    fn new(task: &Arc<str>) -> Self {
+        let task = metrics::SharedString::from(task.to_string());
+        let attempts = |outcome: &'static str| metrics::counter!("dag_task_attempts_total", "task" => task.clone(), "outcome" => outcome);
+        FacadeHandles {
+            ok: attempts("ok"),
+            retried: attempts("retried"),
+            error: attempts("error"),
+            timed_out: attempts("timed_out"),
+            run: metrics::histogram!("dag_task_run_seconds", "task" => task.clone()),
+            fetch: metrics::histogram!("dag_task_fetch_seconds", "task" => task.clone()),
+            store: metrics::histogram!("dag_task_store_seconds", "task" => task.clone()),
+            output: metrics::histogram!("dag_task_output_bytes", "task" => task),
+        }
+    }
+
+    fn emit(&self, record: &TaskRecord) {
+        match record.outcome {
+            Outcome::Ok => self.ok.increment(1),
+            Outcome::Retried => self.retried.increment(1),
+            Outcome::Error => self.error.increment(1),
+            Outcome::TimedOut => self.timed_out.increment(1),
+        }
+        self.run.record(record.run_us as f64 / 1e6);
+        if record.outcome != Outcome::Retried {
+            self.fetch.record(record.fetch_us as f64 / 1e6);
+            self.store.record(record.store_us as f64 / 1e6);
+            self.output.record(record.output_bytes as f64);
         }
     }
 }

@@ -1,11 +1,18 @@
 //! What the worker step measures, phase by phase, for one task: [`TaskTimer`]. With metrics off
 //! it holds nothing and every call is a no-op.
+//!
+//! Cheap on purpose (it runs for every task): one wall-clock read per task, one monotonic read
+//! per phase boundary, no text copied (names are shared `Arc<str>`s), and one non-blocking send
+//! of the record; digesting and uploading happen on the metrics thread.
 
+use std::cell::RefCell;
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::record::{now_us, InputRecord, Outcome, TaskRecord};
 use super::recorder::{Recorder, WorkerStats};
+use crate::store::DagId;
 
 /// The metrics side of one worker thread: its process's recorder and its own counters.
 #[derive(Clone)]
@@ -13,6 +20,7 @@ pub struct WorkerMetrics {
     recorder: Arc<Recorder>,
     stats: Arc<WorkerStats>,
     cold_start: Option<Duration>,
+    name: Arc<str>,
 }
 
 impl WorkerMetrics {
@@ -24,6 +32,7 @@ impl WorkerMetrics {
             recorder,
             stats,
             cold_start,
+            name: name.into(),
         }
     }
 
@@ -36,6 +45,24 @@ impl WorkerMetrics {
     pub fn recorder(&self) -> &Arc<Recorder> {
         &self.recorder
     }
+}
+
+thread_local! {
+    /// Shared copies of the registered task names (`&'static str`) this thread has recorded,
+    /// by address: a record gets its name without copying it.
+    static TASK_NAMES: RefCell<HashMap<usize, Arc<str>>> = RefCell::new(HashMap::new());
+}
+
+/// The shared form of a task's name.
+pub(crate) fn shared_task_name(name: &'static str) -> Arc<str> {
+    TASK_NAMES.with(|names| {
+        Arc::clone(
+            names
+                .borrow_mut()
+                .entry(name.as_ptr() as usize)
+                .or_insert_with(|| name.into()),
+        )
+    })
 }
 
 /// How one attempt ended, as the retry loop reports it.
@@ -52,13 +79,12 @@ pub(crate) struct TaskTimer<'a> {
 
 struct State<'a> {
     metrics: &'a WorkerMetrics,
-    worker: &'a str,
     started: Instant,
     start_us: u64,
-    /// Start of the current phase or attempt.
-    mark: Instant,
-    mark_us: u64,
-    continuation: bool,
+    /// The last phase boundary.
+    lap: Instant,
+    /// When the current attempt started.
+    attempt_started: Instant,
     carried_from: Option<u32>,
     fetch_us: u64,
     inputs: Vec<InputRecord>,
@@ -72,26 +98,56 @@ fn micros(d: Duration) -> u64 {
     d.as_micros().min(u64::MAX as u128) as u64
 }
 
+impl State<'_> {
+    /// The time since the last boundary, which becomes now.
+    fn lap(&mut self) -> Duration {
+        let now = Instant::now();
+        let lap = now - self.lap;
+        self.lap = now;
+        lap
+    }
+
+    /// `at` in µs since the epoch.
+    fn epoch_us(&self, at: Instant) -> u64 {
+        self.start_us + micros(at - self.started)
+    }
+
+    fn record(&self, dag: &DagId, node: u32, task: Arc<str>, outcome: Outcome) -> TaskRecord {
+        TaskRecord {
+            dag: dag.shared(),
+            node,
+            task,
+            worker: Arc::clone(&self.metrics.name),
+            attempt: self.attempt,
+            start_us: self.start_us,
+            end_us: self.epoch_us(self.lap),
+            fetch_us: self.fetch_us,
+            inputs: Vec::new(),
+            run_us: self.run_us,
+            output_bytes: self.output_bytes,
+            store_us: self.store_us,
+            continued: 0,
+            delegated: 0,
+            continuation: self.carried_from.is_some(),
+            carried_from: self.carried_from,
+            outcome,
+        }
+    }
+}
+
 impl<'a> TaskTimer<'a> {
-    /// Starts timing a task run by `worker`, `carried_from` the parent whose output came with
-    /// the invocation. Measures nothing when `metrics` is `None`.
-    pub(crate) fn start(
-        metrics: Option<&'a WorkerMetrics>,
-        worker: &'a str,
-        carried_from: Option<u32>,
-    ) -> Self {
+    /// Starts timing a task, `carried_from` the parent whose output came with the invocation.
+    /// Measures nothing when `metrics` is `None`.
+    pub(crate) fn start(metrics: Option<&'a WorkerMetrics>, carried_from: Option<u32>) -> Self {
         TaskTimer {
             state: metrics.map(|metrics| {
                 let now = Instant::now();
-                let now_us = now_us();
                 State {
                     metrics,
-                    worker,
                     started: now,
-                    start_us: now_us,
-                    mark: now,
-                    mark_us: now_us,
-                    continuation: carried_from.is_some(),
+                    start_us: now_us(),
+                    lap: now,
+                    attempt_started: now,
                     carried_from,
                     fetch_us: 0,
                     inputs: Vec::new(),
@@ -104,71 +160,56 @@ impl<'a> TaskTimer<'a> {
         }
     }
 
-    /// Whether anything is measured.
-    pub(crate) fn is_on(&self) -> bool {
-        self.state.is_some()
-    }
-
     /// The inputs were fetched: `fetched` lists each input that came from the store.
-    pub(crate) fn fetched<'b>(&mut self, fetched: impl Iterator<Item = (u32, usize)> + 'b) {
+    pub(crate) fn fetched(&mut self, fetched: impl Iterator<Item = (u32, usize)>) {
         if let Some(state) = &mut self.state {
-            state.fetch_us = micros(state.mark.elapsed());
-            state.inputs = fetched
-                .map(|(node, bytes)| InputRecord {
+            state.fetch_us = micros(state.lap());
+            state.attempt_started = state.lap;
+            state
+                .inputs
+                .extend(fetched.map(|(node, bytes)| InputRecord {
                     node,
                     bytes: bytes as u64,
-                })
-                .collect();
-            state.mark = Instant::now();
-            state.mark_us = now_us();
+                }));
         }
     }
 
-    /// Attempt `attempt` of the body starts.
+    /// Attempt `attempt` of the body starts (the first starts when the inputs are in).
     pub(crate) fn attempt_started(&mut self, attempt: u32) {
         if let Some(state) = &mut self.state {
             state.attempt = attempt;
-            state.mark = Instant::now();
-            state.mark_us = now_us();
+            if attempt > 1 {
+                state.lap(); // after the backoff
+                state.attempt_started = state.lap;
+            }
         }
     }
 
-    /// Attempt `attempt` ended; a failed attempt that is retried gets its own record now.
-    pub(crate) fn attempt_ended(&mut self, dag: &str, node: u32, task: &str, end: AttemptEnd) {
+    /// The attempt that started last ended; a failed attempt that is retried gets its own
+    /// record now.
+    pub(crate) fn attempt_ended(
+        &mut self,
+        dag: &DagId,
+        node: u32,
+        task: &'static str,
+        end: AttemptEnd,
+    ) {
         let Some(state) = &mut self.state else {
             return;
         };
-        state.run_us = micros(state.mark.elapsed());
+        state.run_us = micros(state.lap());
         if let AttemptEnd::Failed { last: false, .. } = end {
-            let record = TaskRecord {
-                dag: dag.to_owned(),
-                node,
-                task: task.to_owned(),
-                worker: state.worker.to_owned(),
-                attempt: state.attempt,
-                start_us: state.mark_us,
-                end_us: now_us(),
-                fetch_us: 0,
-                inputs: Vec::new(),
-                run_us: state.run_us,
-                output_bytes: 0,
-                store_us: 0,
-                continued: 0,
-                delegated: 0,
-                continuation: state.continuation,
-                carried_from: state.carried_from,
-                outcome: Outcome::Retried,
-            };
+            let mut record = state.record(dag, node, shared_task_name(task), Outcome::Retried);
+            record.start_us = state.epoch_us(state.attempt_started);
+            record.fetch_us = 0;
             state.metrics.recorder.task(record);
         }
-        state.mark = Instant::now();
     }
 
     /// A map node expanded (no attempts of a body): the time since the fetch counts as running.
     pub(crate) fn expanded(&mut self) {
         if let Some(state) = &mut self.state {
-            state.run_us = micros(state.mark.elapsed());
-            state.mark = Instant::now();
+            state.run_us = micros(state.lap());
         }
     }
 
@@ -176,44 +217,34 @@ impl<'a> TaskTimer<'a> {
     pub(crate) fn storing(&mut self, bytes: usize) {
         if let Some(state) = &mut self.state {
             state.output_bytes = bytes as u64;
-            state.mark = Instant::now();
         }
     }
 
     /// The output was stored and the children marked.
     pub(crate) fn stored(&mut self) {
         if let Some(state) = &mut self.state {
-            state.store_us = micros(state.mark.elapsed());
+            state.store_us = micros(state.lap());
         }
     }
 
     /// The task is done: `ready` children became ready through it (one continued here, the
-    /// rest handed on); records it with `outcome`.
-    pub(crate) fn finish(self, dag: &str, node: u32, task: &str, ready: usize, outcome: Outcome) {
-        let Some(state) = self.state else {
+    /// rest handed on); records it with `outcome` under `task`'s name.
+    pub(crate) fn finish(
+        self,
+        dag: &DagId,
+        node: u32,
+        task: impl FnOnce() -> Arc<str>,
+        ready: usize,
+        outcome: Outcome,
+    ) {
+        let Some(mut state) = self.state else {
             return;
         };
-        let busy = state.started.elapsed();
-        state.metrics.stats.add_task(busy);
-        let record = TaskRecord {
-            dag: dag.to_owned(),
-            node,
-            task: task.to_owned(),
-            worker: state.worker.to_owned(),
-            attempt: state.attempt,
-            start_us: state.start_us,
-            end_us: state.start_us + micros(busy),
-            fetch_us: state.fetch_us,
-            inputs: state.inputs,
-            run_us: state.run_us,
-            output_bytes: state.output_bytes,
-            store_us: state.store_us,
-            continued: u32::from(ready > 0),
-            delegated: ready.saturating_sub(1) as u32,
-            continuation: state.continuation,
-            carried_from: state.carried_from,
-            outcome,
-        };
+        state.metrics.stats.add_task(state.lap - state.started);
+        let mut record = state.record(dag, node, task(), outcome);
+        record.inputs = std::mem::take(&mut state.inputs);
+        record.continued = u32::from(ready > 0);
+        record.delegated = ready.saturating_sub(1) as u32;
         state.metrics.recorder.task(record);
     }
 }

@@ -51,6 +51,11 @@ impl DagId {
     pub fn as_str(&self) -> &str {
         &self.0
     }
+
+    /// The id as shared text (no copy).
+    pub fn shared(&self) -> Arc<str> {
+        Arc::clone(&self.0)
+    }
 }
 
 impl Default for DagId {

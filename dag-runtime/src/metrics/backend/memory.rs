@@ -57,21 +57,26 @@ impl Inner {
 
 #[async_trait]
 impl MetricsBackend for MemoryMetrics {
-    async fn put(&self, batch: &Batch) -> Result<(), MetricsError> {
+    async fn put(&self, batch: Batch) -> Result<(), MetricsError> {
         let mut inner = self.lock();
-        for record in &batch.tasks {
-            let root = root_of(&record.dag).to_owned();
-            inner.tasks.entry(root).or_default().push(record.clone());
+        for record in batch.tasks {
+            let root = root_of(&record.dag);
+            match inner.tasks.get_mut(root) {
+                Some(tasks) => tasks.push(record),
+                None => {
+                    inner.tasks.insert(root.to_owned(), vec![record]);
+                }
+            }
         }
-        for (run, digest) in &batch.digests {
+        for (run, digest) in batch.digests {
             inner
                 .digests
-                .entry(run.clone())
+                .entry(run)
                 .or_default()
-                .insert(batch.recorder.clone(), digest.clone());
+                .insert(batch.recorder.clone(), digest);
         }
-        for worker in &batch.workers {
-            inner.workers.insert(worker.worker.clone(), worker.clone());
+        for worker in batch.workers {
+            inner.workers.insert(worker.worker.clone(), worker);
         }
         Ok(())
     }
@@ -110,7 +115,7 @@ impl MetricsBackend for MemoryMetrics {
         }
         let mut workers: Vec<WorkerRecord> = tasks
             .iter()
-            .map(|t| t.worker.as_str())
+            .map(|t| &*t.worker)
             .collect::<std::collections::BTreeSet<_>>()
             .into_iter()
             .filter_map(|w| inner.workers.get(w).cloned())

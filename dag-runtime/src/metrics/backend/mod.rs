@@ -53,8 +53,8 @@ pub struct RunMetrics {
 /// examples' summaries and the dashboard.
 #[async_trait]
 pub trait MetricsBackend: Send + Sync + 'static {
-    /// Stores one upload.
-    async fn put(&self, batch: &Batch) -> Result<(), MetricsError>;
+    /// Stores one upload (taken by value: an in-memory backend keeps its records as they are).
+    async fn put(&self, batch: Batch) -> Result<(), MetricsError>;
     /// Stores (replaces) a run's record, indexed by submission time.
     async fn put_run(&self, run: &RunRecord) -> Result<(), MetricsError>;
     /// The `limit` most recently submitted runs, newest first.

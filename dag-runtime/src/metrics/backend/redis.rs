@@ -112,7 +112,7 @@ fn decode<T: DeserializeOwned>(key: &str, bytes: &[u8]) -> Result<T, MetricsErro
 
 #[async_trait]
 impl MetricsBackend for RedisMetrics {
-    async fn put(&self, batch: &Batch) -> Result<(), MetricsError> {
+    async fn put(&self, batch: Batch) -> Result<(), MetricsError> {
         let ttl = self.ttl_ms();
         let mut pipe = redis::pipe();
         let mut by_run: std::collections::BTreeMap<&str, Vec<Vec<u8>>> = Default::default();
@@ -212,8 +212,7 @@ impl MetricsBackend for RedisMetrics {
         for bytes in digests.values() {
             digest.merge(&decode::<Digest>(&digest_key, bytes)?);
         }
-        let names: std::collections::BTreeSet<&str> =
-            records.iter().map(|t| t.worker.as_str()).collect();
+        let names: std::collections::BTreeSet<&str> = records.iter().map(|t| &*t.worker).collect();
         let mut workers = Vec::new();
         if !names.is_empty() {
             let mut pipe = redis::pipe();
