@@ -37,9 +37,15 @@ fn add(a: u64, b: u64) -> u64 {
     a + b
 }
 
+#[task]
+fn total(xs: Vec<u64>) -> u64 {
+    xs.iter().sum()
+}
+
 const N: usize = 1_000_000;
 
-/// Peak bytes allocated while `f` runs, above what was live before.
+/// Peak bytes allocated while `f` runs (counted by this process's allocator, on every thread,
+/// so the workers' allocations count too), above what was live before.
 fn peak_bytes<R>(f: impl FnOnce() -> R) -> (R, usize) {
     let before = LIVE.load(Ordering::Relaxed);
     PEAK.store(before, Ordering::Relaxed);
@@ -72,4 +78,46 @@ fn a_million_node_graph_builds_and_lowers_in_under_500_bytes_per_node() {
     eprintln!("peak bytes per node: chain {chain_bytes}, tree {tree_bytes}");
     assert!(chain_bytes < 500, "chain: {chain_bytes} bytes per node");
     assert!(tree_bytes < 500, "tree: {tree_bytes} bytes per node");
+}
+
+/// Peak heap bytes of computing a graph on the embedded runtime (lowering, the store's state,
+/// the outputs, the workers' buffers), the graph built beforehand as in `benches/overhead.rs`.
+/// The time is printed for orientation only; `cargo bench --bench overhead` measures it.
+fn compute_peak(name: &str, runtime: &Runtime, sink: Node<u64>, expected: u64) -> usize {
+    let tasks = sink.plan().unwrap().nodes.len();
+    let started = std::time::Instant::now();
+    let (value, bytes) = peak_bytes(|| sink.compute_on(runtime).unwrap());
+    let elapsed = started.elapsed();
+    assert_eq!(value, expected);
+    eprintln!(
+        "{name}: {tasks} tasks, peak {:.1} MiB ({} bytes per task), {:.3} s",
+        bytes as f64 / (1 << 20) as f64,
+        bytes / tasks,
+        elapsed.as_secs_f64()
+    );
+    bytes
+}
+
+#[test]
+fn running_big_graphs_embedded_stays_within_its_memory_budget() {
+    let runtime = Runtime::builder().build().unwrap();
+    // Warm the workers up, so that their first allocations are not counted.
+    assert_eq!(inc(1).compute_on(&runtime).unwrap(), 2);
+
+    let leaves = 1u64 << 16;
+    let tree = reduce_pairwise((0..leaves).map(inc).collect(), |a, b| add(a, b));
+    let tree_bytes = compute_peak(
+        "tree of 2^16 leaves",
+        &runtime,
+        tree,
+        leaves * (leaves + 1) / 2,
+    );
+
+    let width = 1_000_000u64;
+    let source = inc(0);
+    let fan = total((0..width).map(|_| inc(&source)).collect::<Vec<_>>());
+    let fan_bytes = compute_peak("fan-in of 1,000,000", &runtime, fan, 2 * width);
+
+    assert!(tree_bytes < 40 << 20, "tree: {tree_bytes} bytes");
+    assert!(fan_bytes < 300 << 20, "fan-in: {fan_bytes} bytes");
 }
