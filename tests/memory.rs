@@ -44,6 +44,14 @@ fn total(xs: Vec<u64>) -> u64 {
 
 const N: usize = 1_000_000;
 
+/// One test at a time: the counter is global, so tests running in parallel would count each
+/// other's bytes.
+static ALONE: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn alone() -> std::sync::MutexGuard<'static, ()> {
+    ALONE.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 /// Peak bytes allocated while `f` runs (counted by this process's allocator, on every thread,
 /// so the workers' allocations count too), above what was live before.
 fn peak_bytes<R>(f: impl FnOnce() -> R) -> (R, usize) {
@@ -55,6 +63,7 @@ fn peak_bytes<R>(f: impl FnOnce() -> R) -> (R, usize) {
 
 #[test]
 fn a_million_node_graph_builds_and_lowers_in_under_500_bytes_per_node() {
+    let _alone = alone();
     let ((sink, plan), chain_bytes) = peak_bytes(|| {
         let mut node = inc(0);
         for _ in 1..N {
@@ -100,6 +109,7 @@ fn compute_peak(name: &str, runtime: &Runtime, sink: Node<u64>, expected: u64) -
 
 #[test]
 fn running_big_graphs_embedded_stays_within_its_memory_budget() {
+    let _alone = alone();
     let runtime = Runtime::builder().build().unwrap();
     // Warm the workers up, so that their first allocations are not counted.
     assert_eq!(inc(1).compute_on(&runtime).unwrap(), 2);

@@ -632,7 +632,7 @@ fn push_arg_nodes<'g>(arg: &'g Arg, deps: &mut Vec<&'g NodeInner>) -> Result<(),
             }
         }
         Arg::Const(_) => {}
-        Arg::Invalid(error) => return Err(error.clone()),
+        Arg::Invalid(error) => return Err((**error).clone()),
     }
     Ok(())
 }
@@ -641,7 +641,7 @@ fn push_arg_nodes<'g>(arg: &'g Arg, deps: &mut Vec<&'g NodeInner>) -> Result<(),
 fn map_parts(map: &NodeInner) -> Result<(&NodeInner, &NodeInner), DagError> {
     match map.args.as_slice() {
         [Arg::Node(list), Arg::Node(body)] => Ok((list, body)),
-        [.., Arg::Invalid(error)] => Err(error.clone()),
+        [.., Arg::Invalid(error)] => Err((**error).clone()),
         _ => Err(DagError::InvalidGraph("a map node is malformed".into())),
     }
 }
@@ -699,7 +699,7 @@ impl<'a> Refs<'a> {
                     .map(|(k, a)| Ok((k.clone(), self.arg(a)?)))
                     .collect::<Result<_, DagError>>()?,
             ),
-            Arg::Invalid(error) => return Err(error.clone()),
+            Arg::Invalid(error) => return Err((**error).clone()),
         })
     }
 }
