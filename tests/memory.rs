@@ -11,11 +11,14 @@ struct Counting;
 
 static LIVE: AtomicUsize = AtomicUsize::new(0);
 static PEAK: AtomicUsize = AtomicUsize::new(0);
+/// Allocations made, ever: a count as stable as the bytes, and a cost of every task.
+static ALLOCATIONS: AtomicUsize = AtomicUsize::new(0);
 
 unsafe impl GlobalAlloc for Counting {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
         let live = LIVE.fetch_add(layout.size(), Ordering::Relaxed) + layout.size();
         PEAK.fetch_max(live, Ordering::Relaxed);
+        ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
         unsafe { System.alloc(layout) }
     }
     unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
@@ -64,6 +67,7 @@ fn peak_bytes<R>(f: impl FnOnce() -> R) -> (R, usize) {
 #[test]
 fn a_million_node_graph_builds_and_lowers_in_under_500_bytes_per_node() {
     let _alone = alone();
+    let allocations = ALLOCATIONS.load(Ordering::Relaxed);
     let ((sink, plan), chain_bytes) = peak_bytes(|| {
         let mut node = inc(0);
         for _ in 1..N {
@@ -74,6 +78,7 @@ fn a_million_node_graph_builds_and_lowers_in_under_500_bytes_per_node() {
     });
     assert_eq!(plan.nodes.len(), N);
     let chain_bytes = chain_bytes / N;
+    let chain_allocations = (ALLOCATIONS.load(Ordering::Relaxed) - allocations) as f64 / N as f64;
     drop((sink, plan));
 
     let ((sink, plan), tree_bytes) = peak_bytes(|| {
@@ -84,7 +89,10 @@ fn a_million_node_graph_builds_and_lowers_in_under_500_bytes_per_node() {
     let tree_bytes = tree_bytes / plan.nodes.len();
     drop((sink, plan));
 
-    eprintln!("peak bytes per node: chain {chain_bytes}, tree {tree_bytes}");
+    eprintln!(
+        "peak bytes per node: chain {chain_bytes}, tree {tree_bytes}; allocations per node \
+         (chain, build and lower): {chain_allocations:.1}"
+    );
     assert!(chain_bytes < 500, "chain: {chain_bytes} bytes per node");
     assert!(tree_bytes < 500, "tree: {tree_bytes} bytes per node");
 }
@@ -95,13 +103,17 @@ fn a_million_node_graph_builds_and_lowers_in_under_500_bytes_per_node() {
 fn compute_peak(name: &str, runtime: &Runtime, sink: Node<u64>, expected: u64) -> usize {
     let tasks = sink.plan().unwrap().nodes.len();
     let started = std::time::Instant::now();
+    let allocations = ALLOCATIONS.load(Ordering::Relaxed);
     let (value, bytes) = peak_bytes(|| sink.compute_on(runtime).unwrap());
+    let allocations = ALLOCATIONS.load(Ordering::Relaxed) - allocations;
     let elapsed = started.elapsed();
     assert_eq!(value, expected);
     eprintln!(
-        "{name}: {tasks} tasks, peak {:.1} MiB ({} bytes per task), {:.3} s",
+        "{name}: {tasks} tasks, peak {:.1} MiB ({} bytes per task), {:.1} allocations per \
+         task, {:.3} s",
         bytes as f64 / (1 << 20) as f64,
         bytes / tasks,
+        allocations as f64 / tasks as f64,
         elapsed.as_secs_f64()
     );
     bytes
