@@ -49,9 +49,10 @@ type Shape = (&'static str, u64, fn() -> Node<u64>);
 
 fn dag_shapes(c: &mut Criterion) {
     let runtime = Runtime::builder().build().unwrap();
-    let shapes: [Shape; 3] = [
+    let shapes: [Shape; 4] = [
         ("chain_10000", 10_000, || chain(10_000)),
         ("tree_16384_leaves", 2 * 16_384 - 1, || tree(16_384)),
+        ("tree_65536_leaves", 2 * 65_536 - 1, || tree(65_536)),
         ("fan_10000", 10_002, || fan(10_000)),
     ];
     let mut group = c.benchmark_group("embedded");
@@ -66,6 +67,19 @@ fn dag_shapes(c: &mut Criterion) {
             )
         });
     }
+    group.finish();
+
+    // A million-wide fan-in: one task takes a million inputs (issue 13's "wide graphs").
+    let mut group = c.benchmark_group("embedded_wide");
+    group.sample_size(10);
+    group.throughput(Throughput::Elements(1_000_002));
+    group.bench_function("fan_1000000", |b| {
+        b.iter_batched_ref(
+            || fan(1_000_000),
+            |sink| sink.compute_on(&runtime).unwrap(),
+            BatchSize::PerIteration,
+        )
+    });
     group.finish();
 }
 

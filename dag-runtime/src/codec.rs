@@ -14,10 +14,54 @@ use bytes::Bytes;
 use serde::{de::DeserializeOwned, Serialize};
 
 /// Encodes `value` as MessagePack bytes.
+///
+/// Most outputs and constants are a few bytes: they are encoded on the stack and copied into
+/// one allocation of their exact size. (`Bytes::from` a `Vec` that rmp-serde grew, whose
+/// capacity exceeds its length, would allocate a second, shared header besides the buffer:
+/// two allocations per task output, and more bytes kept per output.) Larger encodings spill
+/// into a `Vec` that becomes the `Bytes` without a copy.
 pub fn encode<T: Serialize + ?Sized>(value: &T) -> Result<Bytes, String> {
-    rmp_serde::to_vec(value)
-        .map(Bytes::from)
-        .map_err(|e| e.to_string())
+    let mut buffer = SmallBuffer {
+        inline: [0; INLINE],
+        len: 0,
+        spilled: None,
+    };
+    rmp_serde::encode::write(&mut buffer, value).map_err(|e| e.to_string())?;
+    Ok(match buffer.spilled {
+        Some(bytes) => Bytes::from(bytes),
+        None => Bytes::copy_from_slice(&buffer.inline[..buffer.len]),
+    })
+}
+
+/// Bytes of an encoding kept on the stack before it spills into a `Vec`.
+const INLINE: usize = 64;
+
+/// A writer that keeps up to [`INLINE`] bytes on the stack, then moves to a `Vec`.
+struct SmallBuffer {
+    inline: [u8; INLINE],
+    len: usize,
+    spilled: Option<Vec<u8>>,
+}
+
+impl std::io::Write for SmallBuffer {
+    fn write(&mut self, data: &[u8]) -> std::io::Result<usize> {
+        if let Some(vec) = &mut self.spilled {
+            vec.extend_from_slice(data);
+        } else if self.len + data.len() <= INLINE {
+            self.inline[self.len..self.len + data.len()].copy_from_slice(data);
+            self.len += data.len();
+        } else {
+            let mut vec = Vec::with_capacity((self.len + data.len()).max(2 * INLINE));
+            vec.extend_from_slice(&self.inline[..self.len]);
+            vec.extend_from_slice(data);
+            self.spilled = Some(vec);
+        }
+        Ok(data.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
 }
 
 /// How deeply the arrays and maps of a value may nest for [`decode`]: 128 levels, like

@@ -11,7 +11,6 @@
 //! into a child DAG (see [`crate::engine`]). Templates nest as deep as the closures in the source
 //! code, which bounds the only recursion here.
 
-use std::borrow::Cow;
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -241,11 +240,27 @@ impl Plan {
 /// For nodes this program built (lowering, map expansion): every reference must name a node of
 /// `nodes` (it indexes them). A plan read from a store is checked by [`Plan::validate`] instead.
 pub fn link(nodes: &mut [PlanNode]) {
+    // Two passes, so that each node's list of children is allocated once at its exact size
+    // (pushing one child at a time would reserve room for 4): first the distinct parents of
+    // every node, flattened, then the children.
     let mut parents = Vec::new();
-    for child in 0..nodes.len() {
-        nodes[child].distinct_parents_into(&mut parents);
-        nodes[child].parents = parents.len() as u32;
+    let mut all_parents: Vec<u32> = Vec::new();
+    let mut children = vec![0u32; nodes.len()];
+    for node in nodes.iter_mut() {
+        node.distinct_parents_into(&mut parents);
+        node.parents = parents.len() as u32;
         for &parent in &parents {
+            children[parent as usize] += 1;
+        }
+        all_parents.extend_from_slice(&parents);
+    }
+    for (node, &count) in nodes.iter_mut().zip(&children) {
+        node.children.reserve_exact(count as usize);
+    }
+    drop(children);
+    let mut all_parents = all_parents.into_iter();
+    for child in 0..nodes.len() {
+        for parent in all_parents.by_ref().take(nodes[child].parents as usize) {
             nodes[parent as usize].children.push(child as u32);
         }
     }
@@ -276,18 +291,63 @@ pub fn lower(sink: &Arc<NodeInner>) -> Result<Plan, DagError> {
 /// million nodes) several times cheaper than the default SipHash.
 type NodeIndex = FxHashMap<*const NodeInner, u32>;
 
-/// Marks a node whose parents are being walked but that has no index yet.
-const IN_PROGRESS: u32 = u32::MAX;
+/// A plan index that no plan node has: the reference to a map fused into the map that takes
+/// its list (which never reads it).
+const FUSED: u32 = u32::MAX;
 
 /// The nodes of one scope that a root needs, in topological order.
+///
+/// Only nodes that several others use (and the roots) are looked up by address, in `index`:
+/// a node held by one `Arc` is reached along one path only, once, so its index travels to the
+/// node that uses it through `deps` instead. At a million nodes that saves a hash table of
+/// a million entries and three lookups per node.
 struct ScopeOrder<'g> {
+    /// The nodes in walk order, parents before children, including the maps fused away.
     nodes: Vec<&'g NodeInner>,
+    /// Plan index of every shared node and root of this scope.
     index: NodeIndex,
+    /// Per node of `nodes`, the plan indices of the dependencies of its own scope in the order
+    /// [`Lowering::dependencies`] lists them: `deps[dep_start[i]..dep_start[i + 1]]`.
+    deps: Vec<u32>,
+    dep_start: Vec<u32>,
     /// Nodes of enclosing scopes that this scope's nodes use, in first-use order.
     outer: Vec<&'g NodeInner>,
     /// Map nodes whose only use is as the list of another map: they are fused into it (see
     /// [`compose`]) instead of becoming plan nodes.
     fused_away: FxHashSet<*const NodeInner>,
+}
+
+impl ScopeOrder<'_> {
+    /// The order of a template with no nodes of its own.
+    fn empty<'g>(outer: Vec<&'g NodeInner>) -> ScopeOrder<'g> {
+        ScopeOrder {
+            nodes: Vec::new(),
+            index: NodeIndex::default(),
+            deps: Vec::new(),
+            dep_start: vec![0],
+            outer,
+            fused_away: FxHashSet::default(),
+        }
+    }
+
+    /// The dependencies' plan indices of the node at walk position `position`.
+    fn deps_of(&self, position: usize) -> &[u32] {
+        let (start, end) = (self.dep_start[position], self.dep_start[position + 1]);
+        &self.deps[start as usize..end as usize]
+    }
+}
+
+/// A step of [`Lowering::order`]'s walk.
+enum Frame<'g> {
+    /// Reach `node` from a node that uses it; `shared` if other nodes may use it too.
+    Visit(&'g NodeInner, bool),
+    /// The `deps` dependencies of `node` are numbered (their indices are the last `deps` values
+    /// on the value stack): number the node.
+    Finish {
+        node: &'g NodeInner,
+        shared: bool,
+        deps: usize,
+    },
 }
 
 #[derive(Default)]
@@ -310,31 +370,48 @@ fn misplaced_element() -> DagError {
 impl<'g> Lowering<'g> {
     /// Post-order walk from `roots` over the nodes of `scope`, with an explicit stack: parents
     /// come out before children. Nodes of enclosing scopes are collected as outer references.
+    ///
+    /// Each walked node leaves its walk position on a value stack for the node that reached
+    /// it, which takes its dependencies' positions from there when it is numbered: so only
+    /// shared nodes need the address index.
     fn order(&mut self, roots: &[&'g NodeInner], scope: Scope) -> Result<ScopeOrder<'g>, DagError> {
-        // `false`: first visit, push the parents; `true`: the parents are done, number the node.
-        let mut stack: Vec<(&'g NodeInner, bool)> = roots.iter().map(|r| (*r, false)).collect();
+        let mut stack: Vec<Frame<'g>> = roots.iter().rev().map(|r| Frame::Visit(r, true)).collect();
         let mut index = NodeIndex::default();
         let mut nodes = Vec::new();
+        let mut values: Vec<u32> = Vec::new();
+        let mut dep_index: Vec<u32> = Vec::new();
+        let mut dep_start: Vec<u32> = vec![0];
         let mut outer = Vec::new();
         let mut outer_seen = FxHashSet::default();
-        let mut deps: Vec<&'g NodeInner> = Vec::new();
+        let mut deps: Vec<(&'g NodeInner, bool)> = Vec::new();
         // Per map node of this scope: how often it is used, and whether its one use so far is
         // as the list of another map.
         let mut map_uses: FxHashMap<*const NodeInner, (u32, bool)> = FxHashMap::default();
-        while let Some((node, parents_done)) = stack.pop() {
-            let key = node as *const NodeInner;
-            if parents_done {
-                index.insert(key, nodes.len() as u32);
-                nodes.push(node);
-                continue;
+        while let Some(frame) = stack.pop() {
+            let (node, shared) = match frame {
+                Frame::Finish { node, shared, deps } => {
+                    let position = nodes.len() as u32;
+                    let first = values.len() - deps;
+                    dep_index.extend(values.drain(first..));
+                    dep_start.push(dep_index.len() as u32);
+                    if shared {
+                        index.insert(node as *const NodeInner, position);
+                    }
+                    nodes.push(node);
+                    values.push(position);
+                    continue;
+                }
+                Frame::Visit(node, shared) => (node, shared),
+            };
+            // A shared node reached again is done: no cycle can reach a node being walked.
+            if shared {
+                if let Some(&position) = index.get(&(node as *const NodeInner)) {
+                    values.push(position);
+                    continue;
+                }
             }
-            if index.contains_key(&key) {
-                continue;
-            }
-            index.insert(key, IN_PROGRESS);
-            stack.push((node, true));
             self.dependencies(node, &mut deps)?;
-            for (position, &dep) in deps.iter().enumerate() {
+            for (position, &(dep, _)) in deps.iter().enumerate() {
                 if dep.is_map() && dep.scope == scope {
                     let uses = map_uses
                         .entry(dep as *const NodeInner)
@@ -343,14 +420,20 @@ impl<'g> Lowering<'g> {
                     uses.1 = node.is_map() && position == 0;
                 }
             }
-            for &dep in deps.iter().rev() {
+            let finish = stack.len();
+            stack.push(Frame::Finish {
+                node,
+                shared,
+                deps: 0,
+            });
+            let mut walked = 0;
+            for &(dep, dep_shared) in deps.iter().rev() {
                 if dep.is_element() && dep.scope == scope {
                     continue; // the element itself: an input of the template, not a node
                 }
-                if dep.scope == scope && !dep.is_element() {
-                    if !index.contains_key(&(dep as *const NodeInner)) {
-                        stack.push((dep, false));
-                    }
+                if dep.scope == scope {
+                    stack.push(Frame::Visit(dep, dep_shared));
+                    walked += 1;
                 } else if dep.scope.depth < scope.depth {
                     if outer_seen.insert(dep as *const NodeInner) {
                         outer.push(dep);
@@ -358,6 +441,9 @@ impl<'g> Lowering<'g> {
                 } else {
                     return Err(misplaced_element());
                 }
+            }
+            if let Frame::Finish { deps, .. } = &mut stack[finish] {
+                *deps = walked;
             }
         }
         // `.map(f).map(g)`: when the first map's list is used by nothing but the second map, the
@@ -371,34 +457,48 @@ impl<'g> Lowering<'g> {
             .map(|(node, _)| node)
             .collect();
         if !fused_away.is_empty() {
-            nodes.retain(|n| !fused_away.contains(&(*n as *const NodeInner)));
-            index = nodes
+            // Walk positions become plan indices: the fused maps have none.
+            let mut next = 0;
+            let plan_index: Vec<u32> = nodes
                 .iter()
-                .enumerate()
-                .map(|(i, n)| (*n as *const NodeInner, i as u32))
+                .map(|n| {
+                    if fused_away.contains(&(*n as *const NodeInner)) {
+                        FUSED
+                    } else {
+                        next += 1;
+                        next - 1
+                    }
+                })
                 .collect();
+            for i in index.values_mut().chain(dep_index.iter_mut()) {
+                *i = plan_index[*i as usize];
+            }
         }
         Ok(ScopeOrder {
             nodes,
             index,
+            deps: dep_index,
+            dep_start,
             outer,
             fused_away,
         })
     }
 
-    /// The nodes `node` needs before it can run: its argument nodes; for a map node, its list
-    /// and the outer nodes its template uses.
+    /// The nodes `node` needs before it can run, each with whether other nodes may use it too:
+    /// its argument nodes; for a map node, its list and the outer nodes its template uses
+    /// (counted as shared: maps are few, and their template's outer nodes are reached through
+    /// the template).
     fn dependencies(
         &mut self,
         node: &'g NodeInner,
-        deps: &mut Vec<&'g NodeInner>,
+        deps: &mut Vec<(&'g NodeInner, bool)>,
     ) -> Result<(), DagError> {
         deps.clear();
         if node.is_map() {
             let (list, _) = map_parts(node)?;
-            deps.push(list);
+            deps.push((list, true));
             let template = self.template_order(node)?;
-            deps.extend(template.outer.iter().copied());
+            deps.extend(template.outer.iter().map(|&n| (n, true)));
             return Ok(());
         }
         for arg in &node.args {
@@ -421,12 +521,7 @@ impl<'g> Lowering<'g> {
                 } else {
                     vec![body]
                 };
-                ScopeOrder {
-                    nodes: Vec::new(),
-                    index: NodeIndex::default(),
-                    outer,
-                    fused_away: FxHashSet::default(),
-                }
+                ScopeOrder::empty(outer)
             } else {
                 return Err(misplaced_element());
             };
@@ -450,24 +545,27 @@ impl<'g> Lowering<'g> {
         scope: Scope,
     ) -> Result<Vec<PlanNode>, DagError> {
         let refs = Refs::new(order, scope);
-        let mut nodes = Vec::with_capacity(order.nodes.len());
+        let mut nodes = Vec::with_capacity(order.nodes.len() - order.fused_away.len());
         // Lowered maps that were fused away, waiting for the map that takes their list.
         let mut pending: FxHashMap<*const NodeInner, (Vec<ArgTemplate>, MapTemplate)> =
             FxHashMap::default();
-        for &node in order.fused_in_order().iter() {
+        for (position, &node) in order.nodes.iter().enumerate() {
             let key = node as *const NodeInner;
             let task = self.task(node.task);
+            // The plan indices of the node's dependencies, taken in the order it lists them.
+            let mut deps = order.deps_of(position).iter().copied();
             let (args, map) = if node.is_map() {
                 let (list, _) = map_parts(node)?;
+                let list_ref = refs.node(list, &mut deps)?;
                 let template = self.map_template(node)?;
                 let mut outer_args = Vec::new();
                 for outer in &self.templates[&key].outer {
-                    outer_args.push(refs.node(outer)?);
+                    outer_args.push(refs.node(outer, &mut deps)?);
                 }
                 let (args, template) = match pending.remove(&(list as *const NodeInner)) {
                     Some((first_args, first)) => compose(first_args, first, outer_args, template),
                     None => {
-                        let mut args = vec![refs.node(list)?];
+                        let mut args = vec![list_ref];
                         args.extend(outer_args);
                         (args, template)
                     }
@@ -478,12 +576,15 @@ impl<'g> Lowering<'g> {
                 }
                 (args, Some(Box::new(template)))
             } else {
-                let args = node
-                    .args
-                    .iter()
-                    .map(|arg| refs.arg(arg))
-                    .collect::<Result<Vec<_>, _>>()
-                    .map_err(|error| name_task(error, node.task.name))?;
+                // Sized up front: collecting through a `Result` would start at 4 templates
+                // (160 bytes) for the one argument most nodes have.
+                let mut args = Vec::with_capacity(node.args.len());
+                for arg in &node.args {
+                    args.push(
+                        refs.arg(arg, &mut deps)
+                            .map_err(|error| name_task(error, node.task.name))?,
+                    );
+                }
                 (args, None)
             };
             nodes.push(PlanNode {
@@ -507,40 +608,12 @@ impl<'g> Lowering<'g> {
         let order = self.templates.remove(&key).expect("computed above");
         let lowered = self.plan_nodes(&order, map.bound);
         let (_, body) = map_parts(map)?;
-        let body = Refs::new(&order, map.bound).node(body);
+        let body = Refs::new(&order, map.bound).root(body);
         self.templates.insert(key, order);
         Ok(MapTemplate {
             nodes: lowered?,
             body: body?,
         })
-    }
-}
-
-impl<'g> ScopeOrder<'g> {
-    /// The nodes in topological order, including the fused-away maps (right before the map
-    /// they are fused into, which is where their list and outer values are already numbered).
-    fn fused_in_order(&self) -> Cow<'_, [&'g NodeInner]> {
-        if self.fused_away.is_empty() {
-            return Cow::Borrowed(&self.nodes);
-        }
-        let mut all = Vec::with_capacity(self.nodes.len() + self.fused_away.len());
-        for node in &self.nodes {
-            // A chain of fused maps: list them innermost first.
-            let mut chain = Vec::new();
-            let mut current: &NodeInner = node;
-            while current.is_map() {
-                match map_parts(current) {
-                    Ok((list, _)) if self.fused_away.contains(&(list as *const NodeInner)) => {
-                        chain.push(list);
-                        current = list;
-                    }
-                    _ => break,
-                }
-            }
-            all.extend(chain.into_iter().rev());
-            all.push(*node);
-        }
-        Cow::Owned(all)
     }
 }
 
@@ -616,11 +689,13 @@ fn name_task(error: DagError, task: &str) -> DagError {
     }
 }
 
-/// Appends the nodes of one argument, in order. Collections of nodes are at most as deep as the
-/// parameter's type, so this recursion is bounded by the source code, not by the graph.
-fn push_arg_nodes<'g>(arg: &'g Arg, deps: &mut Vec<&'g NodeInner>) -> Result<(), DagError> {
+/// Appends the nodes of one argument, in order, each with whether anything else holds it (a
+/// node held by one `Arc` is used by this argument alone). Collections of nodes are at most as
+/// deep as the parameter's type, so this recursion is bounded by the source code, not by the
+/// graph.
+fn push_arg_nodes<'g>(arg: &'g Arg, deps: &mut Vec<(&'g NodeInner, bool)>) -> Result<(), DagError> {
     match arg {
-        Arg::Node(parent) => deps.push(parent),
+        Arg::Node(parent) => deps.push((parent, Arc::strong_count(parent) > 1)),
         Arg::List(items) => {
             for item in items {
                 push_arg_nodes(item, deps)?;
@@ -632,7 +707,7 @@ fn push_arg_nodes<'g>(arg: &'g Arg, deps: &mut Vec<&'g NodeInner>) -> Result<(),
             }
         }
         Arg::Const(_) => {}
-        Arg::Invalid(error) => return Err(error.clone()),
+        Arg::Invalid(error) => return Err((**error).clone()),
     }
     Ok(())
 }
@@ -641,7 +716,7 @@ fn push_arg_nodes<'g>(arg: &'g Arg, deps: &mut Vec<&'g NodeInner>) -> Result<(),
 fn map_parts(map: &NodeInner) -> Result<(&NodeInner, &NodeInner), DagError> {
     match map.args.as_slice() {
         [Arg::Node(list), Arg::Node(body)] => Ok((list, body)),
-        [.., Arg::Invalid(error)] => Err(error.clone()),
+        [.., Arg::Invalid(error)] => Err((**error).clone()),
         _ => Err(DagError::InvalidGraph("a map node is malformed".into())),
     }
 }
@@ -668,38 +743,68 @@ impl<'a> Refs<'a> {
         }
     }
 
-    fn node(&self, node: &NodeInner) -> Result<ArgTemplate, DagError> {
-        let key = node as *const NodeInner;
+    /// The reference to `node`, a dependency of the node being lowered: the element, the next
+    /// of that node's dependency indices (`deps`, see [`ScopeOrder::deps`]), or an outer value.
+    fn node(
+        &self,
+        node: &NodeInner,
+        deps: &mut impl Iterator<Item = u32>,
+    ) -> Result<ArgTemplate, DagError> {
         if node.is_element() && node.scope == self.scope {
             Ok(ArgTemplate::Element)
-        } else if let Some(&i) = self.index.get(&key) {
-            Ok(ArgTemplate::Parent(i))
-        } else if let Some(&k) = self.outer.get(&key) {
-            Ok(ArgTemplate::Outer(k))
+        } else if node.scope == self.scope {
+            // The walk numbered it and handed its index over: one per dependency, in order.
+            deps.next().map(ArgTemplate::Parent).ok_or_else(|| {
+                DagError::InvalidGraph("lowering lost track of a node's dependencies".into())
+            })
         } else {
-            Err(misplaced_element())
+            self.outer(node)
         }
     }
 
-    fn arg(&self, arg: &Arg) -> Result<ArgTemplate, DagError> {
+    /// The reference to a root of the order (a template's body), found by address.
+    fn root(&self, node: &NodeInner) -> Result<ArgTemplate, DagError> {
+        if node.is_element() && node.scope == self.scope {
+            Ok(ArgTemplate::Element)
+        } else if let Some(&i) = self.index.get(&(node as *const NodeInner)) {
+            Ok(ArgTemplate::Parent(i))
+        } else {
+            self.outer(node)
+        }
+    }
+
+    fn outer(&self, node: &NodeInner) -> Result<ArgTemplate, DagError> {
+        match self.outer.get(&(node as *const NodeInner)) {
+            Some(&k) => Ok(ArgTemplate::Outer(k)),
+            None => Err(misplaced_element()),
+        }
+    }
+
+    fn arg(
+        &self,
+        arg: &Arg,
+        deps: &mut impl Iterator<Item = u32>,
+    ) -> Result<ArgTemplate, DagError> {
         // Collections of nodes are at most as deep as the parameter's type, so this recursion is
         // bounded by the source code, not by the graph.
         Ok(match arg {
             Arg::Const(bytes) => ArgTemplate::Const(bytes.clone()),
-            Arg::Node(node) => self.node(node)?,
-            Arg::List(items) => ArgTemplate::List(
-                items
-                    .iter()
-                    .map(|a| self.arg(a))
-                    .collect::<Result<_, _>>()?,
-            ),
-            Arg::Map(entries) => ArgTemplate::Map(
-                entries
-                    .iter()
-                    .map(|(k, a)| Ok((k.clone(), self.arg(a)?)))
-                    .collect::<Result<_, DagError>>()?,
-            ),
-            Arg::Invalid(error) => return Err(error.clone()),
+            Arg::Node(node) => self.node(node, deps)?,
+            Arg::List(items) => {
+                let mut list = Vec::with_capacity(items.len());
+                for item in items {
+                    list.push(self.arg(item, deps)?);
+                }
+                ArgTemplate::List(list)
+            }
+            Arg::Map(entries) => {
+                let mut map = Vec::with_capacity(entries.len());
+                for (key, item) in entries {
+                    map.push((key.clone(), self.arg(item, deps)?));
+                }
+                ArgTemplate::Map(map)
+            }
+            Arg::Invalid(error) => return Err((**error).clone()),
         })
     }
 }

@@ -75,9 +75,9 @@ impl<L> Node<L> {
         let scope = match scope::current().innermost(self.inner().scope) {
             Ok(scope) => scope,
             Err(()) => {
-                args.push(Arg::Invalid(crate::DagError::InvalidGraph(
+                args.push(Arg::Invalid(Box::new(crate::DagError::InvalidGraph(
                     "`.map` is called on the element of a closure that is not open here".into(),
-                )));
+                ))));
                 Scope::TOP
             }
         };

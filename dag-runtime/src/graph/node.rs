@@ -10,8 +10,14 @@ use crate::task::{builtin, TaskDef};
 /// The innermost scope among the nodes in `args`.
 pub(crate) fn args_scope(args: &[Arg]) -> Result<Scope, DagError> {
     let mut scope = Scope::TOP;
-    let mut pending: Vec<&Arg> = args.iter().collect();
-    while let Some(arg) = pending.pop() {
+    // Most arguments are nodes or constants: only collections go on this stack, so a node
+    // without any costs no allocation (this runs once per node built).
+    let mut pending: Vec<&Arg> = Vec::new();
+    let mut args = args.iter();
+    loop {
+        let Some(arg) = pending.pop().or_else(|| args.next()) else {
+            return Ok(scope);
+        };
         match arg {
             Arg::Node(node) => {
                 scope = scope.innermost(node.scope).map_err(|()| {
@@ -27,7 +33,6 @@ pub(crate) fn args_scope(args: &[Arg]) -> Result<Scope, DagError> {
             Arg::Const(_) | Arg::Invalid(_) => {}
         }
     }
-    Ok(scope)
 }
 
 /// A lazy value of type `T`: a task and its arguments, not yet run.
@@ -85,7 +90,7 @@ impl<T> Node<T> {
         let scope = match args_scope(&args) {
             Ok(scope) => scope,
             Err(error) => {
-                args.push(Arg::Invalid(error));
+                args.push(Arg::Invalid(Box::new(error)));
                 Scope::TOP
             }
         };

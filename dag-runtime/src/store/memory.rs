@@ -1,11 +1,12 @@
 //! [`MemoryStore`]: the in-process store, the embedded default.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use bytes::Bytes;
+use rustc_hash::FxHashMap;
 use tokio::sync::Notify;
 
 use super::{
@@ -32,7 +33,9 @@ use crate::plan::Plan;
 /// # Ok::<(), DagError>(())
 /// ```
 pub struct MemoryStore {
-    dags: Mutex<HashMap<DagId, Arc<DagEntry>>>,
+    /// Every step of every worker looks its DAG up here: a fast hash (ids are random UUIDs, so
+    /// no one picks keys that collide) keeps that lookup short.
+    dags: Mutex<FxHashMap<DagId, Arc<DagEntry>>>,
     /// How old a DAG may get before [`Store::gc`] drops it.
     ttl: Duration,
 }
@@ -60,7 +63,11 @@ struct DagEntry {
 struct DagState {
     plan: Option<Arc<Plan>>,
     outputs: Vec<Option<Bytes>>,
-    finished_parents: HashMap<u32, ParentSet>,
+    /// Per node, how many distinct parents have finished (dense: 4 bytes a node, where a map of
+    /// sets cost about 100 at a million nodes). A parent is counted once because it is counted
+    /// only when its own output slot goes from empty to full, and a completion fills the slot
+    /// and counts the children under one lock: what Redis's `SADD` to a set guarantees.
+    finished_parents: Vec<u32>,
     /// Which run made a child ready, for children made ready with a non-empty claim.
     claims: HashMap<u32, Box<str>>,
     errors: Vec<TaskErrorRecord>,
@@ -69,27 +76,6 @@ struct DagState {
     outcome: Option<Outcome>,
     /// Removed from the store by [`Store::cancel`] or [`Store::gc`]: a waiter gives up.
     removed: bool,
-}
-
-/// The finished parents of one child. Most children have one parent, so that case needs no
-/// hash set (and no allocation).
-enum ParentSet {
-    One(u32),
-    Many(HashSet<u32>),
-}
-
-impl ParentSet {
-    /// Adds `parent`; returns whether it was new and the set's size afterwards (SADD + SCARD).
-    fn add(&mut self, parent: u32) -> (bool, usize) {
-        match self {
-            ParentSet::One(p) if *p == parent => (false, 1),
-            ParentSet::One(p) => {
-                *self = ParentSet::Many(HashSet::from([*p, parent]));
-                (true, 2)
-            }
-            ParentSet::Many(set) => (set.insert(parent), set.len()),
-        }
-    }
 }
 
 impl MemoryStore {
@@ -124,7 +110,7 @@ impl MemoryStore {
         self.lock_dags().len()
     }
 
-    fn lock_dags(&self) -> MutexGuard<'_, HashMap<DagId, Arc<DagEntry>>> {
+    fn lock_dags(&self) -> MutexGuard<'_, FxHashMap<DagId, Arc<DagEntry>>> {
         // A panic while holding this lock cannot leave the map half-updated (every update is a
         // single insert or remove), so a poisoned lock is safe to keep using.
         self.dags.lock().unwrap_or_else(|e| e.into_inner())
@@ -155,7 +141,7 @@ impl DagState {
         self.outcome = Some(outcome);
         self.plan = None;
         self.outputs = Vec::new();
-        self.finished_parents = HashMap::new();
+        self.finished_parents = Vec::new();
         self.claims = HashMap::new();
         true
     }
@@ -182,6 +168,7 @@ impl Store for MemoryStore {
         let state = DagState {
             plan: Some(Arc::clone(plan)),
             outputs: vec![None; plan.nodes.len()],
+            finished_parents: vec![0; plan.nodes.len()],
             ..DagState::default()
         };
         let entry = Arc::new(DagEntry {
@@ -238,30 +225,32 @@ impl Store for MemoryStore {
         if state.ended() {
             return Ok(Completion::Ended);
         }
+        let state = &mut *state;
         let slot = state
             .outputs
             .get_mut(node as usize)
             .ok_or_else(|| DagError::Store(format!("DAG {dag} has no node {node}")))?;
-        if slot.replace(output).is_none() {
+        // A node that completed before (a re-run) already counted toward its children.
+        let first = slot.is_none();
+        *slot = Some(output);
+        if first {
             state.completed += 1;
         }
         let mut ready = Vec::new();
         for child in children {
-            let (added, finished) = match state.finished_parents.get_mut(&child.node) {
-                Some(set) => set.add(node),
-                None => {
-                    state
-                        .finished_parents
-                        .insert(child.node, ParentSet::One(node));
-                    (true, 1)
-                }
-            };
-            if added && finished == child.parents as usize {
+            let finished = state
+                .finished_parents
+                .get_mut(child.node as usize)
+                .ok_or_else(|| DagError::Store(format!("DAG {dag} has no node {}", child.node)))?;
+            if first {
+                *finished += 1;
+            }
+            if first && *finished == child.parents {
                 if !claim.is_empty() {
                     state.claims.insert(child.node, claim.into());
                 }
                 ready.push(child.node);
-            } else if !added
+            } else if !first
                 && !claim.is_empty()
                 && state.claims.get(&child.node).is_some_and(|c| **c == *claim)
             {
