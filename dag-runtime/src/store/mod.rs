@@ -23,7 +23,7 @@ mod redis;
 
 pub use self::redis::{
     InvocationStream, RedisConfig, RedisStore, StreamEntry, StreamReader, DEFAULT_STREAM, GROUP,
-    MAX_VALUE_BYTES, REDIS_ACL,
+    ThreadConnections, MAX_VALUE_BYTES, REDIS_ACL,
 };
 pub use memory::MemoryStore;
 
