@@ -26,6 +26,7 @@
 //! DAG_BENCH_WORKERS=2,4,8,16 cargo bench --bench redis_commands   # also sweep worker counts
 //! DAG_BENCH_EVENTS=0 cargo bench --bench redis_commands            # without the events stream
 //! DAG_BENCH_POOL=0 cargo bench --bench redis_commands              # without worker processes
+//! DAG_BENCH_SHAPES=chain,tree cargo bench --bench redis_commands   # only the shapes named so
 //! ```
 
 use std::collections::BTreeMap;
@@ -349,12 +350,22 @@ fn main() {
     );
     println!(
         "{:<14} {:<20} {:>7} {:>9} {:>9} {:>10} {:>9} {:>9} {:>9}",
-        "workers", "shape", "tasks", "cmds/task", "rtt/task", "cpu us/task", "us/task", "tasks/s",
+        "workers",
+        "shape",
+        "tasks",
+        "cmds/task",
+        "rtt/task",
+        "cpu us/task",
+        "us/task",
+        "tasks/s",
         "/ping"
     );
     // A warm-up run so the first measurement does not pay for connections and page faults.
     let _ = run(&rt, &mut conn, &FAN, events);
-    for shape in [&CHAIN, &TREE, &FAN] {
+    let only = std::env::var("DAG_BENCH_SHAPES").unwrap_or_default();
+    let chosen =
+        |shape: &Shape| only.is_empty() || only.split(',').any(|s| shape.name.starts_with(s));
+    for shape in [&CHAIN, &TREE, &FAN].into_iter().filter(|s| chosen(s)) {
         let m = run(&rt, &mut conn, shape, events);
         print_row(&format!("{} threads", rt.workers()), shape, &m, ping);
         if breakdown {
@@ -371,7 +382,7 @@ fn main() {
             .expect("the pool starts");
         // The pool's first DAG includes its workers' start.
         let _ = run(&pool, &mut conn, &TREE_4096, events);
-        for shape in [&TREE, &TREE_4096] {
+        for shape in [&TREE, &TREE_4096].into_iter().filter(|s| chosen(s)) {
             let m = run(&pool, &mut conn, shape, events);
             print_row("2 processes", shape, &m, ping);
             if breakdown {

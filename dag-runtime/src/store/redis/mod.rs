@@ -50,9 +50,9 @@ pub use config::RedisConfig;
 /// assert!(dag::store::REDIS_ACL.contains("+evalsha"));
 /// ```
 pub const REDIS_ACL: &str = "~dag:* ~dags -@all +ping +get +mget +set +psetex +del +unlink \
-+pexpire +sadd +scard +sismember +hset +rpush +lpop +blpop +lpush +ltrim +lrange +zadd +zrem \
++pexpire +hset +hsetnx +hincrby +hget +rpush +lpop +blpop +lpush +ltrim +lrange +zadd +zrem \
 +zrangebyscore +scan +multi +exec +evalsha +script|load +xadd +xack +xdel +xclaim +xautoclaim \
 +xpending +xreadgroup +xgroup|create +xgroup|delconsumer +xinfo|consumers";
 pub use store::{RedisStore, MAX_VALUE_BYTES};
-pub use thread_conn::ThreadConnections;
 pub use stream::{InvocationStream, StreamEntry, StreamReader, DEFAULT_STREAM, GROUP};
+pub use thread_conn::ThreadConnections;
