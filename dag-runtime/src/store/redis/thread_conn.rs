@@ -8,6 +8,12 @@
 //! connection per worker thread makes the round trip one `write` and one `read` on the thread
 //! that waits for it.
 //!
+//! It is used only for a request that is alone in flight on its store (a chain, a quiet
+//! moment): among concurrent requests the shared connection is the better road, because it
+//! carries them to the server in one write and their replies back in one read, and the
+//! server's CPU per read and write is as large as that of a whole completion script
+//! ([`RedisConnection::send`](super::connection::RedisConnection::send) decides).
+//!
 //! A thread opts in with [`ThreadConnections::enter`] (the worker threads of a pool, in this
 //! process or in a worker process); other threads (a client's, the I/O runtime's) keep the
 //! shared connection, where blocking would hold up other futures. The connection of a thread
