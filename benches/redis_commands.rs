@@ -286,7 +286,7 @@ fn print_row(label: &str, shape: &Shape, m: &Measured, ping: f64) {
 fn print_breakdown(shape: &Shape, m: &Measured) {
     let tasks = shape.tasks as f64;
     let mut rows: Vec<_> = m.stats.iter().collect();
-    rows.sort_by(|a, b| b.1 .0.usec.cmp(&a.1 .0.usec));
+    rows.sort_by_key(|(_, (d, _))| std::cmp::Reverse(d.usec));
     let line: Vec<String> = rows
         .iter()
         .map(|(name, (d, _))| {

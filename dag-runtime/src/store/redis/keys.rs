@@ -1,5 +1,13 @@
 //! The names of a DAG's keys: every key of one DAG shares the hash tag `{<id>}`, so that its
 //! scripts run on one Redis Cluster slot.
+//!
+//! Per DAG: `plan`, `status`, `errors`, `result`, `events`, `done` (one key each) and one
+//! `out:<n>` per node. `done` replaced the per-node sets `done:<n>` of earlier versions: a
+//! hash with, per child `c`, a field `c` (its single parent's claim, or how many of its
+//! distinct parents finished), a field `c<p` per finished parent `p` (of a child with several),
+//! and `c@` (the claim that made such a child ready); see `scripts/complete.lua`. It is created
+//! with its expiry at submission, so that a completion creates no key and sets no expiry per
+//! child.
 
 use crate::store::DagId;
 
