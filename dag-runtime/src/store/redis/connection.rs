@@ -199,14 +199,14 @@ impl RedisConnection {
     ) -> Result<T, DagError> {
         let request = request.into();
         let inner = &*self.inner;
-        let _sending = Sending::start(&inner.sending);
+        let sending = Sending::start(&inner.sending);
         // Alone, a request goes on the worker thread's own connection (when it has entered
         // `ThreadConnections`): nothing could share its round trip, and skipping the I/O
         // thread halves its latency. Among others in flight, it goes on the shared connection,
         // where concurrent requests travel in one write and their replies in one read: the
         // server spends about as much CPU on each read and write as on a whole completion, so
         // that batching is what keeps its cost per task down.
-        let direct = if _sending.alone {
+        let direct = if sending.alone {
             thread_conn::send(
                 &inner.token,
                 &inner.client,
