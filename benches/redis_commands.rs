@@ -1,25 +1,35 @@
-//! Redis commands and round trips per task, and per-task time against one loopback round trip.
+//! Redis server cost and latency per task: commands, round trips, Redis CPU time and the
+//! per-command breakdown, and per-task time against one loopback round trip.
 //!
-//! Starts its own `redis-server` on a free port, runs three graphs on a Redis runtime and reads
-//! `INFO commandstats` before and after each (after `CONFIG RESETSTAT`):
+//! Starts its own `redis-server` on a free port and runs, on a Redis runtime, while reading
+//! `INFO commandstats` and `INFO cpu` before and after each run (after `CONFIG RESETSTAT`):
 //!
-//! - a chain of 10,000 tasks,
-//! - a tree reduction of 16,384 leaves (32,767 tasks),
-//! - a fan-out/fan-in 10,000 wide (10,002 tasks).
+//! - on local worker threads (16 by default): a chain of 10,000 tasks, a tree reduction of
+//!   16,384 leaves (32,767 tasks), a fan-out/fan-in 10,000 wide (10,002 tasks);
+//! - on a pool of 2 worker processes (this executable, `spawn_workers(2)`): a tree of 16,384
+//!   leaves and a tree of 4,096 leaves (8,191 tasks).
 //!
-//! Commands counts every command the server ran, including those a Lua script ran; round trips
-//! count what clients sent (`EVALSHA`, `MGET`, `BLPOP`, a `MULTI ... EXEC` pipeline as one, ...).
-//! The per-task time is compared with the latency of one `PING` from
-//! `redis-benchmark -t ping -n 100000 -q` on the same server, one client (`-c 1`, the loopback
-//! round trip) and its default 50 clients (throughput).
+//! Per run: commands per task (every command the server ran, including those a Lua script ran),
+//! round trips per task (what clients sent: `EVALSHA`, `MGET`, `BLPOP`, `XREADGROUP`, a
+//! `MULTI ... EXEC` as one; a pipeline of `XADD`s counts as its commands: an upper bound), Redis CPU µs per task
+//! (`used_cpu_sys + used_cpu_user` of `INFO cpu`, after minus before: everything the server
+//! did, including waking blocked readers and its own timers), µs per task, and tasks per
+//! second. The per-task time is compared with one loopback round trip measured in the same
+//! run: a `PING` from this process on a plain blocking connection (median of 20,000), and
+//! `redis-benchmark -t ping -n 100000 -q` with one client and with its default 50.
+//!
+//! With `DAG_BENCH_BREAKDOWN=1` (the default), each run is followed by its `INFO commandstats`
+//! breakdown: calls per task and µs per call of every command.
 //!
 //! ```text
 //! cargo bench --bench redis_commands
 //! DAG_BENCH_WORKERS=2,4,8,16 cargo bench --bench redis_commands   # also sweep worker counts
 //! DAG_BENCH_EVENTS=0 cargo bench --bench redis_commands            # without the events stream
+//! DAG_BENCH_POOL=0 cargo bench --bench redis_commands              # without worker processes
+//! DAG_BENCH_SHAPES=chain,tree cargo bench --bench redis_commands   # only the shapes named so
 //! ```
 
-use std::collections::HashMap;
+use std::collections::BTreeMap;
 use std::process::Command;
 use std::time::Instant;
 
@@ -49,7 +59,12 @@ fn total(xs: Vec<u64>) -> u64 {
 
 /// Commands a client sends itself; every other command in the stats ran inside a script or a
 /// `MULTI` block (counted by its `EXEC`). `GET` is left out: the scripts call it, and clients
-/// only send it when a plan is not cached, which does not happen here.
+/// only send it when a plan is not cached, which happens once per worker process and DAG.
+/// `XADD` is sent by clients (the invocations a worker queues) and by the completion script
+/// (the `done` event): the script's are subtracted (one per `EVALSHA` of a completion when
+/// events are on), and each of the rest counts as a round trip (an upper bound: the children
+/// one step hands on, and a client's roots, go out in one pipeline). `XACK` and `XDEL` ride
+/// with the next `XREADGROUP`, `XPENDING` with `XAUTOCLAIM`, `LTRIM` with `LPUSH`: not counted.
 const CLIENT_COMMANDS: &[&str] = &[
     "evalsha",
     "eval",
@@ -64,6 +79,12 @@ const CLIENT_COMMANDS: &[&str] = &[
     "select",
     "client|setinfo",
     "client|setname",
+    "xreadgroup",
+    "xautoclaim",
+    "xclaim",
+    "xgroup|create",
+    "xinfo|consumers",
+    "lpush",
 ];
 
 struct Shape {
@@ -80,9 +101,17 @@ fn chain() -> (Node<u64>, u64) {
     (node, 9_999)
 }
 
+fn tree_of(leaves: u64) -> (Node<u64>, u64) {
+    let root = reduce_pairwise((0..leaves).map(leaf).collect(), |a, b| add(a, b));
+    (root, (0..leaves).sum())
+}
+
 fn tree() -> (Node<u64>, u64) {
-    let root = reduce_pairwise((0..16_384).map(leaf).collect(), |a, b| add(a, b));
-    (root, (0..16_384).sum())
+    tree_of(16_384)
+}
+
+fn tree_4096() -> (Node<u64>, u64) {
+    tree_of(4_096)
 }
 
 fn fan() -> (Node<u64>, u64) {
@@ -91,34 +120,67 @@ fn fan() -> (Node<u64>, u64) {
     (total(middle), 20_000)
 }
 
-const SHAPES: &[Shape] = &[
-    Shape {
-        name: "chain 10,000",
-        tasks: 10_000,
-        build: chain,
-    },
-    Shape {
-        name: "tree 16,384 leaves",
-        tasks: 32_767,
-        build: tree,
-    },
-    Shape {
-        name: "fan 10,000 wide",
-        tasks: 10_002,
-        build: fan,
-    },
-];
+const CHAIN: Shape = Shape {
+    name: "chain 10,000",
+    tasks: 10_000,
+    build: chain,
+};
+const TREE: Shape = Shape {
+    name: "tree 16,384 leaves",
+    tasks: 32_767,
+    build: tree,
+};
+const TREE_4096: Shape = Shape {
+    name: "tree 4,096 leaves",
+    tasks: 8_191,
+    build: tree_4096,
+};
+const FAN: Shape = Shape {
+    name: "fan 10,000 wide",
+    tasks: 10_002,
+    build: fan,
+};
 
-fn command_stats(conn: &mut redis::Connection) -> HashMap<String, u64> {
+/// One command's line of `INFO commandstats`.
+#[derive(Clone, Copy, Default)]
+struct CommandStat {
+    calls: u64,
+    usec: u64,
+}
+
+fn command_stats(conn: &mut redis::Connection) -> BTreeMap<String, CommandStat> {
     let info: String = redis::cmd("INFO").arg("commandstats").query(conn).unwrap();
     info.lines()
         .filter_map(|line| {
             let rest = line.strip_prefix("cmdstat_")?;
             let (name, fields) = rest.split_once(':')?;
-            let calls = fields.split(',').find_map(|f| f.strip_prefix("calls="))?;
-            Some((name.to_owned(), calls.parse().ok()?))
+            let field = |key: &str| {
+                fields
+                    .split(',')
+                    .find_map(|f| f.strip_prefix(key))
+                    .and_then(|v| v.parse().ok())
+            };
+            Some((
+                name.to_owned(),
+                CommandStat {
+                    calls: field("calls=")?,
+                    usec: field("usec=")?,
+                },
+            ))
         })
         .collect()
+}
+
+/// The server's CPU time so far (user + system), in µs.
+fn server_cpu_us(conn: &mut redis::Connection) -> f64 {
+    let info: String = redis::cmd("INFO").arg("cpu").query(conn).unwrap();
+    let field = |key: &str| {
+        info.lines()
+            .find_map(|l| l.strip_prefix(key))
+            .and_then(|v| v.trim().parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    (field("used_cpu_sys:") + field("used_cpu_user:")) * 1e6
 }
 
 /// Microseconds per `PING` from redis-benchmark with `clients` clients.
@@ -138,27 +200,109 @@ fn ping_latency_us(port: u16, clients: u32) -> Option<f64> {
     Some(1e6 / rps)
 }
 
-fn run(rt: &Runtime, conn: &mut redis::Connection, shape: &Shape) -> (f64, u64, u64) {
+/// Median µs of one `PING` round trip from this process on a blocking connection.
+fn ping_round_trip_us(conn: &mut redis::Connection) -> f64 {
+    let mut times: Vec<f64> = (0..20_000)
+        .map(|_| {
+            let started = Instant::now();
+            let _: String = redis::cmd("PING").query(conn).unwrap();
+            started.elapsed().as_secs_f64() * 1e6
+        })
+        .collect();
+    times.sort_by(|a, b| a.total_cmp(b));
+    times[times.len() / 2]
+}
+
+/// What one run of a shape cost.
+struct Measured {
+    elapsed: f64,
+    commands: u64,
+    round_trips: u64,
+    cpu_us: f64,
+    stats: BTreeMap<String, (CommandStat, CommandStat)>,
+}
+
+fn run(rt: &Runtime, conn: &mut redis::Connection, shape: &Shape, events: bool) -> Measured {
     let (sink, expected) = (shape.build)();
     let _: () = redis::cmd("CONFIG").arg("RESETSTAT").query(conn).unwrap();
     let before = command_stats(conn);
+    let cpu_before = server_cpu_us(conn);
     let started = Instant::now();
     assert_eq!(sink.compute_on(rt), Ok(expected), "{}", shape.name);
     let elapsed = started.elapsed().as_secs_f64();
+    let cpu_us = server_cpu_us(conn) - cpu_before;
     let after = command_stats(conn);
-    let delta =
-        |name: &str| after.get(name).copied().unwrap_or(0) - before.get(name).copied().unwrap_or(0);
     let ignored = ["info", "config|resetstat"];
-    let commands: u64 = after
-        .keys()
-        .filter(|k| !ignored.contains(&k.as_str()))
-        .map(|k| delta(k))
-        .sum();
-    let round_trips: u64 = CLIENT_COMMANDS.iter().map(|k| delta(k)).sum();
-    (elapsed, commands, round_trips)
+    let stats: BTreeMap<String, (CommandStat, CommandStat)> = after
+        .into_iter()
+        .filter(|(k, _)| !ignored.contains(&k.as_str()))
+        .map(|(k, a)| {
+            let b = before.get(&k).copied().unwrap_or_default();
+            let delta = CommandStat {
+                calls: a.calls - b.calls,
+                usec: a.usec - b.usec,
+            };
+            (k, (delta, a))
+        })
+        .filter(|(_, (d, _))| d.calls > 0)
+        .collect();
+    let delta = |name: &str| stats.get(name).map_or(0, |(d, _)| d.calls);
+    let commands: u64 = stats.values().map(|(d, _)| d.calls).sum();
+    // The completion script's `done` event is an XADD inside the script; the rest are
+    // invocations queued by workers (sent by clients).
+    let completions = if events {
+        delta("evalsha").min(shape.tasks as u64)
+    } else {
+        0
+    };
+    let client_xadds = delta("xadd").saturating_sub(completions);
+    let round_trips = CLIENT_COMMANDS.iter().map(|k| delta(k)).sum::<u64>() + client_xadds;
+    Measured {
+        elapsed,
+        commands,
+        round_trips,
+        cpu_us,
+        stats,
+    }
+}
+
+fn print_row(label: &str, shape: &Shape, m: &Measured, ping: f64) {
+    let tasks = shape.tasks as f64;
+    let per_task_us = m.elapsed * 1e6 / tasks;
+    println!(
+        "{:<14} {:<20} {:>7} {:>9.2} {:>9.2} {:>10.1} {:>9.1} {:>9.0} {:>8.2}x",
+        label,
+        shape.name,
+        shape.tasks,
+        m.commands as f64 / tasks,
+        m.round_trips as f64 / tasks,
+        m.cpu_us / tasks,
+        per_task_us,
+        tasks / m.elapsed,
+        per_task_us / ping,
+    );
+}
+
+fn print_breakdown(shape: &Shape, m: &Measured) {
+    let tasks = shape.tasks as f64;
+    let mut rows: Vec<_> = m.stats.iter().collect();
+    rows.sort_by_key(|(_, (d, _))| std::cmp::Reverse(d.usec));
+    let line: Vec<String> = rows
+        .iter()
+        .map(|(name, (d, _))| {
+            format!(
+                "{name} {:.2}/task {:.1}us",
+                d.calls as f64 / tasks,
+                d.usec as f64 / d.calls as f64
+            )
+        })
+        .collect();
+    println!("    commandstats: {}", line.join(", "));
 }
 
 fn main() {
+    // The pool's worker processes are this executable.
+    dag::worker::run_if_worker();
     // `cargo test --benches` runs benches with `--bench`-less args; keep that quick.
     if std::env::args().any(|a| a == "--test" || a == "--list") {
         return;
@@ -168,7 +312,9 @@ fn main() {
         .unwrap()
         .get_connection()
         .unwrap();
-    let events = std::env::var("DAG_BENCH_EVENTS").map_or(true, |v| v != "0");
+    let flag = |name: &str| std::env::var(name).map_or(true, |v| v != "0");
+    let events = flag("DAG_BENCH_EVENTS");
+    let breakdown = flag("DAG_BENCH_BREAKDOWN");
     let config = RedisConfig {
         events,
         ..RedisConfig::default()
@@ -180,6 +326,7 @@ fn main() {
         .expect("the Redis runtime starts");
     let ping_1 = ping_latency_us(server.port(), 1);
     let ping_50 = ping_latency_us(server.port(), 50);
+    let ping = ping_round_trip_us(&mut conn);
     println!(
         "{} {} on 127.0.0.1:{}, {} local workers, events {}",
         server.backend().name(),
@@ -196,29 +343,52 @@ fn main() {
         if events { "on" } else { "off" },
     );
     println!(
-        "loopback PING (redis-benchmark -t ping -n 100000 -q): -c 1: {} us, -c 50: {} us",
+        "loopback PING round trip: {ping:.1} us (this process, blocking connection, median); \
+         redis-benchmark -t ping -n 100000 -q: -c 1: {} us, -c 50: {} us",
         ping_1.map_or("?".into(), |v| format!("{v:.1}")),
         ping_50.map_or("?".into(), |v| format!("{v:.1}")),
     );
     println!(
-        "{:<20} {:>7} {:>10} {:>10} {:>12} {:>10} {:>12}",
-        "shape", "tasks", "cmds/task", "rtt/task", "us/task", "/ping -c1", "/ping -c50"
+        "{:<14} {:<20} {:>7} {:>9} {:>9} {:>10} {:>9} {:>9} {:>9}",
+        "workers",
+        "shape",
+        "tasks",
+        "cmds/task",
+        "rtt/task",
+        "cpu us/task",
+        "us/task",
+        "tasks/s",
+        "/ping"
     );
     // A warm-up run so the first measurement does not pay for connections and page faults.
-    let _ = run(&rt, &mut conn, &SHAPES[2]);
-    for shape in SHAPES {
-        let (elapsed, commands, round_trips) = run(&rt, &mut conn, shape);
-        let per_task_us = elapsed * 1e6 / shape.tasks as f64;
-        println!(
-            "{:<20} {:>7} {:>10.2} {:>10.2} {:>12.1} {:>10} {:>12}",
-            shape.name,
-            shape.tasks,
-            commands as f64 / shape.tasks as f64,
-            round_trips as f64 / shape.tasks as f64,
-            per_task_us,
-            ping_1.map_or("?".into(), |p| format!("{:.2}x", per_task_us / p)),
-            ping_50.map_or("?".into(), |p| format!("{:.2}x", per_task_us / p)),
-        );
+    let _ = run(&rt, &mut conn, &FAN, events);
+    let only = std::env::var("DAG_BENCH_SHAPES").unwrap_or_default();
+    let chosen =
+        |shape: &Shape| only.is_empty() || only.split(',').any(|s| shape.name.starts_with(s));
+    for shape in [&CHAIN, &TREE, &FAN].into_iter().filter(|s| chosen(s)) {
+        let m = run(&rt, &mut conn, shape, events);
+        print_row(&format!("{} threads", rt.workers()), shape, &m, ping);
+        if breakdown {
+            print_breakdown(shape, &m);
+        }
+    }
+
+    if flag("DAG_BENCH_POOL") {
+        let pool = Runtime::builder()
+            .redis(server.url())
+            .redis_config(config)
+            .spawn_workers(2)
+            .build()
+            .expect("the pool starts");
+        // The pool's first DAG includes its workers' start.
+        let _ = run(&pool, &mut conn, &TREE_4096, events);
+        for shape in [&TREE, &TREE_4096].into_iter().filter(|s| chosen(s)) {
+            let m = run(&pool, &mut conn, shape, events);
+            print_row("2 processes", shape, &m, ping);
+            if breakdown {
+                print_breakdown(shape, &m);
+            }
+        }
     }
 
     if let Ok(list) = std::env::var("DAG_BENCH_WORKERS") {
@@ -237,11 +407,11 @@ fn main() {
                 .workers(workers)
                 .build()
                 .unwrap();
-            let per_task: Vec<String> = SHAPES
+            let per_task: Vec<String> = [&CHAIN, &TREE, &FAN]
                 .iter()
                 .map(|s| {
-                    let (elapsed, _, _) = run(&rt, &mut conn, s);
-                    format!("{:.1}", elapsed * 1e6 / s.tasks as f64)
+                    let m = run(&rt, &mut conn, s, events);
+                    format!("{:.1}", m.elapsed * 1e6 / s.tasks as f64)
                 })
                 .collect();
             println!(

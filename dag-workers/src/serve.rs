@@ -9,7 +9,7 @@ use dag_runtime::engine::fault::{self, FaultPoint};
 use dag_runtime::engine::{fail_stored, run_invocation, Invocation, WorkerContext};
 use dag_runtime::metrics::WorkerMetrics;
 use dag_runtime::store::{
-    DagId, InvocationStream, RedisStore, Store, StreamEntry, TaskErrorRecord,
+    DagId, InvocationStream, RedisStore, Store, StreamEntry, TaskErrorRecord, ThreadConnections,
 };
 use dag_runtime::task::TaskPolicy;
 use dag_runtime::{process_name, DagError};
@@ -247,6 +247,9 @@ impl Process {
     }
 
     fn read_and_run(&self, consumer: &str, parent: Option<u32>) -> Result<(), DagError> {
+        // This thread only waits on store calls and runs task bodies: the worker steps' round
+        // trips go on a connection of its own, without a hand-off to the I/O thread and back.
+        let _direct = ThreadConnections::enter();
         let ctx = self.context(consumer.to_owned());
         let mut reader = self.handle.block_on(self.stream.reader(consumer))?;
         let mut failures = 0u32;

@@ -7,6 +7,7 @@ use crossbeam_channel::{Receiver, Sender};
 
 use crate::engine::{run_invocation, Delegate, Invocation, LoadedDag, WorkerContext};
 use crate::error::DagError;
+use crate::store::ThreadConnections;
 
 enum Job {
     Run(Arc<LoadedDag>, Invocation),
@@ -67,6 +68,9 @@ impl LocalPool {
 }
 
 fn serve(ctx: WorkerContext, queue: Receiver<Job>, delegate: QueueDelegate) {
+    // This thread only waits on store calls and runs task bodies: a Redis store's round trips
+    // go on a connection of its own, without a hand-off to the I/O thread and back.
+    let _direct = ThreadConnections::enter();
     while let Ok(Job::Run(dag, invocation)) = queue.recv() {
         // In process: a worker that dies takes the whole runtime with it, nothing to re-run.
         run_invocation(&ctx, &dag, invocation, &delegate, "");

@@ -22,8 +22,8 @@ mod memory;
 mod redis;
 
 pub use self::redis::{
-    InvocationStream, RedisConfig, RedisStore, StreamEntry, StreamReader, DEFAULT_STREAM, GROUP,
-    MAX_VALUE_BYTES, REDIS_ACL,
+    InvocationStream, RedisConfig, RedisStore, StreamEntry, StreamReader, ThreadConnections,
+    DEFAULT_STREAM, GROUP, MAX_VALUE_BYTES, REDIS_ACL,
 };
 pub use memory::MemoryStore;
 

@@ -1,6 +1,8 @@
-//! Deleting a DAG's per-node keys (`out:<n>`, `done:<n>`) and its plan in bounded batches.
+//! Deleting a DAG's per-node keys (`out:<n>`), its finished-parents hash (`done`) and its plan
+//! in bounded batches.
 //!
-//! A DAG of a million nodes has two million such keys. Deleting them in one script blocked the
+//! A DAG of a million nodes has a million such keys (`UNLINK` frees a large hash, like the
+//! `done` of such a DAG, in the background). Deleting them in one script blocked the
 //! server for seconds, stalling every other DAG on it; here each `UNLINK` names at most
 //! [`KEYS_PER_COMMAND`] keys, and a round trip carries at most [`COMMANDS_PER_ROUND_TRIP`] of
 //! them, so the server serves other clients in between. Whoever ends a DAG's life calls this
@@ -18,14 +20,15 @@ pub(crate) const KEYS_PER_COMMAND: usize = 1000;
 /// `UNLINK` commands sent together in one pipeline.
 const COMMANDS_PER_ROUND_TRIP: usize = 32;
 
-/// Deletes the plan and the `out:<n>` and `done:<n>` keys of nodes `0..nodes`.
+/// Deletes the plan, the `done` hash and the `out:<n>` keys of nodes `0..nodes`.
 pub(crate) async fn delete_node_keys(
     conn: &RedisConnection,
     keys: &DagKeys,
     nodes: usize,
 ) -> Result<(), DagError> {
-    let mut names = std::iter::once(keys.plan())
-        .chain((0..nodes as u32).flat_map(|n| [keys.out(n), keys.done(n)]));
+    let mut names = [keys.plan(), keys.done()]
+        .into_iter()
+        .chain((0..nodes as u32).map(|n| keys.out(n)));
     loop {
         let mut pipe = redis::pipe();
         let mut commands = 0;

@@ -14,13 +14,17 @@
 //! Every request goes through [`RedisConnection::send`] (or [`Dedicated::send`]), so every
 //! error is mapped by [`RedisConnection::error`], which says what to check.
 
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use redis::aio::{ConnectionManager, ConnectionManagerConfig, MultiplexedConnection};
-use redis::{AsyncConnectionConfig, Client, FromRedisValue, RedisError, RedisResult};
+use redis::{
+    AsyncConnectionConfig, Client, FromRedisValue, IntoConnectionInfo, RedisError, RedisResult,
+};
 
 use super::config::RedisConfig;
+use super::thread_conn;
 use crate::error::DagError;
 
 /// How long a lost dedicated connection is tried again before its send fails: long enough to
@@ -66,6 +70,19 @@ impl<'a> From<&'a redis::ScriptInvocation<'a>> for Request<'a> {
 }
 
 impl Request<'_> {
+    /// Sends the request on a blocking connection (see [`thread_conn`](super::thread_conn)).
+    pub(super) fn on_blocking<T: FromRedisValue>(
+        &self,
+        conn: &mut redis::Connection,
+    ) -> RedisResult<T> {
+        match self {
+            Request::Cmd(cmd) => cmd.query(conn),
+            Request::Pipe(pipe) => pipe.query(conn),
+            // Loads the script again on NOSCRIPT (a restarted server forgot it).
+            Request::Script(script) => script.invoke(conn),
+        }
+    }
+
     async fn on<T: FromRedisValue>(
         &self,
         conn: &mut impl redis::aio::ConnectionLike,
@@ -101,16 +118,26 @@ struct Inner {
     config: RedisConfig,
     shared: ConnectionManager,
     idle: Mutex<Vec<MultiplexedConnection>>,
+    /// Names this store to the worker threads' own connections
+    /// ([`thread_conn`](super::thread_conn)), which close once it is gone.
+    token: Arc<()>,
+    /// Requests being sent through [`RedisConnection::send`] right now, by any thread.
+    sending: AtomicUsize,
 }
 
 impl RedisConnection {
     /// Connects to `url`; fails promptly with [`DagError::Redis`] naming the address if the
     /// server is unreachable or refuses the credentials.
     pub(crate) async fn open(url: &str, config: RedisConfig) -> Result<Self, DagError> {
-        let client = Client::open(url).map_err(|e| DagError::Redis {
+        let invalid = |e: RedisError| DagError::Redis {
             addr: redact(url),
             message: format!("invalid Redis URL: {e}"),
-        })?;
+        };
+        // Requests are small and each waits for its reply: Nagle's algorithm would only hold
+        // back a request written while another one's reply is on its way.
+        let info = url.into_connection_info().map_err(invalid)?;
+        let tcp = info.tcp_settings().clone().set_nodelay(true);
+        let client = Client::open(info.set_tcp_settings(tcp)).map_err(invalid)?;
         let addr = client.get_connection_info().addr().to_string();
         let manager_config = ConnectionManagerConfig::new()
             .set_connection_timeout(Some(config.connect_timeout))
@@ -137,6 +164,8 @@ impl RedisConnection {
                 config,
                 shared,
                 idle: Mutex::new(Vec::new()),
+                token: Arc::new(()),
+                sending: AtomicUsize::new(0),
             }),
         })
     }
@@ -155,7 +184,9 @@ impl RedisConnection {
         map_error(&self.inner.addr, action, &e)
     }
 
-    /// Sends `request` on the shared connection; `action` says what failed if it fails.
+    /// Sends `request` on the shared connection, or on the calling worker thread's own
+    /// connection if it has entered [`ThreadConnections`](super::ThreadConnections); `action`
+    /// says what failed if it fails.
     ///
     /// With [`Retry::Once`], a request that fails because the connection dropped (the server
     /// restarted since the last command, say: the first command on the dead socket fails and
@@ -167,6 +198,28 @@ impl RedisConnection {
         action: &str,
     ) -> Result<T, DagError> {
         let request = request.into();
+        let inner = &*self.inner;
+        let sending = Sending::start(&inner.sending);
+        // Alone, a request goes on the worker thread's own connection (when it has entered
+        // `ThreadConnections`): nothing could share its round trip, and skipping the I/O
+        // thread halves its latency. Among others in flight, it goes on the shared connection,
+        // where concurrent requests travel in one write and their replies in one read: the
+        // server spends about as much CPU on each read and write as on a whole completion, so
+        // that batching is what keeps its cost per task down.
+        let direct = if sending.alone {
+            thread_conn::send(
+                &inner.token,
+                &inner.client,
+                &inner.config,
+                &request,
+                retry == Retry::Once,
+            )
+        } else {
+            None
+        };
+        if let Some(sent) = direct {
+            return sent.map_err(|e| self.error(action, e));
+        }
         let mut conn = self.inner.shared.clone();
         let sent = match request.on(&mut conn).await {
             Err(e) if retry == Retry::Once && e.is_connection_dropped() => {
@@ -229,6 +282,26 @@ impl RedisConnection {
                 Err(_) => tokio::time::sleep(RECONNECT_PAUSE).await,
             }
         }
+    }
+}
+
+/// Counts a request in [`Inner::sending`] while it lives.
+struct Sending<'a> {
+    count: &'a AtomicUsize,
+    /// Whether no other request was being sent when this one started.
+    alone: bool,
+}
+
+impl<'a> Sending<'a> {
+    fn start(count: &'a AtomicUsize) -> Self {
+        let alone = count.fetch_add(1, Ordering::Relaxed) == 0;
+        Sending { count, alone }
+    }
+}
+
+impl Drop for Sending<'_> {
+    fn drop(&mut self) {
+        self.count.fetch_sub(1, Ordering::Relaxed);
     }
 }
 

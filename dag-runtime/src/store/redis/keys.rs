@@ -1,5 +1,13 @@
 //! The names of a DAG's keys: every key of one DAG shares the hash tag `{<id>}`, so that its
 //! scripts run on one Redis Cluster slot.
+//!
+//! Per DAG: `plan`, `status`, `errors`, `result`, `events`, `done` (one key each) and one
+//! `out:<n>` per node. `done` replaced the per-node sets `done:<n>` of earlier versions: a
+//! hash with, per child `c`, a field `c` (its single parent's claim, or how many of its
+//! distinct parents finished), a field `c<p` per finished parent `p` (of a child with several),
+//! and `c@` (the claim that made such a child ready); see `scripts/complete.lua`. It is created
+//! with its expiry at submission, so that a completion creates no key and sets no expiry per
+//! child.
 
 use crate::store::DagId;
 
@@ -48,9 +56,11 @@ impl DagKeys {
         format!("{}out:{node}", self.0)
     }
 
-    /// Set of the parents of `node` that finished (and maybe one `@<claim>` member).
-    pub(crate) fn done(&self, node: u32) -> String {
-        format!("{}done:{node}", self.0)
+    /// Hash of the finished parents of every node (see `scripts/complete.lua`): one key per
+    /// DAG, created with its expiry at submission, so that a completion creates no key per
+    /// child.
+    pub(crate) fn done(&self) -> String {
+        self.key("done")
     }
 
     /// The keys that describe the DAG as a whole (not per node), which the client deletes once
@@ -75,7 +85,7 @@ mod tests {
     fn keys_share_the_hash_tag() {
         let keys = DagKeys::new(&DagId::from("abc"));
         assert_eq!(keys.out(3), "dag:{abc}:out:3");
-        assert_eq!(keys.done(4), "dag:{abc}:done:4");
+        assert_eq!(keys.done(), "dag:{abc}:done");
         assert_eq!(keys.status(), "dag:{abc}:status");
         assert_eq!(dag_of_key(&keys.plan()), Some("abc"));
         assert_eq!(dag_of_key("dags"), None);

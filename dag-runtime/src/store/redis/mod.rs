@@ -7,6 +7,7 @@
 //! | --- | --- |
 //! | `config` | [`RedisConfig`]: timeouts, events, time to live, `keep_finished` |
 //! | `connection` | the connections to the server (shared and dedicated), their revival after a lost connection, and the mapping of redis errors to [`DagError`](crate::DagError) |
+//! | `thread_conn` | [`ThreadConnections`]: worker threads' own blocking connections, so a step's round trip needs no hand-off to the I/O thread |
 //! | `keys` | the names of a DAG's keys (`dag:{<id>}:...`) |
 //! | `scripts` | the Lua scripts, the constants they share with Rust, one typed call each |
 //! | `store` | the [`Store`](crate::store::Store) operations |
@@ -27,6 +28,7 @@ mod plan_chunks;
 mod scripts;
 mod store;
 mod stream;
+mod thread_conn;
 mod wait;
 
 pub use config::RedisConfig;
@@ -48,8 +50,9 @@ pub use config::RedisConfig;
 /// assert!(dag::store::REDIS_ACL.contains("+evalsha"));
 /// ```
 pub const REDIS_ACL: &str = "~dag:* ~dags -@all +ping +get +mget +set +psetex +del +unlink \
-+pexpire +sadd +scard +sismember +hset +rpush +lpop +blpop +lpush +ltrim +lrange +zadd +zrem \
++pexpire +hset +hsetnx +hincrby +hget +rpush +lpop +blpop +lpush +ltrim +lrange +zadd +zrem \
 +zrangebyscore +scan +multi +exec +evalsha +script|load +xadd +xack +xdel +xclaim +xautoclaim \
 +xpending +xreadgroup +xgroup|create +xgroup|delconsumer +xinfo|consumers";
 pub use store::{RedisStore, MAX_VALUE_BYTES};
 pub use stream::{InvocationStream, StreamEntry, StreamReader, DEFAULT_STREAM, GROUP};
+pub use thread_conn::ThreadConnections;

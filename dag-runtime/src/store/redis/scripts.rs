@@ -100,6 +100,7 @@ pub(crate) async fn complete(
     call.key(keys.status())
         .key(keys.out(node))
         .key(keys.events())
+        .key(keys.done())
         .arg(output)
         .arg(node)
         .arg(event)
@@ -108,10 +109,10 @@ pub(crate) async fn complete(
         .arg(task)
         .arg(claim);
     for child in children {
-        call.key(keys.done(child.node)).arg(child.parents);
+        call.arg(child.node).arg(child.parents);
     }
     let action = format!("could not store the output of node {node}");
-    // A completion may run twice: SADD counts a parent once, and the claim hands the same
+    // A completion may run twice: HSETNX counts a parent once, and the claim hands the same
     // children back to the same run.
     let reply: Value = conn.send(&call, Retry::Once, &action).await?;
     let unexpected =

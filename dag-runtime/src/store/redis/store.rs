@@ -37,7 +37,7 @@ pub const MAX_VALUE_BYTES: usize = 512 * 1024 * 1024;
 /// | `dag:{id}:plan` | the plan, MessagePack (stored once; decoded plans are cached per process) |
 /// | `dag:{id}:status` | `running`, `succeeded` or `failed` (a cancelled DAG is deleted) |
 /// | `dag:{id}:out:<n>` | output of node n (MessagePack) |
-/// | `dag:{id}:done:<n>` | set of the parents of n that finished |
+/// | `dag:{id}:done` | hash: which parents of each node finished, and the claim that made it ready (see `complete.lua`) |
 /// | `dag:{id}:errors` | hash: node -> JSON error |
 /// | `dag:{id}:events` | stream of task events, each naming the worker process (capped at about 1,000 entries) |
 /// | `dag:{id}:result` | list the client blocks on (`BLPOP`) for the outcome |
@@ -233,6 +233,12 @@ impl Store for RedisStore {
         pipe.atomic();
         plan_chunks::write(&mut pipe, &keys, &bytes, ttl);
         pipe.pset_ex(keys.status(), RUNNING, ttl)
+            .ignore()
+            // Created here with its expiry, so that completions, which add to it, never create
+            // a key (nor set an expiry) per child.
+            .hset(keys.done(), "nodes", plan.nodes.len())
+            .ignore()
+            .pexpire(keys.done(), ttl as i64)
             .ignore()
             .zadd(DAGS, dag.as_str(), submitted)
             .ignore();
