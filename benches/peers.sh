@@ -59,7 +59,7 @@ while [ $# -gt 0 ]; do
         --systems) SYSTEMS=$2; shift 2 ;;
         --write) WRITE=1; shift ;;
         --out) OUT=$2; shift 2 ;;
-        -h|--help) sed -n '2,36p' "$0"; exit 0 ;;
+        -h|--help) sed -n '2,34p' "$0"; exit 0 ;;
         *) echo "unknown argument: $1 (see --help)" >&2; exit 2 ;;
     esac
 done
