@@ -16,19 +16,22 @@
 //! result; `compute_s`). The runtime is built once, before the first shape.
 //!
 //! ```text
-//! cargo bench --bench compare_dask -- [--runtime embedded|redis] [--redis URL]
+//! cargo bench --bench compare_dask -- [--runtime embedded|redis|pool] [--redis URL]
 //!     [--shapes tree_k10,...,wordcount_64] [--repeats 3] [--text FILE] [--out FILE.jsonl]
 //! ```
 //!
-//! Without `--text`, `wordcount_64` is skipped. `--runtime redis` needs `--redis URL`.
+//! Without `--text`, `wordcount_64` is skipped. `--runtime redis` (the Redis store, worker
+//! threads in this process) and `--runtime pool` (the Redis store, a pool of 2 worker processes,
+//! which are this executable started again) need `--redis URL`.
 
 use std::collections::HashMap;
-use std::fs::OpenOptions;
-use std::io::Write;
 use std::time::Instant;
 
 use dag::prelude::*;
-use dag_test_support::{reduce_pairwise, sum_1_to};
+use dag_test_support::reduce_pairwise;
+
+mod shapes;
+use shapes::{sum_1_to, Args, Record};
 
 #[task]
 fn inc(x: u64) -> u64 {
@@ -53,50 +56,13 @@ fn sum_list(xs: Vec<u64>) -> u64 {
 /// `Counter(re.findall(r"[a-z']+", chunk.lower()))`.
 #[task]
 fn tokenize_count(chunk: String) -> HashMap<String, u64> {
-    count_words(&chunk)
+    shapes::count_words(&chunk)
 }
 
 /// Adds the chunks' counts up (a `Counter.update` loop).
 #[task]
 fn merge_counts(counters: Vec<HashMap<String, u64>>) -> HashMap<String, u64> {
-    let mut total: HashMap<String, u64> = HashMap::new();
-    for counter in counters {
-        for (word, n) in counter {
-            *total.entry(word).or_insert(0) += n;
-        }
-    }
-    total
-}
-
-fn count_words(chunk: &str) -> HashMap<String, u64> {
-    let lower = chunk.to_lowercase();
-    let mut counts = HashMap::new();
-    for word in lower
-        .split(|c: char| !(c.is_ascii_lowercase() || c == '\''))
-        .filter(|w| !w.is_empty())
-    {
-        *counts.entry(word.to_owned()).or_insert(0) += 1;
-    }
-    counts
-}
-
-/// `split_chunks` of `dask_shapes.py`: cut at `len * i / n`, moved forward to the next
-/// whitespace. (Positions are bytes here and characters there: the same for ASCII text.)
-fn split_chunks(text: &str, n: usize) -> Vec<String> {
-    let bytes = text.as_bytes();
-    let len = bytes.len();
-    let mut chunks = Vec::with_capacity(n);
-    let mut start = 0;
-    for i in 1..n {
-        let mut cut = (len * i / n).max(start);
-        while cut < len && !(text.is_char_boundary(cut) && bytes[cut].is_ascii_whitespace()) {
-            cut += 1;
-        }
-        chunks.push(text[start..cut].to_owned());
-        start = cut;
-    }
-    chunks.push(text[start..].to_owned());
-    chunks
+    shapes::merge_counts(counters)
 }
 
 fn tree(k: u32) -> (Node<u64>, usize, u64) {
@@ -124,69 +90,10 @@ fn wordcount(chunks: &[String]) -> (Node<HashMap<String, u64>>, usize) {
     (merge_counts(counts), chunks.len() + 1)
 }
 
-struct Args {
-    runtime: String,
-    redis: Option<String>,
-    shapes: Vec<String>,
-    repeats: usize,
-    text: Option<String>,
-    out: Option<String>,
-}
-
-fn parse_args() -> Result<Args, String> {
-    let mut args = Args {
-        runtime: "embedded".into(),
-        redis: None,
-        shapes: "tree_k10,tree_k12,tree_k14,tree_k16,chain_10000,fan_10000,wordcount_64"
-            .split(',')
-            .map(String::from)
-            .collect(),
-        repeats: 3,
-        text: None,
-        out: None,
-    };
-    let mut it = std::env::args().skip(1);
-    while let Some(arg) = it.next() {
-        let mut value = || it.next().ok_or(format!("{arg} needs a value"));
-        match arg.as_str() {
-            "--bench" => {}
-            "--runtime" => args.runtime = value()?,
-            "--redis" => args.redis = Some(value()?),
-            "--shapes" => args.shapes = value()?.split(',').map(String::from).collect(),
-            "--repeats" => {
-                args.repeats = value()?
-                    .parse()
-                    .ok()
-                    .filter(|&n| n > 0)
-                    .ok_or("--repeats takes a positive integer")?
-            }
-            "--text" => args.text = Some(value()?),
-            "--out" => args.out = Some(value()?),
-            other => return Err(format!("unknown argument {other:?}")),
-        }
-    }
-    Ok(args)
-}
-
-fn median(xs: &[f64]) -> f64 {
-    let mut v = xs.to_vec();
-    v.sort_by(f64::total_cmp);
-    let m = v.len() / 2;
-    if v.len() % 2 == 1 {
-        v[m]
-    } else {
-        (v[m - 1] + v[m]) / 2.0
-    }
-}
-
-fn json_list(xs: &[f64]) -> String {
-    let items: Vec<String> = xs.iter().map(|x| format!("{x:.6}")).collect();
-    format!("[{}]", items.join(", "))
-}
-
 fn main() {
-    // `cargo test --benches` runs benches with `--test`; keep that quick.
-    if std::env::args().any(|a| a == "--test" || a == "--list") {
+    // Worker processes of `--runtime pool` are this executable started again.
+    dag::worker::run_if_worker();
+    if shapes::is_test_run() {
         return;
     }
     if let Err(error) = run() {
@@ -196,42 +103,35 @@ fn main() {
 }
 
 fn run() -> Result<(), Box<dyn std::error::Error>> {
-    let args = parse_args()?;
-    let runtime = match args.runtime.as_str() {
+    let args = Args::parse("--runtime", "embedded")?;
+    let redis_url = || {
+        args.redis
+            .as_deref()
+            .ok_or(format!("--runtime {} needs --redis URL", args.variant))
+    };
+    let runtime = match args.variant.as_str() {
         "embedded" => Runtime::builder().build()?,
-        "redis" => {
-            let url = args
-                .redis
-                .as_deref()
-                .ok_or("--runtime redis needs --redis URL")?;
-            Runtime::builder().redis(url).build()?
-        }
-        other => return Err(format!("--runtime is embedded or redis, not {other:?}").into()),
+        "redis" => Runtime::builder().redis(redis_url()?).build()?,
+        "pool" => Runtime::builder()
+            .redis(redis_url()?)
+            .spawn_workers(2)
+            .build()?,
+        other => return Err(format!("--runtime is embedded, redis or pool, not {other:?}").into()),
     };
     let chunks = match &args.text {
-        Some(path) => {
-            let text =
-                std::fs::read_to_string(path).map_err(|e| format!("could not read {path}: {e}"))?;
-            let chunks = split_chunks(&text, 64);
-            assert_eq!(chunks.concat(), text);
-            Some(chunks)
-        }
+        Some(path) => Some(shapes::read_chunks(path)?),
         None => None,
     };
-    let mut out = match &args.out {
-        Some(path) => Some(OpenOptions::new().create(true).append(true).open(path)?),
-        None => None,
-    };
-    // A generic warm-up (worker threads, connections, page faults).
+    // A generic warm-up (worker threads or processes, connections, page faults).
     tree(6).0.compute_on(&runtime)?;
 
     for name in &args.shapes {
         let mut build_s = Vec::new();
         let mut compute_s = Vec::new();
         let mut n_tasks = 0;
-        let mut top5 = String::new();
-        if let Some(k) = name.strip_prefix("tree_k") {
-            let k: u32 = k.parse().map_err(|_| format!("bad shape {name}"))?;
+        let mut counts = None;
+        if let Some(k) = shapes::tree_k(name) {
+            let k = k?;
             tree(4).0.compute_on(&runtime)?;
             for _ in 0..args.repeats {
                 let t = Instant::now();
@@ -240,7 +140,7 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
                 let t = Instant::now();
                 let result = sink.compute_on(&runtime)?;
                 compute_s.push(t.elapsed().as_secs_f64());
-                assert_eq!(result, expected, "{name}");
+                check(result == expected, name, &format!("{result} != {expected}"))?;
                 n_tasks = n;
             }
         } else if name == "chain_10000" || name == "fan_10000" {
@@ -254,21 +154,18 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
                 let t = Instant::now();
                 let result = sink.compute_on(&runtime)?;
                 compute_s.push(t.elapsed().as_secs_f64());
-                assert_eq!(result, expected, "{name}");
+                check(result == expected, name, &format!("{result} != {expected}"))?;
                 n_tasks = n;
             }
         } else if name == "wordcount_64" {
             let Some(chunks) = &chunks else {
-                eprintln!("[dag/{}] {name}: skipped (no --text FILE)", args.runtime);
+                eprintln!("[dag/{}] {name}: skipped (no --text FILE)", args.variant);
                 continue;
             };
-            let expected = merge_counts_direct(chunks);
-            let mut end = 20_000.min(chunks[0].len());
-            while !chunks[0].is_char_boundary(end) {
-                end -= 1;
-            }
-            let small = split_chunks(&chunks[0][..end], 8);
-            wordcount(&small).0.compute_on(&runtime)?;
+            let expected = shapes::merge_counts_direct(chunks);
+            wordcount(&shapes::small_chunks(chunks))
+                .0
+                .compute_on(&runtime)?;
             for _ in 0..args.repeats {
                 let t = Instant::now();
                 let (sink, n) = wordcount(chunks);
@@ -276,49 +173,34 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
                 let t = Instant::now();
                 let result = sink.compute_on(&runtime)?;
                 compute_s.push(t.elapsed().as_secs_f64());
-                assert!(result == expected, "{name}: the counts differ");
+                check(result == expected, name, "the counts differ")?;
                 n_tasks = n;
             }
-            let mut pairs: Vec<(&String, &u64)> = expected.iter().collect();
-            pairs.sort_by(|a, b| b.1.cmp(a.1).then_with(|| a.0.cmp(b.0)));
-            let items: Vec<String> = pairs
-                .iter()
-                .take(5)
-                .map(|(w, n)| format!("[\"{w}\", {n}]"))
-                .collect();
-            top5 = format!(", \"top5\": [{}]", items.join(", "));
+            counts = Some(expected);
         } else {
             return Err(format!("unknown shape {name}").into());
         }
-        let med = median(&compute_s);
-        let line = format!(
-            "{{\"system\": \"dag\", \"scheduler\": \"{}\", \"workers\": {}, \"shape\": \"{name}\", \
-             \"n_tasks\": {n_tasks}, \"status\": \"ok\", \"build_s\": {}, \"compute_s\": {}, \
-             \"compute_median_s\": {med:.6}, \"tasks_per_s\": {:.1}, \"us_per_task\": {:.3}, \
-             \"build_median_s\": {:.6}{top5}}}",
-            args.runtime,
-            runtime.workers(),
-            json_list(&build_s),
-            json_list(&compute_s),
-            n_tasks as f64 / med,
-            med * 1e6 / n_tasks as f64,
-            median(&build_s),
-        );
-        println!("{line}");
-        if let Some(out) = out.as_mut() {
-            writeln!(out, "{line}")?;
+        Record {
+            system: "dag",
+            scheduler: &args.variant,
+            workers: runtime.workers(),
+            shape: name,
+            n_tasks,
+            build_s,
+            compute_s,
+            top5: counts.as_ref(),
+            note: None,
         }
+        .emit(args.out.as_deref())?;
     }
     Ok(())
 }
 
-/// The word counts computed in a plain loop, to check the graph's result.
-fn merge_counts_direct(chunks: &[String]) -> HashMap<String, u64> {
-    let mut total: HashMap<String, u64> = HashMap::new();
-    for chunk in chunks {
-        for (word, n) in count_words(chunk) {
-            *total.entry(word).or_insert(0) += n;
-        }
+/// A wrong result ends the bench with an error naming the shape.
+fn check(ok: bool, shape: &str, what: &str) -> Result<(), String> {
+    if ok {
+        Ok(())
+    } else {
+        Err(format!("{shape}: wrong result: {what}"))
     }
-    total
 }
