@@ -63,6 +63,12 @@ pub struct TaskRecord {
     /// The inputs fetched from the store, with their sizes.
     #[serde(default)]
     pub inputs: Vec<InputRecord>,
+    /// Every parent node of this one in its DAG's plan (those whose outputs came in memory
+    /// too, which `inputs` does not list): the report follows them to find the critical path.
+    /// Empty for a root, and in records written before this field existed (the critical path
+    /// then follows `inputs` only).
+    #[serde(default)]
+    pub parents: Vec<u32>,
     /// Time spent in the task's body (this attempt).
     pub run_us: u64,
     /// Size of the serialized output.
