@@ -1,13 +1,16 @@
-//! The `dag` command-line tool, run as a user runs it (the built binary), on metrics written
-//! straight into a test Redis with `RedisMetrics`.
+//! The `dag` command-line tool, run as a user runs it (the built binary): on metrics written
+//! straight into a test Redis with `RedisMetrics` (known records, known answers), and on the
+//! metrics a runtime recorded of a real run.
 
 use std::process::{Command, Output};
+use std::sync::atomic::{AtomicU32, Ordering};
 
 use dag::metrics::{
-    now_us, Batch, InputRecord, MetricsBackend, Outcome, RedisMetrics, RunRecord, RunState,
-    TaskRecord, DEFAULT_METRICS_TTL,
+    now_us, Batch, InputRecord, MetricsBackend, MetricsStorage, Outcome, RedisMetrics, RunRecord,
+    RunState, TaskRecord, Upload, DEFAULT_METRICS_TTL,
 };
-use dag_test_support::TestRedis;
+use dag::prelude::*;
+use dag_test_support::{reduce_pairwise, sum_1_to, TestRedis};
 use serde_json::Value;
 
 /// `dag <args>` with `DAG_REDIS_URL` set to `url` (or unset).
@@ -65,13 +68,13 @@ fn record(
             .iter()
             .map(|&node| InputRecord { node, bytes: 1_000 })
             .collect(),
-        parents: parents.to_vec(),
         run_us: end - start - 100,
         output_bytes: 1_000,
         store_us: 50,
         continued: 0,
         delegated: 0,
         continuation: false,
+        carried_from: None,
         outcome: Outcome::Ok,
     }
 }
@@ -319,5 +322,131 @@ fn gc_removes_expired_runs_and_says_so() {
     assert!(
         !runs.contains("old-0001") && runs.contains("good-4f1c"),
         "{runs}"
+    );
+}
+
+// A real run, recorded by the runtime, read back by the CLI.
+
+#[task]
+fn cli_leaf(i: u64) -> u64 {
+    std::thread::sleep(std::time::Duration::from_millis(2));
+    i + 1
+}
+
+#[task]
+fn cli_add(a: u64, b: u64) -> u64 {
+    a + b
+}
+
+static FLAKY_CALLS: AtomicU32 = AtomicU32::new(0);
+
+#[task(retries = 1, backoff = "1ms")]
+fn cli_flaky(x: u64) -> Result<u64, String> {
+    match FLAKY_CALLS.fetch_add(1, Ordering::SeqCst) {
+        0 => Err("the first attempt fails".into()),
+        _ => Ok(x),
+    }
+}
+
+#[task(retries = 1, backoff = "1ms")]
+fn cli_broken(x: u64) -> Result<u64, String> {
+    Err(format!("broken on purpose ({x})"))
+}
+
+fn show_json(url: &str, id: &str) -> Value {
+    serde_json::from_str(&stdout(&dag(Some(url), &["show", id, "--json"]))).expect("JSON")
+}
+
+#[test]
+fn the_cli_reads_a_finished_run_and_a_failed_one_recorded_by_a_runtime() {
+    let redis = TestRedis::start();
+    let url = redis.url();
+    let runtime = Runtime::builder()
+        .redis(&url)
+        .workers(2)
+        .metrics(MetricsStorage::dag_store().upload(Upload::EachTask))
+        .build()
+        .unwrap();
+    let metrics = runtime.metrics().expect("metrics are on");
+    FLAKY_CALLS.store(0, Ordering::SeqCst);
+    // 8 leaves, 7 adds in a tree of depth 3, then a task that fails once: 16 tasks.
+    let tree = reduce_pairwise((0..8).map(cli_leaf).collect(), |a, b| cli_add(a, b));
+    assert_eq!(cli_flaky(tree).compute_on(&runtime).unwrap(), sum_1_to(8));
+    let good = metrics.last_run_id().expect("a run");
+    assert!(cli_broken(cli_leaf(1)).compute_on(&runtime).is_err());
+    let bad = metrics.last_run_id().expect("a run");
+    drop(runtime); // a graceful shutdown uploads what is left
+
+    let listed = stdout(&dag(Some(&url), &["runs"]));
+    let lines: Vec<&str> = listed.lines().collect();
+    assert!(
+        lines[1].starts_with(&bad) && lines[1].contains("failed"),
+        "{listed}"
+    );
+    assert!(
+        lines[2].starts_with(&good) && lines[2].contains("succeeded"),
+        "{listed}"
+    );
+
+    let json = show_json(&url, &good);
+    assert_eq!(json["state"], "succeeded");
+    assert_eq!(
+        (json["tasks"].clone(), json["retries"].clone()),
+        (16.into(), 1.into())
+    );
+    assert!(json["bytes_uploaded"].as_u64().unwrap() > 0, "{json}");
+    // The critical path: a leaf, the three levels of adds, the flaky task.
+    let path: Vec<&str> = json["critical_path"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t.as_str().unwrap())
+        .collect();
+    assert_eq!(path.len(), 5, "{path:?}");
+    assert!(
+        path[0].ends_with("cli_leaf") && path[4].ends_with("cli_flaky"),
+        "{path:?}"
+    );
+    assert!(
+        path[1..4].iter().all(|t| t.ends_with("cli_add")),
+        "{path:?}"
+    );
+    let counts: Vec<(String, u64)> = json["by_task"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| {
+            let name = t["task"].as_str().unwrap();
+            let short = name.rsplit("::").next().unwrap().to_owned();
+            (short, t["count"].as_u64().unwrap())
+        })
+        .collect();
+    let expected = [("cli_add", 7), ("cli_flaky", 2), ("cli_leaf", 8)];
+    let expected: Vec<(String, u64)> = expected.iter().map(|(t, n)| (t.to_string(), *n)).collect();
+    assert_eq!(counts, expected);
+
+    let json = show_json(&url, &bad);
+    assert_eq!(json["state"], "failed");
+    assert_eq!(
+        (json["retries"].clone(), json["failures"].clone()),
+        (1.into(), 1.into())
+    );
+    let error = &json["errors"][0];
+    assert!(
+        error["task"].as_str().unwrap().ends_with("cli_broken"),
+        "{json}"
+    );
+    assert_eq!(error["attempt"], 2);
+    assert!(
+        error["message"]
+            .as_str()
+            .unwrap()
+            .contains("broken on purpose (2)"),
+        "{json}"
+    );
+    let text = stdout(&dag(Some(&url), &["show", &bad]));
+    assert!(
+        text.contains("errors") && text.contains("broken on purpose (2)"),
+        "{text}"
     );
 }

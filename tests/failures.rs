@@ -177,6 +177,7 @@ fn run_plan_on_a_worker(plan: dag::plan::Plan) -> DagError {
         io: io.handle().clone(),
         name: "test-worker".into(),
         policy: dag_runtime::task::TaskPolicy::DEFAULT,
+        metrics: None,
     };
     let first = Invocation::fetching(0);
     std::thread::spawn(move || run_invocation(&ctx, &loaded, first, &Nowhere, ""))

@@ -1,5 +1,6 @@
 //! What a worker process does, from its flags and environment.
 
+use dag_runtime::metrics::MetricsStorage;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use dag_runtime::store::{DagId, DEFAULT_STREAM};
@@ -34,6 +35,10 @@ pub struct WorkerOptions {
     /// it exits anyway, leaving them to be taken over by other workers after their lease
     /// (default [`DEFAULT_GRACE`]): a task that blocks forever cannot keep it alive.
     pub grace: Duration,
+    /// Where this worker's task metrics go (`DAG_METRICS`, `DAG_METRICS_UPLOAD`,
+    /// `DAG_METRICS_TTL`); `None`: metrics off. The runtime that starts worker processes
+    /// passes its own [`MetricsStorage`] on.
+    pub metrics: Option<MetricsStorage>,
 }
 
 /// The default [`WorkerOptions::lease`]: how soon the invocation of a dead worker is re-run.
@@ -56,6 +61,7 @@ impl WorkerOptions {
             lease: DEFAULT_LEASE,
             claim: String::new(),
             grace: DEFAULT_GRACE,
+            metrics: None,
         }
     }
 
@@ -209,6 +215,7 @@ fn parse_options(
         lease,
         claim,
         grace,
+        metrics: MetricsStorage::from_env().map_err(|e| e.to_string())?,
     })
 }
 

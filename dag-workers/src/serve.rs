@@ -7,6 +7,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use dag_runtime::engine::fault::{self, FaultPoint};
 use dag_runtime::engine::{fail_stored, run_invocation, Invocation, WorkerContext};
+use dag_runtime::metrics::WorkerMetrics;
 use dag_runtime::store::{
     DagId, InvocationStream, RedisStore, Store, StreamEntry, TaskErrorRecord,
 };
@@ -17,6 +18,9 @@ use crate::dags::LoadedDags;
 use crate::options::WorkerOptions;
 use crate::publish::{Publisher, StreamDelegate};
 use crate::signals::{install_signal_handlers, parent_pid, request_stop, stop_requested};
+
+/// How long a stopping worker waits for its last metrics upload.
+const METRICS_SHUTDOWN_LIMIT: Duration = Duration::from_secs(5);
 
 /// How long one `XREADGROUP` waits before the thread checks whether it should stop.
 pub(crate) const READ_BLOCK: Duration = Duration::from_millis(250);
@@ -43,6 +47,22 @@ pub fn serve(options: WorkerOptions) -> Result<(), DagError> {
         .map_err(|e| DagError::Runtime(format!("could not start the I/O runtime: {e}")))?;
     let store = io.block_on(RedisStore::connect(&options.redis_url))?;
     let stream = InvocationStream::new(store.clone(), options.stream.clone());
+    let metrics = match &options.metrics {
+        None => None,
+        Some(storage) => {
+            let recorder = storage
+                .start_recorder(
+                    process_name(),
+                    Some(&options.redis_url),
+                    io.handle().clone(),
+                )
+                .map_err(|e| DagError::Runtime(e.to_string()))?;
+            let cold_start = options
+                .spawned_at
+                .map(|at| SystemTime::now().duration_since(at).unwrap_or_default());
+            Some(WorkerMetrics::new(recorder, &process_name(), cold_start))
+        }
+    };
     let process = Arc::new(Process {
         store: store.clone(),
         stream: stream.clone(),
@@ -51,6 +71,7 @@ pub fn serve(options: WorkerOptions) -> Result<(), DagError> {
         dags: LoadedDags::default(),
         running: Arc::new(Mutex::new(HashMap::new())),
         lease: options.lease,
+        metrics,
     });
     io.spawn(renew_leases(
         stream.clone(),
@@ -65,6 +86,10 @@ pub fn serve(options: WorkerOptions) -> Result<(), DagError> {
         None => serve_pool(&process, &options),
     };
     process.publisher.flush();
+    // A graceful stop uploads every record whatever the upload strategy.
+    if let Some(metrics) = &process.metrics {
+        metrics.recorder().shutdown(METRICS_SHUTDOWN_LIMIT);
+    }
     drop(process);
     io.shutdown_timeout(Duration::from_secs(1));
     result
@@ -148,6 +173,8 @@ pub(crate) struct Process {
     /// The stream entry each worker thread (consumer) is running: their leases are renewed.
     running: Arc<Mutex<HashMap<String, String>>>,
     lease: Duration,
+    /// This process's metrics recorder, when metrics are on.
+    metrics: Option<WorkerMetrics>,
 }
 
 /// Renews the lease of every invocation this process runs, every third of `lease`, until the
@@ -191,6 +218,7 @@ impl Process {
         WorkerContext {
             store: Arc::new(self.store.clone()),
             io: self.handle.clone(),
+            metrics: self.metrics.as_ref().map(|m| m.for_worker(&name)),
             name,
             policy: TaskPolicy::DEFAULT,
         }

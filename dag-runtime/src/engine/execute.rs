@@ -12,6 +12,7 @@ use futures::FutureExt;
 use crate::task::{TaskDef, TaskPolicy, TaskRun};
 
 use super::backtrace;
+use crate::metrics::AttemptEnd;
 
 /// Why a task failed: the task's error text, the panic message or the timeout, on which
 /// attempt, and for a panic the backtrace when backtraces are enabled (`RUST_BACKTRACE=1`).
@@ -21,6 +22,25 @@ pub(crate) struct Failed {
     pub attempt: u32,
     pub message: String,
     pub backtrace: Option<String>,
+}
+
+impl Failed {
+    /// Whether the attempt ran over the task's timeout.
+    pub(crate) fn timed_out(&self) -> bool {
+        self.message.starts_with(TIMED_OUT)
+    }
+}
+
+/// How a timeout's message starts.
+const TIMED_OUT: &str = "timed out after";
+
+/// What the retry loop reports to its observer (the metrics timer and the tracing span).
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Attempt {
+    /// This attempt (1-based) starts.
+    Started(u32),
+    /// The attempt that started last ended so.
+    Ended(AttemptEnd),
 }
 
 impl From<String> for Failed {
@@ -41,17 +61,28 @@ pub(crate) fn run_with_retries(
     mut args: Vec<Bytes>,
     policy: TaskPolicy,
     io: &tokio::runtime::Handle,
+    observe: &mut dyn FnMut(Attempt),
 ) -> Result<Bytes, Failed> {
     let retries = policy.retries.unwrap_or(0);
     let mut attempt = 1;
     loop {
+        observe(Attempt::Started(attempt));
         // Arguments are reference-counted bytes: keeping them for a retry copies no data.
         let attempt_args = if attempt <= retries {
             args.clone()
         } else {
             std::mem::take(&mut args)
         };
-        match execute(def, attempt_args, io, policy.timeout) {
+        let result = execute(def, attempt_args, io, policy.timeout);
+        let end = match &result {
+            Ok(_) => AttemptEnd::Ok,
+            Err(failed) => AttemptEnd::Failed {
+                timed_out: failed.timed_out(),
+                last: attempt > retries,
+            },
+        };
+        observe(Attempt::Ended(end));
+        match result {
             Ok(output) => return Ok(output),
             Err(_) if attempt <= retries => {
                 // The worker thread waits out the backoff: blocking is allowed here.
@@ -107,7 +138,7 @@ fn execute_with_timeout(
     handle: &tokio::runtime::Handle,
     limit: Duration,
 ) -> Result<Bytes, Failed> {
-    let timed_out = || Err(Failed::from(format!("timed out after {limit:?}")));
+    let timed_out = || Err(Failed::from(format!("{TIMED_OUT} {limit:?}")));
     if def.is_async {
         // Decoding is quick; the future is cancelled at the deadline by dropping it.
         return match catch_unwind(AssertUnwindSafe(|| (def.run)(args))) {

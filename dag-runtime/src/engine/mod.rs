@@ -48,6 +48,7 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 
+use crate::metrics::WorkerMetrics;
 use crate::store::Store;
 use crate::task::TaskPolicy;
 
@@ -99,4 +100,6 @@ pub struct WorkerContext {
     /// Retry policy for tasks that do not set their own (already filled from
     /// [`TaskPolicy::DEFAULT`]).
     pub policy: TaskPolicy,
+    /// Where this worker's task records go; `None` when metrics are off (nothing is measured).
+    pub metrics: Option<WorkerMetrics>,
 }

@@ -7,13 +7,14 @@ use std::sync::Arc;
 use bytes::Bytes;
 
 use super::assemble::Inputs;
-use super::execute::{panic_message, run_with_retries, Failed};
+use super::execute::{panic_message, run_with_retries, Attempt, Failed};
 use super::expand::{expand, Expansion};
 use super::failure::fail_dag;
 use super::fault::{self, FaultPoint};
 use super::schedule::{schedule, Next};
 use super::{Delegate, Invocation, LoadedDag, WorkerContext};
 use crate::error::DagError;
+use crate::metrics::{Outcome, TaskTimer};
 use crate::store::{ChildRef, Completion, FailureKind, TaskErrorRecord};
 
 /// Runs `invocation` of `dag` and then every node this worker continues with, until none is
@@ -67,7 +68,8 @@ pub fn run_invocation(
     }
 }
 
-/// One node, phase by phase. Returns what to continue with, if anything.
+/// One node, phase by phase, measured by a [`TaskTimer`] when metrics are on. Returns what to
+/// continue with, if anything.
 fn step(
     ctx: &WorkerContext,
     dag: &Arc<LoadedDag>,
@@ -76,13 +78,30 @@ fn step(
     claim: &str,
 ) -> Result<Next, DagError> {
     let node = invocation.node;
-    let Some(inputs) = fetch(ctx, dag, invocation)? else {
+    let carried_from = invocation.carried.as_ref().map(|(parent, _)| *parent);
+    let mut timer = TaskTimer::start(ctx.metrics.as_ref(), &ctx.name, carried_from);
+    let Some(inputs) = fetch(ctx, dag, invocation, &mut timer)? else {
         return Ok(None); // the DAG has ended
     };
-    let output = match run(ctx, dag, node, &inputs)? {
+    // The task's name is only needed for the records.
+    let task_name = if timer.is_on() {
+        dag.task_name(node)
+    } else {
+        String::new()
+    };
+    let output = match run(ctx, dag, node, &inputs, &mut timer)? {
         Ran::Output(output) => output,
-        Ran::Expanded { child, roots } => return Ok(schedule(&child, None, roots, delegate)),
+        Ran::Expanded { child, roots } => {
+            timer.finish(dag.id.as_str(), node, &task_name, roots.len(), Outcome::Ok);
+            return Ok(schedule(&child, None, roots, delegate));
+        }
         Ran::Failed(failed) => {
+            let outcome = if failed.timed_out() {
+                Outcome::TimedOut
+            } else {
+                Outcome::Error
+            };
+            timer.finish(dag.id.as_str(), node, &task_name, 0, outcome);
             let record = TaskErrorRecord::new(
                 FailureKind::Task,
                 dag.task_name(node),
@@ -96,7 +115,22 @@ fn step(
             return Ok(None);
         }
     };
-    let Some(completed) = complete(ctx, dag, node, &output, claim)? else {
+    timer.storing(output.len());
+    // The DAG's result wakes its client, which may read the metrics at once: the sink's record
+    // is queued before the result is stored (without its store time).
+    let mut timer = Some(timer);
+    let mut before_result = || {
+        if let Some(timer) = timer.take() {
+            timer.finish(dag.id.as_str(), node, &task_name, 0, Outcome::Ok);
+        }
+    };
+    let completed = complete(ctx, dag, node, &output, claim, &mut before_result)?;
+    if let Some(mut timer) = timer {
+        timer.stored();
+        let ready = completed.as_ref().map_or(0, |c| c.ready.len());
+        timer.finish(dag.id.as_str(), node, &task_name, ready, Outcome::Ok);
+    }
+    let Some(completed) = completed else {
         return Ok(None); // a sink, or the DAG has ended
     };
     let carried = Some((completed.node, output));
@@ -109,6 +143,7 @@ fn fetch(
     ctx: &WorkerContext,
     dag: &LoadedDag,
     invocation: Invocation,
+    timer: &mut TaskTimer,
 ) -> Result<Option<Inputs>, DagError> {
     let mut outputs = Vec::new();
     let mut missing = Vec::new();
@@ -125,7 +160,10 @@ fn fetch(
         else {
             return Ok(None);
         };
+        timer.fetched(missing.iter().zip(&fetched).map(|(n, b)| (*n, b.len())));
         outputs.extend(missing.into_iter().zip(fetched));
+    } else {
+        timer.fetched(std::iter::empty());
     }
     Ok(Some(Inputs::new(outputs)))
 }
@@ -149,10 +187,13 @@ fn run(
     dag: &Arc<LoadedDag>,
     index: u32,
     inputs: &Inputs,
+    timer: &mut TaskTimer,
 ) -> Result<Ran, DagError> {
     let node = dag.node(index);
     if let Some(template) = &node.map {
-        return Ok(match expand(ctx, dag, index, template, inputs)? {
+        let expansion = expand(ctx, dag, index, template, inputs)?;
+        timer.expanded();
+        return Ok(match expansion {
             Expansion::Empty(output) => Ran::Output(output),
             Expansion::Child { child, roots } => Ran::Expanded { child, roots },
             Expansion::Failed(failed) => Ran::Failed(failed),
@@ -178,10 +219,27 @@ fn run(
     fault::reached(FaultPoint::BeforeTask);
     // The task's own policy, then the submitting runtime's, then this worker's defaults.
     let policy = task.policy.or(dag.plan.policy).or(ctx.policy);
-    Ok(match run_with_retries(task, args, policy, &ctx.io) {
-        Ok(output) => Ran::Output(output),
-        Err(failed) => Ran::Failed(failed),
-    })
+    // A span per attempt, for `tracing` subscribers (free when there is none).
+    let mut span = None;
+    let mut observe = |attempt: Attempt| match attempt {
+        Attempt::Started(n) => {
+            timer.attempt_started(n);
+            span = Some(
+                tracing::info_span!("task", dag = %dag.id, node = index, task = task.name, attempt = n)
+                    .entered(),
+            );
+        }
+        Attempt::Ended(end) => {
+            span = None;
+            timer.attempt_ended(dag.id.as_str(), index, task.name, end);
+        }
+    };
+    Ok(
+        match run_with_retries(task, args, policy, &ctx.io, &mut observe) {
+            Ok(output) => Ran::Output(output),
+            Err(failed) => Ran::Failed(failed),
+        },
+    )
 }
 
 /// A completed node whose children `ready` became ready through this completion.
@@ -195,17 +253,20 @@ struct Completed {
 /// store call. At the sink, the output is the DAG's result instead; at the sink of a map's
 /// child DAG, it is the output of the map node in the parent DAG (however deeply maps nest),
 /// and the child DAGs are removed once that is stored. `None` when nothing follows.
+/// `before_result` is called just before the DAG's result is stored, if it is.
 fn complete(
     ctx: &WorkerContext,
     dag: &Arc<LoadedDag>,
     index: u32,
     output: &Bytes,
     claim: &str,
+    before_result: &mut dyn FnMut(),
 ) -> Result<Option<Completed>, DagError> {
     fault::reached(FaultPoint::BeforeComplete);
     let (dag, index, finished_children) = completion_target(dag, index);
     let WorkerContext { store, io, .. } = ctx;
     if index == dag.plan.sink {
+        before_result();
         io.block_on(store.finish(&dag.id, output.clone()))?;
         remove(ctx, &finished_children)?;
         return Ok(None);

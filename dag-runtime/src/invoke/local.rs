@@ -39,8 +39,10 @@ impl LocalPool {
         let threads = threads.max(1);
         let (sender, receiver) = crossbeam_channel::unbounded();
         for i in 0..threads {
+            let name = format!("{}/local-{i}", ctx.name);
             let ctx = WorkerContext {
-                name: format!("{}/local-{i}", ctx.name),
+                metrics: ctx.metrics.as_ref().map(|m| m.for_worker(&name)),
+                name,
                 ..ctx.clone()
             };
             let receiver = receiver.clone();

@@ -16,13 +16,14 @@ use crate::store::InvocationStream;
 /// Starts worker processes of this executable for a runtime. Implemented by `dag-workers`.
 pub trait ProcessLauncher: Send + Sync + 'static {
     /// Starts `processes` long-lived workers serving `stream` at `redis_url`, with `threads`
-    /// worker threads each.
+    /// worker threads each and `env` added to their environment (e.g. the metrics settings).
     fn spawn_pool(
         &self,
         processes: usize,
         threads: usize,
         redis_url: &str,
         stream: &InvocationStream,
+        env: &[(String, String)],
     ) -> Result<Box<dyn WorkerProcesses>, DagError>;
 
     /// Starts a launcher that reads `stream` and runs each invocation in a fresh process, at
@@ -33,6 +34,7 @@ pub trait ProcessLauncher: Send + Sync + 'static {
         redis_url: &str,
         stream: &InvocationStream,
         io: &tokio::runtime::Handle,
+        env: &[(String, String)],
     ) -> Result<Box<dyn WorkerProcesses>, DagError>;
 }
 

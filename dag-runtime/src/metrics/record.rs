@@ -63,12 +63,6 @@ pub struct TaskRecord {
     /// The inputs fetched from the store, with their sizes.
     #[serde(default)]
     pub inputs: Vec<InputRecord>,
-    /// Every parent node of this one in its DAG's plan (those whose outputs came in memory
-    /// too, which `inputs` does not list): the report follows them to find the critical path.
-    /// Empty for a root, and in records written before this field existed (the critical path
-    /// then follows `inputs` only).
-    #[serde(default)]
-    pub parents: Vec<u32>,
     /// Time spent in the task's body (this attempt).
     pub run_us: u64,
     /// Size of the serialized output.
@@ -82,6 +76,10 @@ pub struct TaskRecord {
     /// Whether it ran as a continuation in the worker that ran its parent (with that parent's
     /// output in memory) rather than from a fresh invocation.
     pub continuation: bool,
+    /// The parent whose output it got in memory (that parent's completion made it ready), if
+    /// any. With `inputs`, this names every parent: what the critical path is traced through.
+    #[serde(default)]
+    pub carried_from: Option<u32>,
     /// How the attempt ended.
     pub outcome: Outcome,
 }

@@ -2,6 +2,8 @@
 
 use std::time::Duration;
 
+use super::backend::{MemoryMetrics, MetricsBackend, RedisMetrics};
+use super::recorder::Recorder;
 use crate::error::DagError;
 
 /// When a worker uploads the records it has queued. Whatever is chosen, a graceful shutdown
@@ -59,6 +61,18 @@ impl Upload {
                     Err(bad())
                 }
             }
+        }
+    }
+}
+
+impl std::fmt::Display for Upload {
+    /// The form [`Upload::parse`] reads.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Upload::OnShutdown => f.write_str("shutdown"),
+            Upload::EachTask => f.write_str("task"),
+            Upload::Every(period) => write!(f, "every:{}ms", period.as_millis().max(1)),
+            Upload::Batch(n) => write!(f, "batch:{n}"),
         }
     }
 }
@@ -177,6 +191,61 @@ impl MetricsStorage {
         self
     }
 
+    /// The environment that gives worker processes this storage (see [`Self::from_env`]).
+    /// A [`MetricsStorage::memory`] target is this process's memory, which other processes
+    /// cannot reach: their metrics are off.
+    ///
+    /// ```
+    /// use dag::metrics::{MetricsStorage, Upload};
+    ///
+    /// let env = MetricsStorage::dag_store().upload(Upload::Batch(5)).worker_env();
+    /// assert_eq!(env[0], ("DAG_METRICS".to_owned(), "dag".to_owned()));
+    /// assert_eq!(env[1], ("DAG_METRICS_UPLOAD".to_owned(), "batch:5".to_owned()));
+    /// ```
+    pub fn worker_env(&self) -> Vec<(String, String)> {
+        let target = match &self.target {
+            Target::Memory => "off".to_owned(),
+            Target::DagStore => "dag".to_owned(),
+            Target::Redis(url) => url.clone(),
+        };
+        vec![
+            ("DAG_METRICS".to_owned(), target),
+            ("DAG_METRICS_UPLOAD".to_owned(), self.upload.to_string()),
+            (
+                "DAG_METRICS_TTL".to_owned(),
+                format!("{}s", self.ttl.as_secs().max(1)),
+            ),
+        ]
+    }
+
+    /// The backend this storage writes to: `dag_store_url` is the Redis of the runtime's
+    /// store, if it has one (otherwise the DAG store is this process's memory).
+    pub fn backend(&self, dag_store_url: Option<&str>) -> std::sync::Arc<dyn MetricsBackend> {
+        use std::sync::Arc;
+        match (&self.target, dag_store_url) {
+            (Target::Memory, _) | (Target::DagStore, None) => Arc::new(MemoryMetrics::new()),
+            (Target::DagStore, Some(url)) => Arc::new(RedisMetrics::new(url, self.ttl)),
+            (Target::Redis(url), _) => Arc::new(RedisMetrics::new(url.as_str(), self.ttl)),
+        }
+    }
+
+    /// Starts this process's recorder for this storage (a background thread uploading through
+    /// `io`), named `name` (`host:pid`). Worker processes call this; a runtime does it itself.
+    pub fn start_recorder(
+        &self,
+        name: String,
+        dag_store_url: Option<&str>,
+        io: tokio::runtime::Handle,
+    ) -> Result<std::sync::Arc<Recorder>, MetricsError> {
+        Recorder::start(
+            name,
+            self.backend(dag_store_url),
+            self.upload,
+            self.queue,
+            io,
+        )
+    }
+
     /// The storage worker processes and the examples read from their environment:
     /// `DAG_METRICS` = `off` (or unset: `None`), `dag` (the DAG's store), `memory`, or a
     /// `redis://` URL; `DAG_METRICS_UPLOAD` = an [`Upload::parse`] strategy.
@@ -217,9 +286,21 @@ impl MetricsStorage {
                 })
             }
         };
-        Ok(Some(match upload {
+        let storage = match upload {
             Some(upload) => storage.upload(Upload::parse(upload)?),
             None => storage,
+        };
+        let ttl = std::env::var("DAG_METRICS_TTL").ok();
+        Ok(Some(match ttl.as_deref().map(|t| (t, parse_duration(t))) {
+            None => storage,
+            Some((_, Some(ttl))) if !ttl.is_zero() => storage.ttl(ttl),
+            Some((text, _)) => {
+                return Err(MetricsError::BadSetting {
+                    name: "DAG_METRICS_TTL",
+                    value: text.to_owned(),
+                    expected: "a duration in s, m or h, e.g. 168h",
+                })
+            }
         }))
     }
 }

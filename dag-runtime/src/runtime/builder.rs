@@ -4,9 +4,11 @@ use std::sync::Arc;
 
 use super::invoker::{Invoker, RedisTarget};
 use super::io::IoRuntime;
+use super::metrics::RuntimeMetrics;
 use super::{Runtime, RuntimeInner};
 use crate::engine::WorkerContext;
 use crate::error::DagError;
+use crate::metrics::MetricsStorage;
 use crate::store::{MemoryStore, RedisConfig, RedisStore, Store};
 use crate::task::TaskPolicy;
 
@@ -31,6 +33,7 @@ pub struct RuntimeBuilder {
     target: Target,
     stream: Option<String>,
     cancel_on_interrupt: Option<bool>,
+    metrics: Option<MetricsStorage>,
 }
 
 enum StoreChoice {
@@ -294,6 +297,27 @@ impl RuntimeBuilder {
         self
     }
 
+    /// Records metrics of every task this runtime's workers run and of every DAG it submits,
+    /// stored and uploaded as `storage` says (off by default: nothing is measured). Worker
+    /// processes that this runtime starts record too, into the same Redis (a
+    /// [`MetricsStorage::memory`] target cannot reach them: their records are lost). Read them
+    /// back with [`Runtime::metrics`] or the `dag` command-line tool.
+    ///
+    /// ```
+    /// use dag::metrics::{MetricsStorage, Upload};
+    /// use dag::prelude::*;
+    ///
+    /// let runtime = Runtime::builder()
+    ///     .metrics(MetricsStorage::dag_store().upload(Upload::Batch(1_000)))
+    ///     .build()?;
+    /// assert!(runtime.metrics().is_some());
+    /// # Ok::<(), DagError>(())
+    /// ```
+    pub fn metrics(mut self, storage: MetricsStorage) -> Self {
+        self.metrics = Some(storage);
+        self
+    }
+
     /// Starts the runtime's threads, and connects to Redis if [`redis`](Self::redis) was given.
     ///
     /// Fails with [`DagError::Runtime`] if the operating system refuses to start the threads,
@@ -340,8 +364,26 @@ impl RuntimeBuilder {
             Some(_) => (cores * REDIS_WORKERS_PER_CORE).min(REDIS_MAX_DEFAULT_WORKERS),
             None => cores,
         });
+        let metrics = match &self.metrics {
+            Some(storage) => Some(RuntimeMetrics::start(
+                storage,
+                redis.as_ref().map(|(url, _)| url.as_str()),
+                io.handle(),
+            )?),
+            None => None,
+        };
         let stream = self.stream.as_deref();
-        let target = |(url, store)| RedisTarget { url, store, stream };
+        let env = self
+            .metrics
+            .as_ref()
+            .map(|m| m.worker_env())
+            .unwrap_or_default();
+        let target = |(url, store)| RedisTarget {
+            url,
+            store,
+            stream,
+            env: env.clone(),
+        };
         let invoker = match (self.target, redis.as_ref().map(|(u, s)| (u.as_str(), s))) {
             (Target::Local, _) | (_, None) => {
                 let ctx = WorkerContext {
@@ -349,6 +391,7 @@ impl RuntimeBuilder {
                     io: io.handle().clone(),
                     name: crate::process_name(),
                     policy: self.policy.or(TaskPolicy::DEFAULT),
+                    metrics: metrics.as_ref().map(|m| m.workers(&crate::process_name())),
                 };
                 Invoker::local(threads, ctx)?
             }
@@ -364,6 +407,7 @@ impl RuntimeBuilder {
                 policy: self.policy,
                 cancel_on_interrupt: self.cancel_on_interrupt.unwrap_or(!in_process),
                 invoker,
+                metrics,
                 io,
             }),
         })

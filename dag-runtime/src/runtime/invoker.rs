@@ -33,6 +33,8 @@ pub(super) struct RedisTarget<'a> {
     pub store: &'a RedisStore,
     /// The stream the builder named, if any.
     pub stream: Option<&'a str>,
+    /// Added to the environment of the worker processes the runtime starts.
+    pub env: Vec<(String, String)>,
 }
 
 impl Invoker {
@@ -63,8 +65,13 @@ impl Invoker {
     ) -> Result<Self, DagError> {
         let launcher = processes::launcher()?;
         let mut invoker = StreamInvoker::private(&redis, io)?;
-        invoker.processes =
-            Some(launcher.spawn_pool(processes, threads, redis.url, &invoker.stream)?);
+        invoker.processes = Some(launcher.spawn_pool(
+            processes,
+            threads,
+            redis.url,
+            &invoker.stream,
+            &redis.env,
+        )?);
         Ok(Invoker::Stream(invoker))
     }
 
@@ -76,8 +83,13 @@ impl Invoker {
     ) -> Result<Self, DagError> {
         let launcher = processes::launcher()?;
         let mut invoker = StreamInvoker::private(&redis, io)?;
-        invoker.processes =
-            Some(launcher.per_invocation(max_alive, redis.url, &invoker.stream, io.handle())?);
+        invoker.processes = Some(launcher.per_invocation(
+            max_alive,
+            redis.url,
+            &invoker.stream,
+            io.handle(),
+            &redis.env,
+        )?);
         Ok(Invoker::Stream(invoker))
     }
 

@@ -6,6 +6,7 @@
 //! | `invoker` | one constructor per place invocations can go, and starting a DAG's roots |
 //! | `io` | the tokio runtime for store I/O, and blocking on it from any thread |
 //! | `cancel` | cancelling a DAG its client stopped waiting for, and waiting for that cleanup |
+//! | `metrics` | the runtime's metrics recorder, its run records, and [`Metrics`] to read them |
 //!
 //! `Node::compute` and its siblings live with [`Node`](crate::Node) (`graph/compute.rs`) and
 //! call `Runtime::run`.
@@ -14,7 +15,9 @@ mod builder;
 mod cancel;
 mod invoker;
 mod io;
+mod metrics;
 
+pub use self::metrics::Metrics;
 pub use builder::{RuntimeBuilder, REDIS_MAX_DEFAULT_WORKERS, REDIS_WORKERS_PER_CORE};
 
 use std::future::Future;
@@ -61,6 +64,8 @@ struct RuntimeInner {
     cancel_on_interrupt: bool,
     // Declared before `io` so that the workers are told to stop before the executor goes away.
     invoker: Invoker,
+    /// Dropped after the workers are told to stop, with a last upload before `io` goes away.
+    metrics: Option<self::metrics::RuntimeMetrics>,
     io: IoRuntime,
 }
 
@@ -196,12 +201,13 @@ impl Runtime {
             &io.cleanups,
             self.inner.cancel_on_interrupt,
         );
+        let run_record = self.inner.metrics.as_ref().map(|m| m.submitted(&dag));
         let outcome = async {
             store.put_plan(&dag.id, &dag.plan).await?;
             self.inner.invoker.start(&dag).await?;
             store.wait(&dag.id).await
         };
-        match outcome.await {
+        let result = match outcome.await {
             Ok(outcome) => {
                 // Collected: nothing is left to cancel.
                 guard.disarm();
@@ -214,6 +220,10 @@ impl Runtime {
                 guard.cancel_now().await;
                 Err(error)
             }
+        };
+        if let (Some(metrics), Some(record)) = (&self.inner.metrics, run_record) {
+            metrics.ended(record, result.as_ref().map(|_| ()));
         }
+        result
     }
 }

@@ -14,8 +14,13 @@ fn now_micros() -> u128 {
         .unwrap_or(0)
 }
 
-/// A command that starts this executable as a worker on `stream` at `redis_url`.
-pub(super) fn worker_command(redis_url: &str, stream: &str) -> Result<Command, DagError> {
+/// A command that starts this executable as a worker on `stream` at `redis_url`, with `env`
+/// added to its environment.
+pub(super) fn worker_command(
+    redis_url: &str,
+    stream: &str,
+    env: &[(String, String)],
+) -> Result<Command, DagError> {
     let exe = std::env::current_exe()
         .map_err(|e| DagError::Runtime(format!("could not find this program's executable: {e}")))?;
     let mut command = Command::new(exe);
@@ -26,6 +31,7 @@ pub(super) fn worker_command(redis_url: &str, stream: &str) -> Result<Command, D
         .env(env::PARENT_PID, std::process::id().to_string())
         .env(env::SPAWNED_AT_US, now_micros().to_string())
         .env_remove(env::INVOCATION)
+        .envs(env.iter().map(|(k, v)| (k, v)))
         .stdin(Stdio::null());
     Ok(command)
 }

@@ -48,9 +48,10 @@ impl ProcessLauncher for ThisExecutable {
         threads: usize,
         redis_url: &str,
         stream: &InvocationStream,
+        env: &[(String, String)],
     ) -> Result<Box<dyn WorkerProcesses>, DagError> {
         self.check()?;
-        let pool = SpawnedPool::start(processes, redis_url, stream.key(), threads)?;
+        let pool = SpawnedPool::start(processes, redis_url, stream.key(), threads, env)?;
         Ok(Box::new(pool))
     }
 
@@ -60,10 +61,16 @@ impl ProcessLauncher for ThisExecutable {
         redis_url: &str,
         stream: &InvocationStream,
         io: &tokio::runtime::Handle,
+        env: &[(String, String)],
     ) -> Result<Box<dyn WorkerProcesses>, DagError> {
         self.check()?;
-        let launcher =
-            Launcher::start(stream.clone(), redis_url.to_owned(), max_alive, io.clone())?;
+        let launcher = Launcher::start(
+            stream.clone(),
+            redis_url.to_owned(),
+            max_alive,
+            io.clone(),
+            env.to_vec(),
+        )?;
         Ok(Box::new(launcher))
     }
 }

@@ -47,12 +47,14 @@ impl Launcher {
         redis_url: String,
         max_alive: usize,
         handle: tokio::runtime::Handle,
+        extra_env: Vec<(String, String)>,
     ) -> Result<Self, DagError> {
         let stop = Arc::new(AtomicBool::new(false));
         let counters = Arc::new(LaunchCounters::default());
         let state = LauncherState {
             stream,
             redis_url,
+            extra_env,
             max_alive: max_alive.max(1),
             handle,
             stop: Arc::clone(&stop),
@@ -97,6 +99,8 @@ impl Drop for Launcher {
 struct LauncherState {
     stream: InvocationStream,
     redis_url: String,
+    /// Added to each process's environment.
+    extra_env: Vec<(String, String)>,
     max_alive: usize,
     handle: tokio::runtime::Handle,
     stop: Arc<AtomicBool>,
@@ -175,16 +179,18 @@ impl LauncherState {
 
     /// Starts the process of `entry`; `false` if it could not be started (the DAG is failed).
     fn launch(&self, entry: StreamEntry, exits: &crossbeam_channel::Sender<Exit>) -> bool {
-        let started = worker_command(&self.redis_url, self.stream.key()).and_then(|mut c| {
-            // The entry id is the run's claim: a re-launch gets back what a crashed one made
-            // ready (see `Store::complete`).
-            c.env(
-                env::INVOCATION,
-                format!("{} {} {}", entry.dag, entry.node, entry.id),
-            )
-            .spawn()
-            .map_err(|e| DagError::Runtime(format!("could not start a worker process: {e}")))
-        });
+        let started = worker_command(&self.redis_url, self.stream.key(), &self.extra_env).and_then(
+            |mut c| {
+                // The entry id is the run's claim: a re-launch gets back what a crashed one made
+                // ready (see `Store::complete`).
+                c.env(
+                    env::INVOCATION,
+                    format!("{} {} {}", entry.dag, entry.node, entry.id),
+                )
+                .spawn()
+                .map_err(|e| DagError::Runtime(format!("could not start a worker process: {e}")))
+            },
+        );
         let mut child = match started {
             Ok(child) => child,
             Err(e) => {

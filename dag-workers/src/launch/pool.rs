@@ -27,12 +27,13 @@ impl SpawnedPool {
         redis_url: &str,
         stream: &str,
         concurrency: usize,
+        extra_env: &[(String, String)],
     ) -> Result<Self, DagError> {
         let mut pool = SpawnedPool {
             children: Vec::with_capacity(n),
         };
         for _ in 0..n {
-            let child = worker_command(redis_url, stream)?
+            let child = worker_command(redis_url, stream, extra_env)?
                 .env(env::CONCURRENCY, concurrency.to_string())
                 .spawn()
                 .map_err(|e| DagError::Runtime(format!("could not start a worker process: {e}")))?;

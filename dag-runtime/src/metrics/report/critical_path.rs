@@ -2,8 +2,8 @@
 //!
 //! It is found backwards: from the attempt that ended the run (the last task to succeed, or
 //! for a failed run the first to fail), step to the parent that ended last, the one this task
-//! was waiting for, until a task with no parent. Parents are a record's `parents` (all of
-//! them, including outputs carried in memory) and the nodes of its `inputs`. A map's child DAG
+//! was waiting for, until a task with no parent. A record names every parent: the one whose
+//! output came in memory (`carried_from`) and those fetched from the store (`inputs`). A map's child DAG
 //! `<dag>.<node>` stands between the map node and its children: stepping to a map node steps
 //! into its child DAG when that ended later, and a child DAG's root steps out to the map node
 //! that expanded it. A loop, not recursion, so chains of any length are fine; a visited set
@@ -133,9 +133,8 @@ fn predecessor<'a>(
 ) -> Option<&'a TaskRecord> {
     let dag = r.dag.as_str();
     let parents = r
-        .parents
-        .iter()
-        .copied()
+        .carried_from
+        .into_iter()
         .chain(r.inputs.iter().map(|i| i.node));
     let mut best: Option<&TaskRecord> = None;
     let mut consider = |candidate: &'a TaskRecord| {

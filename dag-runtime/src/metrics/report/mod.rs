@@ -45,12 +45,14 @@ pub const SLOWEST_KEPT: usize = 10;
 ///     Digest, InputRecord, Outcome, RunMetrics, RunRecord, RunReport, RunState, TaskRecord,
 /// };
 ///
-/// let record = |node: u32, task: &str, start_us: u64, end_us: u64, parents: Vec<u32>| TaskRecord {
+/// // Parents fetched from the store are `inputs`; one whose output came in memory would be
+/// // `carried_from`.
+/// let record = |node: u32, task: &str, start_us: u64, end_us: u64, fetched: Vec<u32>| TaskRecord {
 ///     dag: "r1".into(), node, task: task.into(), worker: "host:1/0".into(), attempt: 1,
 ///     start_us, end_us, fetch_us: 0,
-///     inputs: parents.iter().map(|&node| InputRecord { node, bytes: 10 }).collect(),
-///     parents, run_us: end_us - start_us, output_bytes: 10, store_us: 0,
-///     continued: 0, delegated: 0, continuation: false, outcome: Outcome::Ok,
+///     inputs: fetched.iter().map(|&node| InputRecord { node, bytes: 10 }).collect(),
+///     run_us: end_us - start_us, output_bytes: 10, store_us: 0, continued: 0, delegated: 0,
+///     continuation: false, carried_from: None, outcome: Outcome::Ok,
 /// };
 /// let metrics = RunMetrics {
 ///     run: RunRecord {
@@ -193,7 +195,7 @@ pub struct AttemptReport {
 
 impl RunReport {
     /// Sums up `metrics`. Never fails: missing pieces (no records yet, a run still going,
-    /// records without `parents`) give empty or shorter answers, not errors.
+    /// records dropped) give empty or shorter answers, not errors.
     pub fn new(metrics: &RunMetrics) -> RunReport {
         let run = &metrics.run;
         let records = &metrics.tasks;

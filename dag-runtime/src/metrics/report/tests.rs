@@ -7,8 +7,8 @@ use crate::metrics::{
 
 const T0: u64 = 1_700_000_000_000_000;
 
-/// One attempt of `task` at `dag:node`, from `start` to `end` ms after [`T0`], with
-/// `parents` of which `fetched` came from the store (10 bytes each).
+/// One attempt of `task` at `dag:node`, from `start` to `end` ms after [`T0`]; the output of
+/// its first parent came in memory, the others' from the store (10 bytes each).
 fn attempt(
     dag: &str,
     node: u32,
@@ -25,14 +25,18 @@ fn attempt(
         start_us: T0 + start * 1_000,
         end_us: T0 + end * 1_000,
         fetch_us: 100,
-        inputs: Vec::new(),
-        parents: parents.to_vec(),
+        inputs: parents
+            .iter()
+            .skip(1)
+            .map(|&node| InputRecord { node, bytes: 10 })
+            .collect(),
         run_us: (end - start) * 1_000,
         output_bytes: 100,
         store_us: 200,
         continued: 0,
         delegated: 0,
-        continuation: false,
+        continuation: !parents.is_empty(),
+        carried_from: parents.first().copied(),
         outcome: Outcome::Ok,
     }
 }
@@ -67,22 +71,23 @@ fn run(state: RunState, ended_ms: Option<u64>, tasks: Vec<TaskRecord>) -> RunMet
     }
 }
 
-/// a(0) b(1) c(2) are roots; d(3) needs a (in memory) and b (fetched); e(4) needs c and d;
-/// f(5) needs e. b ends after a and d after c, so the path is b → d → e → f. d's first attempt
-/// failed and was retried.
+/// a(0) b(1) c(2) are roots; d(3) needs a (in memory) and b (fetched); e(4) needs c (in
+/// memory) and d (fetched); f(5) needs e. b ends after a and d after c, so the path is
+/// b → d → e → f. d's first attempt failed and was retried (a retried attempt lists no
+/// inputs: they are fetched once per task).
 fn diamond() -> Vec<TaskRecord> {
     let mut d1 = attempt("r", 3, "d", (20, 25), &[0, 1]);
     d1.outcome = Outcome::Retried;
-    let mut d2 = fetched(attempt("r", 3, "d", (26, 40), &[0, 1]), &[1]);
+    d1.inputs.clear();
+    let mut d2 = attempt("r", 3, "d", (26, 40), &[0, 1]);
     d2.attempt = 2;
-    d2.continuation = true;
     vec![
         attempt("r", 0, "a", (0, 10), &[]),
         attempt("r", 1, "b", (0, 20), &[]),
         attempt("r", 2, "c", (0, 30), &[]),
         d1,
         d2,
-        fetched(attempt("r", 4, "e", (40, 50), &[2, 3]), &[2]),
+        attempt("r", 4, "e", (40, 50), &[2, 3]),
         attempt("r", 5, "f", (50, 55), &[4]),
     ]
 }
@@ -97,11 +102,10 @@ fn critical_path_follows_the_parent_that_ended_last() {
 }
 
 #[test]
-fn critical_path_falls_back_on_inputs_when_records_have_no_parents() {
+fn critical_path_stops_where_a_parents_record_is_missing() {
     let mut records = diamond();
-    records.iter_mut().for_each(|r| r.parents.clear());
+    records.retain(|r| r.task != "e"); // dropped by a full queue, say
     let report = RunReport::new(&run(RunState::Succeeded, Some(60), records));
-    // Only what was fetched is known: f fetched nothing, so the path is f alone.
     assert_eq!(report.critical_path, ["f"]);
 }
 

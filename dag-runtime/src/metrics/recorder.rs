@@ -1,0 +1,405 @@
+//! One process's recorder: a bounded queue of records and the background thread that digests
+//! and uploads them on the chosen [`Upload`] schedule.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, TrySendError};
+
+use super::backend::{root_of, Batch, MetricsBackend};
+use super::digest::Digest;
+use super::record::{now_us, Outcome, RunRecord, TaskRecord, WorkerRecord};
+use super::storage::{MetricsError, Upload};
+
+enum Message {
+    Task(TaskRecord),
+    Run(RunRecord),
+    /// Upload everything queued before this, then reply.
+    Flush(Sender<Result<(), String>>),
+    /// Upload what is left, reply, and stop.
+    Stop(Sender<Result<(), String>>),
+}
+
+/// What one worker thread has done, read by the uploader.
+pub(crate) struct WorkerStats {
+    name: String,
+    started_us: u64,
+    started: Instant,
+    cold_start_us: Option<u64>,
+    tasks: AtomicU64,
+    busy_us: AtomicU64,
+}
+
+impl WorkerStats {
+    pub(crate) fn add_task(&self, busy: Duration) {
+        self.tasks.fetch_add(1, Ordering::Relaxed);
+        self.busy_us
+            .fetch_add(busy.as_micros() as u64, Ordering::Relaxed);
+    }
+
+    fn record(&self) -> WorkerRecord {
+        let alive = self.started.elapsed().as_micros() as u64;
+        let busy_us = self.busy_us.load(Ordering::Relaxed);
+        WorkerRecord {
+            worker: self.name.clone(),
+            started_us: self.started_us,
+            cold_start_us: self.cold_start_us,
+            tasks: self.tasks.load(Ordering::Relaxed),
+            busy_us,
+            idle_us: alive.saturating_sub(busy_us),
+            updated_us: now_us(),
+        }
+    }
+}
+
+/// The recorder of one process: cheap to share, never blocks its callers.
+pub struct Recorder {
+    sender: Sender<Message>,
+    /// Records dropped because the queue was full, by run (the uploader reports them in the
+    /// run's digest). Touched only when dropping.
+    dropped: Mutex<HashMap<String, u64>>,
+    dropped_total: AtomicU64,
+    workers: Arc<Mutex<Vec<Arc<WorkerStats>>>>,
+    uploader: Mutex<Option<JoinHandle<()>>>,
+    backend: Arc<dyn MetricsBackend>,
+}
+
+impl Recorder {
+    /// Starts the uploader of a process named `name` (`host:pid`), uploading to `backend` on
+    /// `upload`'s schedule through `io`, with room for `queue` records.
+    pub(crate) fn start(
+        name: String,
+        backend: Arc<dyn MetricsBackend>,
+        upload: Upload,
+        queue: usize,
+        io: tokio::runtime::Handle,
+    ) -> Result<Arc<Recorder>, MetricsError> {
+        let (sender, receiver) = crossbeam_channel::bounded(queue);
+        let workers: Arc<Mutex<Vec<Arc<WorkerStats>>>> = Arc::default();
+        let recorder = Arc::new(Recorder {
+            sender,
+            dropped: Mutex::default(),
+            dropped_total: AtomicU64::new(0),
+            workers: Arc::clone(&workers),
+            uploader: Mutex::new(None),
+            backend: Arc::clone(&backend),
+        });
+        let uploader = Uploader {
+            name,
+            backend,
+            io,
+            upload,
+            receiver,
+            workers,
+            recorder: Arc::downgrade(&recorder),
+            pending: Vec::new(),
+            digests: BTreeMap::new(),
+            touched: Default::default(),
+            stop: None,
+        };
+        let handle = std::thread::Builder::new()
+            .name("dag-metrics".into())
+            .spawn(move || uploader.run())
+            .map_err(|e| {
+                MetricsError::Store(crate::DagError::Runtime(format!(
+                    "could not start the metrics thread: {e}"
+                )))
+            })?;
+        *recorder.uploader.lock().unwrap_or_else(|e| e.into_inner()) = Some(handle);
+        Ok(recorder)
+    }
+
+    /// The backend records go to.
+    pub(crate) fn backend(&self) -> &Arc<dyn MetricsBackend> {
+        &self.backend
+    }
+
+    /// Registers a worker thread named `name`.
+    pub(crate) fn worker(&self, name: &str, cold_start: Option<Duration>) -> Arc<WorkerStats> {
+        let stats = Arc::new(WorkerStats {
+            name: name.to_owned(),
+            started_us: now_us(),
+            started: Instant::now(),
+            cold_start_us: cold_start.map(|d| d.as_micros() as u64),
+            tasks: AtomicU64::new(0),
+            busy_us: AtomicU64::new(0),
+        });
+        self.workers
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(Arc::clone(&stats));
+        stats
+    }
+
+    /// Queues a task record; drops and counts it when the queue is full.
+    pub(crate) fn task(&self, record: TaskRecord) {
+        if let Err(TrySendError::Full(Message::Task(record))) =
+            self.sender.try_send(Message::Task(record))
+        {
+            self.dropped_total.fetch_add(1, Ordering::Relaxed);
+            *self
+                .dropped
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .entry(root_of(&record.dag).to_owned())
+                .or_default() += 1;
+        }
+    }
+
+    /// Queues a run record (waiting for room: there is one per DAG, at its start and end).
+    pub(crate) fn run(&self, record: RunRecord) {
+        let _ = self
+            .sender
+            .send_timeout(Message::Run(record), Duration::from_secs(1));
+    }
+
+    /// Records dropped because the queue was full, since the start.
+    pub fn dropped(&self) -> u64 {
+        self.dropped_total.load(Ordering::Relaxed)
+    }
+
+    /// Uploads everything queued so far and waits for it (at most `timeout`).
+    pub fn flush(&self, timeout: Duration) -> Result<(), MetricsError> {
+        let (done, reply) = crossbeam_channel::bounded(1);
+        let failed = |message: String| {
+            MetricsError::Store(crate::DagError::Runtime(format!(
+                "flushing metrics: {message}"
+            )))
+        };
+        self.sender
+            .send_timeout(Message::Flush(done), timeout)
+            .map_err(|_| failed("the metrics thread is not running or its queue is full".into()))?;
+        match reply.recv_timeout(timeout) {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(message)) => Err(failed(message)),
+            Err(_) => Err(failed(format!("no answer within {timeout:?}"))),
+        }
+    }
+
+    /// Uploads what is left and stops the uploader (graceful shutdown), waiting at most
+    /// `timeout` for the upload. Idempotent; records queued afterwards are dropped.
+    pub fn shutdown(&self, timeout: Duration) {
+        let handle = self
+            .uploader
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take();
+        let Some(handle) = handle else {
+            return;
+        };
+        let (done, reply) = crossbeam_channel::bounded(1);
+        if self
+            .sender
+            .send_timeout(Message::Stop(done), timeout)
+            .is_ok()
+            && reply.recv_timeout(timeout).is_ok()
+        {
+            let _ = handle.join();
+        }
+        // Otherwise the uploader is stuck on a store that does not answer: it is left to end
+        // on its own rather than holding up the shutdown.
+    }
+
+    fn take_dropped(&self) -> HashMap<String, u64> {
+        std::mem::take(&mut *self.dropped.lock().unwrap_or_else(|e| e.into_inner()))
+    }
+}
+
+struct Uploader {
+    name: String,
+    backend: Arc<dyn MetricsBackend>,
+    io: tokio::runtime::Handle,
+    upload: Upload,
+    receiver: Receiver<Message>,
+    workers: Arc<Mutex<Vec<Arc<WorkerStats>>>>,
+    recorder: std::sync::Weak<Recorder>,
+    pending: Vec<TaskRecord>,
+    /// Cumulative digest per run: uploads replace the recorder's digest of a run.
+    digests: BTreeMap<String, (Digest, Instant)>,
+    /// Runs with records since the last upload.
+    touched: std::collections::BTreeSet<String>,
+    /// A stop found while draining the queue.
+    stop: Option<Sender<Result<(), String>>>,
+}
+
+/// Digests of runs with no record for this long are forgotten (after their last upload).
+const DIGEST_KEPT: Duration = Duration::from_secs(600);
+
+impl Uploader {
+    fn run(mut self) {
+        let period = match self.upload {
+            Upload::Every(period) => period,
+            _ => Duration::from_secs(3600),
+        };
+        let mut next = Instant::now() + period;
+        loop {
+            if let Some(reply) = self.stop.take() {
+                let _ = reply.send(self.upload().map_err(|e| e.to_string()));
+                return;
+            }
+            let wait = next.saturating_duration_since(Instant::now());
+            match self.receiver.recv_timeout(wait) {
+                Ok(Message::Task(record)) => {
+                    self.add(record);
+                    let due = match self.upload {
+                        // Whatever queued meanwhile goes in the same upload.
+                        Upload::EachTask => {
+                            self.drain();
+                            true
+                        }
+                        Upload::Batch(n) => self.pending.len() >= n,
+                        Upload::Every(_) | Upload::OnShutdown => false,
+                    };
+                    if due {
+                        let _ = self.upload();
+                    }
+                }
+                Ok(Message::Run(run)) => {
+                    if let Err(e) = self.io.block_on(self.backend.put_run(&run)) {
+                        warn(&e);
+                    }
+                }
+                Ok(Message::Flush(reply)) => {
+                    self.drain();
+                    let _ = reply.send(self.upload().map_err(|e| e.to_string()));
+                }
+                Ok(Message::Stop(reply)) => {
+                    self.drain();
+                    let _ = reply.send(self.upload().map_err(|e| e.to_string()));
+                    return;
+                }
+                Err(RecvTimeoutError::Timeout) => {
+                    if matches!(self.upload, Upload::Every(_)) {
+                        let _ = self.upload();
+                    }
+                    next = Instant::now() + period;
+                }
+                Err(RecvTimeoutError::Disconnected) => {
+                    let _ = self.upload();
+                    return;
+                }
+            }
+        }
+    }
+
+    /// Takes whatever is queued right now, without waiting.
+    fn drain(&mut self) {
+        while let Ok(message) = self.receiver.try_recv() {
+            match message {
+                Message::Task(record) => self.add(record),
+                Message::Run(run) => {
+                    if let Err(e) = self.io.block_on(self.backend.put_run(&run)) {
+                        warn(&e);
+                    }
+                }
+                // Answered before the upload that follows (which covers it).
+                Message::Flush(reply) => {
+                    let _ = reply.send(Ok(()));
+                }
+                // Honoured once the current message is handled (see `run`).
+                Message::Stop(reply) => self.stop = Some(reply),
+            }
+        }
+    }
+
+    fn add(&mut self, record: TaskRecord) {
+        emit_to_facade(&record);
+        let run = root_of(&record.dag);
+        let entry = match self.digests.get_mut(run) {
+            Some(entry) => entry,
+            None => self
+                .digests
+                .entry(run.to_owned())
+                .or_insert_with(|| (Digest::default(), Instant::now())),
+        };
+        entry.0.add(&record);
+        entry.1 = Instant::now();
+        if !self.touched.contains(run) {
+            self.touched.insert(run.to_owned());
+        }
+        self.pending.push(record);
+    }
+
+    fn upload(&mut self) -> Result<(), MetricsError> {
+        if let Some(recorder) = self.recorder.upgrade() {
+            for (run, dropped) in recorder.take_dropped() {
+                metrics::counter!("dag_metrics_dropped_total").increment(dropped);
+                let entry = self
+                    .digests
+                    .entry(run.clone())
+                    .or_insert_with(|| (Digest::default(), Instant::now()));
+                entry.0.dropped += dropped;
+                self.touched.insert(run);
+            }
+        }
+        let workers: Vec<WorkerRecord> = self
+            .workers
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+            .map(|w| w.record())
+            .collect();
+        let batch = Batch {
+            recorder: self.name.clone(),
+            tasks: std::mem::take(&mut self.pending),
+            digests: std::mem::take(&mut self.touched)
+                .into_iter()
+                .filter_map(|run| {
+                    let digest = self.digests.get(&run)?.0.clone();
+                    Some((run, digest))
+                })
+                .collect(),
+            workers,
+        };
+        let result = self.io.block_on(self.backend.put(&batch));
+        if let Err(e) = &result {
+            warn(e);
+        }
+        self.digests
+            .retain(|_, (_, touched)| touched.elapsed() < DIGEST_KEPT);
+        result
+    }
+}
+
+/// Says once per minute at most that uploads fail (records of failed uploads are lost: metrics
+/// must never hold a worker up).
+fn warn(error: &MetricsError) {
+    static LAST: Mutex<Option<Instant>> = Mutex::new(None);
+    let mut last = LAST.lock().unwrap_or_else(|e| e.into_inner());
+    if last.is_none_or(|at| at.elapsed() > Duration::from_secs(60)) {
+        *last = Some(Instant::now());
+        eprintln!("dag: metrics upload failed (records are dropped): {error}");
+    }
+}
+
+/// Counters and histograms through the `metrics` facade: whatever exporter the user installed
+/// (Prometheus, StatsD) sees them; without one they cost next to nothing. Emitted here, on the
+/// metrics thread, not on the worker's.
+fn emit_to_facade(record: &TaskRecord) {
+    let task = record.task.clone();
+    let outcome = match record.outcome {
+        Outcome::Ok => "ok",
+        Outcome::Retried => "retried",
+        Outcome::Error => "error",
+        Outcome::TimedOut => "timed_out",
+    };
+    metrics::counter!("dag_task_attempts_total", "task" => task.clone(), "outcome" => outcome)
+        .increment(1);
+    metrics::histogram!("dag_task_run_seconds", "task" => task.clone())
+        .record(record.run_us as f64 / 1e6);
+    if record.outcome != Outcome::Retried {
+        metrics::histogram!("dag_task_fetch_seconds", "task" => task.clone())
+            .record(record.fetch_us as f64 / 1e6);
+        metrics::histogram!("dag_task_store_seconds", "task" => task.clone())
+            .record(record.store_us as f64 / 1e6);
+        metrics::histogram!("dag_task_output_bytes", "task" => task)
+            .record(record.output_bytes as f64);
+        metrics::counter!("dag_bytes_downloaded_total").increment(record.bytes_downloaded());
+        if record.outcome == Outcome::Ok {
+            metrics::counter!("dag_bytes_uploaded_total").increment(record.output_bytes);
+        }
+    }
+}
