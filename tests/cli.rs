@@ -378,6 +378,11 @@ fn the_cli_reads_a_finished_run_and_a_failed_one_recorded_by_a_runtime() {
     drop(runtime); // a graceful shutdown uploads what is left
 
     let listed = stdout(&dag(Some(&url), &["runs"]));
+    // What a user sees (with --nocapture): the README's example output comes from here.
+    eprintln!(
+        "$ dag runs\n{listed}$ dag show {good}\n{}",
+        stdout(&dag(Some(&url), &["show", &good]))
+    );
     let lines: Vec<&str> = listed.lines().collect();
     assert!(
         lines[1].starts_with(&bad) && lines[1].contains("failed"),
