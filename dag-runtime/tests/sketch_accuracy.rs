@@ -82,14 +82,15 @@ fn quantiles_are_within_the_relative_error_of_the_exact_ones() {
 fn merging_two_sketches_gives_the_sketch_of_the_union() {
     let all: Vec<u64> = distributions().into_iter().flat_map(|(_, v)| v).collect();
     // Two uneven halves, interleaved so each sees every distribution.
-    let (left, right): (Vec<(usize, u64)>, Vec<(usize, u64)>) = all
+    let left: Vec<u64> = all.iter().copied().step_by(3).collect();
+    let right: Vec<u64> = all
         .iter()
-        .copied()
         .enumerate()
-        .partition(|(i, _)| i % 3 == 0);
-    let values = |part: Vec<(usize, u64)>| part.into_iter().map(|(_, v)| v).collect::<Vec<_>>();
-    let mut merged = sketch_of(&values(left));
-    merged.merge(&sketch_of(&values(right)));
+        .filter(|(i, _)| i % 3 != 0)
+        .map(|(_, &v)| v)
+        .collect();
+    let mut merged = sketch_of(&left);
+    merged.merge(&sketch_of(&right));
     let union = sketch_of(&all);
     for q in QUANTILES.into_iter().chain([1.0]) {
         assert_eq!(merged.quantile(q), union.quantile(q), "q={q}");

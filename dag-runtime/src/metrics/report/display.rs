@@ -15,11 +15,11 @@ impl Display for RunReport {
         self.worker_table(f)?;
         if !self.slowest.is_empty() {
             writeln!(f, "\nslowest attempts")?;
-            attempt_table(&self.slowest, false).write(f)?;
+            attempt_table(&self.id, &self.slowest, false).write(f)?;
         }
         if !self.errors.is_empty() {
             writeln!(f, "\nerrors")?;
-            attempt_table(&self.errors, true).write(f)?;
+            attempt_table(&self.id, &self.errors, true).write(f)?;
         }
         Ok(())
     }
@@ -81,7 +81,7 @@ impl RunReport {
             };
             table.row(vec![
                 step.task.clone(),
-                format!("{}:{}", step.dag, step.node),
+                node_label(&self.id, &step.dag, step.node),
                 format!("+{}", duration(offset)),
                 duration(step.end_us.saturating_sub(step.start_us) as f64 / 1e3),
                 duration(step.run_ms),
@@ -146,7 +146,7 @@ impl RunReport {
             return Ok(());
         }
         writeln!(f, "\nworkers ({})", self.workers.len())?;
-        let mut table = Table::new(&["worker", "attempts", "busy", "cold start"]);
+        let mut table = Table::new(&["worker", "attempts", "busy", "cold start"]).left(&[0]);
         for w in &self.workers {
             table.row(vec![
                 w.worker.clone(),
@@ -159,16 +159,25 @@ impl RunReport {
     }
 }
 
-fn attempt_table(attempts: &[AttemptReport], with_message: bool) -> Table {
+/// A node of run `run`: its index, prefixed inside a map's child DAG by the rest of that DAG's
+/// id (`.3:2` is node 2 of the child DAG of map node 3).
+fn node_label(run: &str, dag: &str, node: u32) -> String {
+    match dag.strip_prefix(run) {
+        Some(child) => format!("{child}{}{node}", if child.is_empty() { "" } else { ":" }),
+        None => format!("{dag}:{node}"),
+    }
+}
+
+fn attempt_table(run: &str, attempts: &[AttemptReport], with_message: bool) -> Table {
     let mut headers = vec!["task", "node", "attempt", "run", "outcome", "worker"];
     if with_message {
         headers.push("message");
     }
-    let mut table = Table::new(&headers);
+    let mut table = Table::new(&headers).left(&[0, 4, 5, 6]);
     for a in attempts {
         let mut row = vec![
             a.task.clone(),
-            format!("{}:{}", a.dag, a.node),
+            node_label(run, &a.dag, a.node),
             a.attempt.to_string(),
             duration(a.run_ms),
             outcome(a.outcome).to_owned(),
@@ -233,17 +242,25 @@ pub(super) fn bytes(value: f64) -> String {
     format!("{value:.1} {unit}")
 }
 
-/// Columns padded to their widest cell: the first left-aligned (names), the others
-/// right-aligned (numbers), two spaces apart, indented by two.
+/// Columns padded to their widest cell: text left-aligned (the first column, and those named
+/// with [`Table::left`]), numbers right-aligned; two spaces apart, indented by two.
 struct Table {
     rows: Vec<Vec<String>>,
+    left: Vec<usize>,
 }
 
 impl Table {
     fn new(headers: &[&str]) -> Table {
         Table {
             rows: vec![headers.iter().map(|h| (*h).to_owned()).collect()],
+            left: vec![0],
         }
+    }
+
+    /// These columns hold text: left-aligned.
+    fn left(mut self, columns: &[usize]) -> Table {
+        self.left = columns.to_vec();
+        self
     }
 
     fn row(&mut self, row: Vec<String>) {
@@ -267,7 +284,7 @@ impl Table {
             for (c, cell) in row.iter().enumerate() {
                 let pad = widths[c].saturating_sub(cell.chars().count());
                 line.push(' ');
-                if c == 0 {
+                if self.left.contains(&c) {
                     line.push_str(cell);
                     line.extend(std::iter::repeat_n(' ', pad));
                 } else {

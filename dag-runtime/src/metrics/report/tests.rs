@@ -41,14 +41,6 @@ fn attempt(
     }
 }
 
-fn fetched(mut r: TaskRecord, nodes: &[u32]) -> TaskRecord {
-    r.inputs = nodes
-        .iter()
-        .map(|&node| InputRecord { node, bytes: 10 })
-        .collect();
-    r
-}
-
 fn run(state: RunState, ended_ms: Option<u64>, tasks: Vec<TaskRecord>) -> RunMetrics {
     RunMetrics {
         run: RunRecord {
