@@ -71,7 +71,8 @@ impl RunReport {
         )?;
         let mut table = Table::new(&[
             "task", "node", "start", "took", "run", "fetch", "store", "via",
-        ]);
+        ])
+        .left(&[0, 7]);
         for step in &self.critical_path_steps {
             let offset = step.start_us.saturating_sub(self.started_at_us) as f64 / 1e3;
             let via = if step.continuation {
