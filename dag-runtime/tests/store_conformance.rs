@@ -11,8 +11,8 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use dag_runtime::plan::{Plan, PlanNode};
 use dag_runtime::store::{
-    ChildRef, Completion, DagId, FailureKind, MemoryStore, Outcome, RedisConfig, RedisStore, Store,
-    TaskErrorRecord,
+    ChildRef, Completion, DagId, EventCursor, FailureKind, MemoryStore, Outcome, RedisConfig,
+    RedisStore, Store, TaskErrorRecord,
 };
 use dag_runtime::DagError;
 use dag_test_support::{keys_matching, on_each_backend, TestRedis};
@@ -385,6 +385,25 @@ async fn a_result_after_success_is_ignored(f: Arc<Fixture>) {
     );
 }
 
+async fn progress_counts_completed_tasks_from_the_events(f: Arc<Fixture>) {
+    // A chain 0 -> 1 -> 2.
+    let p = plan(&[&[1], &[2], &[]]);
+    let dag = submit(&f, &p).await;
+    let mut cursor = EventCursor::default();
+    f.store().progress(&dag, &mut cursor).await.unwrap();
+    assert_eq!(cursor.completed, 0);
+    complete(&f, &dag, &p, 0).await;
+    f.store().progress(&dag, &mut cursor).await.unwrap();
+    assert_eq!(cursor.completed, 1);
+    complete(&f, &dag, &p, 1).await;
+    f.store().finish(&dag, out(2)).await.unwrap();
+    // Read from where the cursor was: nothing is counted twice.
+    f.store().progress(&dag, &mut cursor).await.unwrap();
+    assert_eq!(cursor.completed, 3);
+    f.store().progress(&dag, &mut cursor).await.unwrap();
+    assert_eq!(cursor.completed, 3);
+}
+
 async fn finish_wakes_a_waiting_client(f: Arc<Fixture>) {
     let p = plan(&[&[]]);
     let dag = submit(&f, &p).await;
@@ -535,6 +554,7 @@ conformance!(
     complete_on_an_ended_or_unknown_dag_is_ended,
     the_first_failure_wins,
     a_result_after_success_is_ignored,
+    progress_counts_completed_tasks_from_the_events,
     finish_wakes_a_waiting_client,
     fail_wakes_a_waiting_client,
     wait_after_the_end_returns_at_once_and_only_once,

@@ -34,6 +34,7 @@ pub struct RuntimeBuilder {
     stream: Option<String>,
     cancel_on_interrupt: Option<bool>,
     metrics: Option<MetricsStorage>,
+    progress: bool,
 }
 
 enum StoreChoice {
@@ -318,6 +319,22 @@ impl RuntimeBuilder {
         self
     }
 
+    /// Shows a progress bar on stderr during each `compute` (tasks done / total, rate, ETA),
+    /// fed by the DAG's events; only drawn when stderr is a terminal (off by default). Tasks of
+    /// a dynamic map's elements are not in the total.
+    ///
+    /// ```
+    /// use dag::prelude::*;
+    /// use std::io::IsTerminal;
+    ///
+    /// let runtime = Runtime::builder().progress(std::io::stderr().is_terminal()).build()?;
+    /// # Ok::<(), DagError>(())
+    /// ```
+    pub fn progress(mut self, on: bool) -> Self {
+        self.progress = on;
+        self
+    }
+
     /// Starts the runtime's threads, and connects to Redis if [`redis`](Self::redis) was given.
     ///
     /// Fails with [`DagError::Runtime`] if the operating system refuses to start the threads,
@@ -406,6 +423,7 @@ impl RuntimeBuilder {
                 store,
                 policy: self.policy,
                 cancel_on_interrupt: self.cancel_on_interrupt.unwrap_or(!in_process),
+                progress: self.progress,
                 invoker,
                 metrics,
                 io,

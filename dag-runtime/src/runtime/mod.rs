@@ -6,6 +6,7 @@
 //! | `invoker` | one constructor per place invocations can go, and starting a DAG's roots |
 //! | `io` | the tokio runtime for store I/O, and blocking on it from any thread |
 //! | `cancel` | cancelling a DAG its client stopped waiting for, and waiting for that cleanup |
+//! | `progress` | the progress bar of a `compute`, fed by the DAG's events |
 //! | `metrics` | the runtime's metrics recorder, its run records, and [`Metrics`] to read them |
 //!
 //! `Node::compute` and its siblings live with [`Node`](crate::Node) (`graph/compute.rs`) and
@@ -16,6 +17,7 @@ mod cancel;
 mod invoker;
 mod io;
 mod metrics;
+mod progress;
 
 pub use self::metrics::Metrics;
 pub use builder::{RuntimeBuilder, REDIS_MAX_DEFAULT_WORKERS, REDIS_WORKERS_PER_CORE};
@@ -62,6 +64,8 @@ struct RuntimeInner {
     policy: TaskPolicy,
     /// Whether SIGINT/SIGTERM cancel this runtime's DAGs in flight (see `interrupt`).
     cancel_on_interrupt: bool,
+    /// Whether `compute` shows a progress bar (on a terminal).
+    progress: bool,
     // Declared before `io` so that the workers are told to stop before the executor goes away.
     invoker: Invoker,
     /// Dropped after the workers are told to stop, with a last upload before `io` goes away.
@@ -202,6 +206,10 @@ impl Runtime {
             self.inner.cancel_on_interrupt,
         );
         let run_record = self.inner.metrics.as_ref().map(|m| m.submitted(&dag));
+        let _progress = self.inner.progress.then(|| {
+            let total = dag.plan.nodes.len() as u64;
+            self::progress::Progress::start(store, &dag.id, total, io.handle())
+        });
         let outcome = async {
             store.put_plan(&dag.id, &dag.plan).await?;
             self.inner.invoker.start(&dag).await?;

@@ -8,7 +8,9 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use tokio::sync::Notify;
 
-use super::{missing_output, ChildRef, Completion, DagId, Outcome, Store, TaskErrorRecord};
+use super::{
+    missing_output, ChildRef, Completion, DagId, EventCursor, Outcome, Store, TaskErrorRecord,
+};
 use crate::error::DagError;
 use crate::plan::Plan;
 
@@ -62,6 +64,8 @@ struct DagState {
     /// Which run made a child ready, for children made ready with a non-empty claim.
     claims: HashMap<u32, Box<str>>,
     errors: Vec<TaskErrorRecord>,
+    /// Nodes whose output was stored (each once), for progress.
+    completed: u64,
     outcome: Option<Outcome>,
     /// Removed from the store by [`Store::cancel`] or [`Store::gc`]: a waiter gives up.
     removed: bool,
@@ -238,7 +242,9 @@ impl Store for MemoryStore {
             .outputs
             .get_mut(node as usize)
             .ok_or_else(|| DagError::Store(format!("DAG {dag} has no node {node}")))?;
-        *slot = Some(output);
+        if slot.replace(output).is_none() {
+            state.completed += 1;
+        }
         let mut ready = Vec::new();
         for child in children {
             let (added, finished) = match state.finished_parents.get_mut(&child.node) {
@@ -263,6 +269,16 @@ impl Store for MemoryStore {
             }
         }
         Ok(Completion::Ready(ready))
+    }
+
+    async fn progress(&self, dag: &DagId, cursor: &mut EventCursor) -> Result<(), DagError> {
+        if let Some(entry) = self.entry(dag) {
+            let state = entry.lock();
+            // The sink's output is the result, not an output: it counts once the DAG succeeded.
+            let sink = matches!(state.outcome, Some(Outcome::Success(_)));
+            cursor.completed = state.completed + u64::from(sink);
+        }
+        Ok(())
     }
 
     async fn fail(&self, dag: &DagId, error: TaskErrorRecord) -> Result<(), DagError> {

@@ -405,4 +405,22 @@ pub trait Store: Send + Sync + 'static {
     /// # }).unwrap();
     /// ```
     async fn gc(&self) -> Result<usize, DagError>;
+
+    /// How many of `dag`'s tasks have completed, read from its events from where `cursor` left
+    /// off (a progress bar polls this; see [`RuntimeBuilder::progress`](crate::RuntimeBuilder::progress)).
+    /// Tasks of a map's child DAGs are not counted. The default: no progress information
+    /// (`cursor.completed` stays 0).
+    async fn progress(&self, dag: &DagId, cursor: &mut EventCursor) -> Result<(), DagError> {
+        let _ = (dag, cursor);
+        Ok(())
+    }
+}
+
+/// Where a reader of a DAG's events is: see [`Store::progress`].
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct EventCursor {
+    /// Tasks completed so far.
+    pub completed: u64,
+    /// The id of the last event read (Redis).
+    pub(crate) last: Option<String>,
 }

@@ -17,7 +17,12 @@ use super::plan_chunks;
 use super::scripts::{self, DoneEvent, EVENTS_KEPT, RUNNING};
 use crate::error::DagError;
 use crate::plan::Plan;
-use crate::store::{missing_output, ChildRef, Completion, DagId, Outcome, Store, TaskErrorRecord};
+use crate::store::{
+    missing_output, ChildRef, Completion, DagId, EventCursor, Outcome, Store, TaskErrorRecord,
+};
+
+/// Events read per progress poll at most.
+const PROGRESS_BATCH: usize = 10_000;
 
 /// Redis refuses a single value larger than this (`proto-max-bulk-len`, 512 MB by default).
 pub const MAX_VALUE_BYTES: usize = 512 * 1024 * 1024;
@@ -445,6 +450,43 @@ impl Store for RedisStore {
         let cancelled = scripts::cancel(&self.inner.conn, &keys, dag).await?;
         self.remove_ended(dag, &keys, plan, None).await?;
         Ok(cancelled)
+    }
+
+    async fn progress(&self, dag: &DagId, cursor: &mut EventCursor) -> Result<(), DagError> {
+        // Reads the events added since the last call. The stream keeps about EVENTS_KEPT
+        // entries: a poller that falls further behind than that undercounts until the end.
+        let start = match &cursor.last {
+            Some(last) => format!("({last}"),
+            None => "-".to_owned(),
+        };
+        // Each entry: its id and its fields and values, flat.
+        let events: Vec<(String, Vec<String>)> = self
+            .inner
+            .conn
+            .send(
+                redis::cmd("XRANGE")
+                    .arg(DagKeys::new(dag).events())
+                    .arg(start)
+                    .arg("+")
+                    .arg("COUNT")
+                    .arg(PROGRESS_BATCH),
+                Retry::Once,
+                "could not read the DAG's events",
+            )
+            .await?;
+        for (_, fields) in &events {
+            let kind = fields
+                .chunks(2)
+                .find(|pair| pair[0] == "event")
+                .and_then(|pair| pair.get(1));
+            if matches!(kind.map(String::as_str), Some("done" | "succeeded")) {
+                cursor.completed += 1;
+            }
+        }
+        if let Some((last, _)) = events.last() {
+            cursor.last = Some(last.clone());
+        }
+        Ok(())
     }
 
     async fn gc(&self) -> Result<usize, DagError> {
