@@ -19,6 +19,7 @@ mod backend;
 mod digest;
 mod record;
 mod recorder;
+mod report;
 mod storage;
 mod timer;
 
@@ -26,6 +27,9 @@ pub use backend::{root_of, Batch, MemoryMetrics, MetricsBackend, RedisMetrics, R
 pub use digest::{Digest, Sketch, Stats, TaskDigest, RELATIVE_ERROR};
 pub use record::{now_us, InputRecord, Outcome, RunRecord, RunState, TaskRecord, WorkerRecord};
 pub use recorder::Recorder;
+pub use report::{
+    rfc3339, AttemptReport, PathStep, RunReport, TaskStats, WorkerReport, SLOWEST_KEPT,
+};
 pub use storage::{MetricsError, MetricsStorage, Upload, DEFAULT_METRICS_TTL, DEFAULT_QUEUE};
 
 pub use timer::WorkerMetrics;

@@ -1,0 +1,91 @@
+//! `dag`: reads what dag runs recorded (their metrics, in Redis) and cleans up after them.
+//!
+//! ```text
+//! dag runs [--limit N] [--json]     recent runs, newest first
+//! dag show <id> [--json]            one run: summary, critical path, percentiles per task
+//! dag gc                            removes expired runs' metrics and expired DAGs
+//! ```
+//!
+//! Every command reads the Redis of `--redis URL` or `DAG_REDIS_URL`. Errors go to stderr with
+//! exit code 1; output goes to stdout (a closed pipe, as with `| head`, is not an error).
+//!
+//! | module | owns |
+//! | --- | --- |
+//! | `args` | the command line (clap) |
+//! | `connection` | the CLI's own Redis connection, checked before anything else |
+//! | `runs`, `show`, `gc` | one command each |
+//! | `digests` | the per-run counts `dag runs` reads beside the run records |
+//! | `table` | aligned text columns |
+//! | `error` | [`CliError`]: what went wrong and what to try |
+
+mod args;
+mod connection;
+mod digests;
+mod error;
+mod gc;
+mod runs;
+mod show;
+mod table;
+
+use std::io::{ErrorKind, Write};
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::Parser;
+use dag::metrics::{RedisMetrics, DEFAULT_METRICS_TTL};
+
+use crate::args::{Cli, Command};
+use crate::error::{addr_of, CliError};
+
+fn main() -> ExitCode {
+    match run(Cli::parse()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("dag: {error}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(cli: Cli) -> Result<(), CliError> {
+    let url = cli
+        .redis
+        .filter(|url| !url.trim().is_empty())
+        .ok_or(CliError::NoRedis)?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(CliError::Runtime)?;
+    let metrics = RedisMetrics::new(url.clone(), DEFAULT_METRICS_TTL);
+    let command = async {
+        let mut connection = connection::connect(&url).await?;
+        match cli.command {
+            Command::Runs { limit, json } => {
+                runs::runs(&metrics, &mut connection, &url, limit, json).await
+            }
+            Command::Show { id, json } => show::show(&metrics, &url, &id, json).await,
+            Command::Gc => gc::gc(&metrics, &url).await,
+        }
+    };
+    // One deadline for the whole command: a Redis that accepts connections but never answers
+    // (or a client that reconnects on its own) must not hang a script.
+    let timeout = Duration::from_secs(cli.timeout);
+    let output = runtime
+        .block_on(async { tokio::time::timeout(timeout, command).await })
+        .map_err(|_| CliError::TimedOut {
+            addr: addr_of(&url),
+            secs: cli.timeout,
+        })??;
+    print(&output)
+}
+
+fn print(output: &str) -> Result<(), CliError> {
+    let mut stdout = std::io::stdout().lock();
+    match stdout
+        .write_all(output.as_bytes())
+        .and_then(|()| stdout.flush())
+    {
+        Err(e) if e.kind() != ErrorKind::BrokenPipe => Err(CliError::Output(e)),
+        _ => Ok(()),
+    }
+}
