@@ -125,7 +125,7 @@ fn write_runs(url: &str) -> (u64, u64) {
     ];
     let mut digests = std::collections::BTreeMap::<String, dag::metrics::Digest>::new();
     for task in &tasks {
-        digests.entry(task.dag.clone()).or_default().add(task);
+        digests.entry(task.dag.to_string()).or_default().add(task);
     }
     block_on(async {
         metrics.put_run(&good).await.unwrap();
@@ -136,7 +136,7 @@ fn write_runs(url: &str) -> (u64, u64) {
             digests,
             workers: Vec::new(),
         };
-        metrics.put(&batch).await.unwrap();
+        metrics.put(batch).await.unwrap();
     });
     (t0, t1)
 }

@@ -57,7 +57,7 @@ struct Task<'a> {
 pub(super) fn find(records: &[TaskRecord], state: RunState) -> Vec<PathStep> {
     let mut tasks: HashMap<Key<'_>, Task<'_>> = HashMap::new();
     for r in records {
-        let task = tasks.entry((r.dag.as_str(), r.node)).or_insert(Task {
+        let task = tasks.entry((&*r.dag, r.node)).or_insert(Task {
             last: r,
             first_start_us: r.start_us,
             attempts: 0,
@@ -72,7 +72,7 @@ pub(super) fn find(records: &[TaskRecord], state: RunState) -> Vec<PathStep> {
     let mut last_of_dag: HashMap<&str, &TaskRecord> = HashMap::new();
     for task in tasks.values() {
         let r = task.last;
-        let entry = last_of_dag.entry(r.dag.as_str()).or_insert(r);
+        let entry = last_of_dag.entry(&*r.dag).or_insert(r);
         if later(r, entry) {
             *entry = r;
         }
@@ -84,7 +84,7 @@ pub(super) fn find(records: &[TaskRecord], state: RunState) -> Vec<PathStep> {
     let mut path = Vec::new();
     let mut visited: HashSet<Key<'_>> = HashSet::new();
     loop {
-        let key = (at.dag.as_str(), at.node);
+        let key = (&*at.dag, at.node);
         if !visited.insert(key) {
             break;
         }
@@ -131,7 +131,7 @@ fn predecessor<'a>(
     tasks: &HashMap<Key<'a>, Task<'a>>,
     last_of_dag: &HashMap<&str, &'a TaskRecord>,
 ) -> Option<&'a TaskRecord> {
-    let dag = r.dag.as_str();
+    let dag = &*r.dag;
     let parents = r
         .carried_from
         .into_iter()
@@ -160,10 +160,10 @@ fn predecessor<'a>(
 fn step(task: &Task<'_>) -> PathStep {
     let r = task.last;
     PathStep {
-        dag: r.dag.clone(),
+        dag: r.dag.to_string(),
         node: r.node,
-        task: r.task.clone(),
-        worker: r.worker.clone(),
+        task: r.task.to_string(),
+        worker: r.worker.to_string(),
         attempts: task.attempts,
         start_us: task.first_start_us,
         end_us: r.end_us,

@@ -200,8 +200,7 @@ impl RunReport {
         let run = &metrics.run;
         let records = &metrics.tasks;
 
-        let tasks: HashSet<(&str, u32)> =
-            records.iter().map(|r| (r.dag.as_str(), r.node)).collect();
+        let tasks: HashSet<(&str, u32)> = records.iter().map(|r| (&*r.dag, r.node)).collect();
         let count = |f: fn(&TaskRecord) -> bool| records.iter().filter(|r| f(r)).count() as u64;
         let failed = |r: &TaskRecord| matches!(r.outcome, Outcome::Error | Outcome::TimedOut);
         let last_end = records.iter().map(|r| r.end_us).max();
@@ -301,7 +300,7 @@ fn stats_scaled(sketch: &Sketch, factor: f64) -> Stats {
 fn workers(metrics: &RunMetrics) -> Vec<WorkerReport> {
     let mut by_worker: BTreeMap<&str, (u64, u64)> = BTreeMap::new();
     for r in &metrics.tasks {
-        let entry = by_worker.entry(r.worker.as_str()).or_default();
+        let entry = by_worker.entry(&*r.worker).or_default();
         entry.0 += 1;
         entry.1 += r.end_us.saturating_sub(r.start_us);
     }
@@ -323,10 +322,10 @@ fn workers(metrics: &RunMetrics) -> Vec<WorkerReport> {
 
 fn attempt(r: &TaskRecord, message: Option<&str>) -> AttemptReport {
     AttemptReport {
-        dag: r.dag.clone(),
+        dag: r.dag.to_string(),
         node: r.node,
-        task: r.task.clone(),
-        worker: r.worker.clone(),
+        task: r.task.to_string(),
+        worker: r.worker.to_string(),
         attempt: r.attempt,
         run_ms: ms(r.run_us),
         outcome: r.outcome,

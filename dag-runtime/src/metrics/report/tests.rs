@@ -20,7 +20,7 @@ fn attempt(
         dag: dag.into(),
         node,
         task: task.into(),
-        worker: format!("host:1/{}", node % 2),
+        worker: format!("host:1/{}", node % 2).into(),
         attempt: 1,
         start_us: T0 + start * 1_000,
         end_us: T0 + end * 1_000,
@@ -96,7 +96,7 @@ fn critical_path_follows_the_parent_that_ended_last() {
 #[test]
 fn critical_path_stops_where_a_parents_record_is_missing() {
     let mut records = diamond();
-    records.retain(|r| r.task != "e"); // dropped by a full queue, say
+    records.retain(|r| &*r.task != "e"); // dropped by a full queue, say
     let report = RunReport::new(&run(RunState::Succeeded, Some(60), records));
     assert_eq!(report.critical_path, ["f"]);
 }
@@ -154,7 +154,7 @@ fn totals_count_tasks_attempts_bytes_and_round_trips() {
     let workers: Vec<(&str, u64)> = report
         .workers
         .iter()
-        .map(|w| (w.worker.as_str(), w.tasks))
+        .map(|w| (&*w.worker, w.tasks))
         .collect();
     assert_eq!(workers, [("host:1/0", 3), ("host:1/1", 4)]);
     assert_eq!(report.workers[0].cold_start_ms, Some(5.0));
@@ -174,7 +174,7 @@ fn percentiles_per_task_come_within_the_sketch_error() {
     for metrics in [metrics.clone(), RunMetrics { digest, ..metrics }] {
         let report = RunReport::new(&metrics);
         let t = &report.by_task[0];
-        assert_eq!((t.task.as_str(), t.count), ("t", 100));
+        assert_eq!((&*t.task, t.count), ("t", 100));
         assert!((t.mean_ms - 50.5).abs() < 1e-9);
         assert_eq!((t.min_ms, t.max_ms), (1.0, 100.0));
         for (got, exact) in [
