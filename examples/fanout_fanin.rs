@@ -45,5 +45,6 @@ fn main() -> Result<(), DagError> {
     let value = result.compute_on(&runtime)?;
     println!("{value}");
     assert_eq!(value, 18766224);
+    dag::worker::print_run_summary(&runtime);
     Ok(())
 }

@@ -70,5 +70,6 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
         (total - built).as_secs_f64() * 1e3,
         (total - built).as_secs_f64() * 1e6 / tasks as f64
     );
+    dag::worker::print_run_summary(&runtime);
     Ok(())
 }

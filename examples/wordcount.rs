@@ -112,6 +112,7 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
     for (word, n) in pairs.iter().take(10) {
         println!("{n:>10}  {word}");
     }
+    dag::worker::print_run_summary(&runtime);
     Ok(())
 }
 

@@ -1,8 +1,10 @@
 //! The command-line flags of examples and tools: `--redis URL`, `--workers N`.
 
+use std::collections::BTreeSet;
 use std::io::IsTerminal;
+use std::time::{Duration, Instant};
 
-use dag_runtime::metrics::MetricsStorage;
+use dag_runtime::metrics::{MetricsStorage, RunReport};
 use dag_runtime::{DagError, Runtime};
 
 use crate::env;
@@ -72,5 +74,44 @@ pub fn runtime_from_args(args: &mut Vec<String>) -> Result<Runtime, DagError> {
         (Some(url), None) => builder.redis(url).worker_pool().build(),
         (Some(url), Some(0)) => builder.redis(url).build(),
         (Some(url), Some(n)) => builder.redis(url).spawn_workers(n).build(),
+    }
+}
+
+/// Prints what the metrics recorded of `runtime`'s last run (its summary, percentiles per task,
+/// critical path: see [`RunReport`]) to stderr, so that stdout stays the program's, if metrics
+/// are on. Records of worker processes arrive on their upload schedule: this waits up to two
+/// seconds for every task of the plan.
+///
+/// ```no_run
+/// # use dag::prelude::*;
+/// # #[task] fn one() -> u64 { 1 }
+/// let mut args: Vec<String> = std::env::args().collect();
+/// let runtime = dag::worker::runtime_from_args(&mut args)?;
+/// one().compute_on(&runtime)?;
+/// dag::worker::print_run_summary(&runtime);
+/// # Ok::<(), dag::DagError>(())
+/// ```
+pub fn print_run_summary(runtime: &Runtime) {
+    let Some(metrics) = runtime.metrics() else {
+        return;
+    };
+    let deadline = Instant::now() + Duration::from_secs(2);
+    loop {
+        match metrics.last_run() {
+            Ok(Some(run)) => {
+                let tasks: BTreeSet<(&str, u32)> =
+                    run.tasks.iter().map(|t| (&*t.dag, t.node)).collect();
+                if tasks.len() as u64 >= run.run.nodes || Instant::now() >= deadline {
+                    eprintln!("\n{}", RunReport::new(&run));
+                    return;
+                }
+            }
+            Ok(None) => return,
+            Err(error) => {
+                eprintln!("metrics: {error}");
+                return;
+            }
+        }
+        std::thread::sleep(Duration::from_millis(100));
     }
 }

@@ -90,7 +90,7 @@ mod publish;
 mod serve;
 mod signals;
 
-pub use cli::runtime_from_args;
+pub use cli::{print_run_summary, runtime_from_args};
 pub use dag_runtime::process_name;
 pub use launch::MAX_LAUNCHES;
 pub use options::{

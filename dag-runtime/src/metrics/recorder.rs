@@ -337,7 +337,6 @@ impl Uploader {
                 .or_insert_with(|| (Digest::default(), Instant::now())),
         };
         entry.0.add(&record);
-        entry.1 = Instant::now();
         if !self.touched.contains(run) {
             self.touched.insert(run.to_owned());
         }
@@ -363,6 +362,13 @@ impl Uploader {
             .iter()
             .map(|w| w.record())
             .collect();
+        // Runs recorded since the last upload are fresh; the others age out after DIGEST_KEPT.
+        let now = Instant::now();
+        for run in &self.touched {
+            if let Some(entry) = self.digests.get_mut(run) {
+                entry.1 = now;
+            }
+        }
         let batch = Batch {
             recorder: self.name.clone(),
             tasks: std::mem::take(&mut self.pending),
