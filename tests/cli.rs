@@ -455,3 +455,40 @@ fn the_cli_reads_a_finished_run_and_a_failed_one_recorded_by_a_runtime() {
         "{text}"
     );
 }
+
+#[test]
+fn show_merges_the_percentiles_of_recent_runs_of_the_same_graph() {
+    let redis = TestRedis::start();
+    let url = redis.url();
+    let runtime = Runtime::builder()
+        .redis(&url)
+        .workers(2)
+        .metrics(MetricsStorage::dag_store())
+        .build()
+        .unwrap();
+    let metrics = runtime.metrics().expect("metrics are on");
+    // Three runs of one graph (4 leaves, 3 adds), then another graph.
+    let tree = || reduce_pairwise((0..4).map(cli_leaf).collect(), |a, b| cli_add(a, b));
+    for _ in 0..3 {
+        assert_eq!(tree().compute_on(&runtime).unwrap(), sum_1_to(4));
+    }
+    let third = metrics.last_run_id().unwrap();
+    assert_eq!(cli_leaf(7).compute_on(&runtime).unwrap(), 8);
+    metrics.flush().unwrap();
+
+    let json = show_json(&url, &third);
+    let history = &json["history"];
+    assert_eq!(history["runs"], 3, "{json}");
+    let counts: Vec<u64> = history["by_task"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["count"].as_u64().unwrap())
+        .collect();
+    assert_eq!(counts, [9, 12], "3 runs of 3 adds and 4 leaves: {history}");
+    let text = stdout(&dag(Some(&url), &["show", &third]));
+    assert!(text.contains("across the last 3 runs of"), "{text}");
+    // The other graph has one run: no history.
+    let other = metrics.last_run_id().unwrap();
+    assert!(show_json(&url, &other).get("history").is_none());
+}

@@ -28,7 +28,8 @@ pub use digest::{Digest, Sketch, Stats, TaskDigest, RELATIVE_ERROR};
 pub use record::{now_us, InputRecord, Outcome, RunRecord, RunState, TaskRecord, WorkerRecord};
 pub use recorder::Recorder;
 pub use report::{
-    rfc3339, AttemptReport, PathStep, RunReport, TaskStats, WorkerReport, SLOWEST_KEPT,
+    rfc3339, task_stats, AttemptReport, History, PathStep, RunReport, TaskStats, WorkerReport,
+    SLOWEST_KEPT,
 };
 pub use storage::{MetricsError, MetricsStorage, Upload, DEFAULT_METRICS_TTL, DEFAULT_QUEUE};
 

@@ -14,13 +14,11 @@
 //! | `args` | the command line (clap) |
 //! | `connection` | the CLI's own Redis connection, checked before anything else |
 //! | `runs`, `show`, `gc` | one command each |
-//! | `digests` | the per-run counts `dag runs` reads beside the run records |
 //! | `table` | aligned text columns |
 //! | `error` | [`CliError`]: what went wrong and what to try |
 
 mod args;
 mod connection;
-mod digests;
 mod error;
 mod gc;
 mod runs;
@@ -58,11 +56,10 @@ fn run(cli: Cli) -> Result<(), CliError> {
         .map_err(CliError::Runtime)?;
     let metrics = RedisMetrics::new(url.clone(), DEFAULT_METRICS_TTL);
     let command = async {
-        let mut connection = connection::connect(&url).await?;
+        // Its own PING first: a refused connection is reported at once.
+        connection::connect(&url).await?;
         match cli.command {
-            Command::Runs { limit, json } => {
-                runs::runs(&metrics, &mut connection, &url, limit, json).await
-            }
+            Command::Runs { limit, json } => runs::runs(&metrics, limit, json).await,
             Command::Show { id, json } => show::show(&metrics, &url, &id, json).await,
             Command::Gc => gc::gc(&metrics, &url).await,
         }

@@ -1,10 +1,9 @@
 //! `dag runs`: recent runs, newest first.
 
+use dag::metrics::Digest;
 use dag::metrics::{rfc3339, MetricsBackend, RedisMetrics, RunRecord, RunState};
-use redis::aio::MultiplexedConnection;
 use serde::Serialize;
 
-use crate::digests::{self, Counts};
 use crate::error::CliError;
 use crate::table::Table;
 
@@ -48,16 +47,19 @@ impl<'a> RunRow<'a> {
 }
 
 /// The `limit` most recent runs, as a table or a JSON array.
-pub async fn runs(
-    metrics: &RedisMetrics,
-    connection: &mut MultiplexedConnection,
-    url: &str,
-    limit: usize,
-    json: bool,
-) -> Result<String, CliError> {
+///
+/// Each run's tasks and failures come from its digests (one small hash per run, read with
+/// [`MetricsBackend::digests`]) rather than its task records (one per attempt, too many to read
+/// for a list).
+pub async fn runs(metrics: &RedisMetrics, limit: usize, json: bool) -> Result<String, CliError> {
     let runs = metrics.runs(limit).await?;
     let ids: Vec<String> = runs.iter().map(|run| run.id.clone()).collect();
-    let counts = digests::counts(connection, url, &ids).await?;
+    let counts: Vec<Counts> = metrics
+        .digests(&ids)
+        .await?
+        .iter()
+        .map(Counts::of)
+        .collect();
     let rows: Vec<RunRow<'_>> = runs
         .iter()
         .zip(counts)
@@ -102,4 +104,24 @@ pub async fn runs(
 
 fn seconds(ms: f64) -> String {
     format!("{:.3} s", ms / 1e3)
+}
+
+/// Tasks and failures of one run, as its digests count them.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Counts {
+    /// Tasks that ran (their last attempts).
+    pub tasks: u64,
+    /// Last attempts that failed.
+    pub failures: u64,
+}
+
+impl Counts {
+    fn of(digest: &Digest) -> Counts {
+        let mut counts = Counts::default();
+        for task in digest.by_task.values() {
+            counts.tasks += task.run_us.count().saturating_sub(task.retried);
+            counts.failures += task.failed;
+        }
+        counts
+    }
 }

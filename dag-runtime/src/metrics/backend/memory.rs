@@ -129,6 +129,20 @@ impl MetricsBackend for MemoryMetrics {
         }))
     }
 
+    async fn digests(&self, ids: &[String]) -> Result<Vec<Digest>, MetricsError> {
+        let inner = self.lock();
+        Ok(ids
+            .iter()
+            .map(|id| {
+                let mut digest = Digest::default();
+                for part in inner.digests.get(id).into_iter().flat_map(|d| d.values()) {
+                    digest.merge(part);
+                }
+                digest
+            })
+            .collect())
+    }
+
     async fn gc(&self) -> Result<usize, MetricsError> {
         // Memory is bounded by MEMORY_RUNS_KEPT instead of a time to live.
         Ok(0)

@@ -61,6 +61,10 @@ pub trait MetricsBackend: Send + Sync + 'static {
     async fn runs(&self, limit: usize) -> Result<Vec<RunRecord>, MetricsError>;
     /// Everything recorded of run `id`, `None` if there is no such run.
     async fn run(&self, id: &str) -> Result<Option<RunMetrics>, MetricsError>;
+    /// The digest of each run of `ids` (every recorder's, merged), in order: what `dag runs`
+    /// counts and what the percentiles across runs of one graph merge, without reading any
+    /// task record. Empty for a run with nothing uploaded.
+    async fn digests(&self, ids: &[String]) -> Result<Vec<Digest>, MetricsError>;
     /// Removes the runs older than the metrics' time to live (Redis expires their keys on its
     /// own; this removes them from the index too). Returns how many runs were removed.
     async fn gc(&self) -> Result<usize, MetricsError>;

@@ -233,6 +233,27 @@ impl MetricsBackend for RedisMetrics {
         }))
     }
 
+    async fn digests(&self, ids: &[String]) -> Result<Vec<Digest>, MetricsError> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut pipe = redis::pipe();
+        for id in ids {
+            pipe.hgetall(digest_key(id));
+        }
+        let hashes: Vec<std::collections::HashMap<String, Vec<u8>>> =
+            self.query("reading runs' digests", &pipe).await?;
+        let mut digests = Vec::with_capacity(hashes.len());
+        for (id, recorders) in ids.iter().zip(hashes) {
+            let mut digest = Digest::default();
+            for bytes in recorders.values() {
+                digest.merge(&decode::<Digest>(&digest_key(id), bytes)?);
+            }
+            digests.push(digest);
+        }
+        Ok(digests)
+    }
+
     async fn gc(&self) -> Result<usize, MetricsError> {
         let cutoff = now_us().saturating_sub(self.ttl.as_micros().min(u64::MAX as u128) as u64);
         let mut pipe = redis::pipe();

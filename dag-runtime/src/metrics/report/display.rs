@@ -21,6 +21,14 @@ impl Display for RunReport {
             writeln!(f, "\nerrors")?;
             attempt_table(&self.id, &self.errors, true).write(f)?;
         }
+        if let Some(history) = &self.history {
+            writeln!(
+                f,
+                "\nrun time per task (ms) across the last {} runs of {}",
+                history.runs, history.name
+            )?;
+            run_time_table(&history.by_task).write(f)?;
+        }
         Ok(())
     }
 }
@@ -102,21 +110,7 @@ impl RunReport {
             return Ok(());
         }
         writeln!(f, "\nrun time per task (ms)")?;
-        let mut table = Table::new(&[
-            "task", "count", "mean", "min", "p50", "p90", "p95", "p99", "max", "retried", "failed",
-        ]);
-        for t in &self.by_task {
-            let mut row = vec![t.task.clone(), t.count.to_string()];
-            row.extend(
-                [
-                    t.mean_ms, t.min_ms, t.p50_ms, t.p90_ms, t.p95_ms, t.p99_ms, t.max_ms,
-                ]
-                .map(number),
-            );
-            row.extend([t.retried.to_string(), t.failed.to_string()]);
-            table.row(row);
-        }
-        table.write(f)?;
+        run_time_table(&self.by_task).write(f)?;
 
         writeln!(f, "\ninput wait, store time (ms) and output size per task")?;
         let mut table = Table::new(&[
@@ -298,6 +292,25 @@ impl Table {
         }
         Ok(())
     }
+}
+
+/// Count, mean, min, percentiles, max, retried and failed of the run time per task (ms).
+fn run_time_table(by_task: &[super::TaskStats]) -> Table {
+    let mut table = Table::new(&[
+        "task", "count", "mean", "min", "p50", "p90", "p95", "p99", "max", "retried", "failed",
+    ]);
+    for t in by_task {
+        let mut row = vec![t.task.clone(), t.count.to_string()];
+        row.extend(
+            [
+                t.mean_ms, t.min_ms, t.p50_ms, t.p90_ms, t.p95_ms, t.p99_ms, t.max_ms,
+            ]
+            .map(number),
+        );
+        row.extend([t.retried.to_string(), t.failed.to_string()]);
+        table.row(row);
+    }
+    table
 }
 
 #[cfg(test)]

@@ -122,6 +122,10 @@ pub struct RunReport {
     pub slowest: Vec<AttemptReport>,
     /// The attempts that failed the run (error or timeout), by end time.
     pub errors: Vec<AttemptReport>,
+    /// Percentiles across recent runs of the same graph, when added with
+    /// [`RunReport::with_history`].
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub history: Option<History>,
 }
 
 /// Statistics of one task name over a run. The run-time fields (`count`, `mean_ms` ... `max_ms`)
@@ -238,7 +242,14 @@ impl RunReport {
             workers: workers(metrics),
             slowest: slowest(records),
             errors: errors(records, run.error.as_deref()),
+            history: None,
         }
+    }
+
+    /// The same report with the percentiles of several runs of its graph (see [`History`]).
+    pub fn with_history(mut self, history: History) -> RunReport {
+        self.history = Some(history);
+        self
     }
 }
 
@@ -258,6 +269,34 @@ fn by_task(metrics: &RunMetrics) -> Vec<TaskStats> {
     } else {
         &metrics.digest
     };
+    task_stats(digest)
+}
+
+/// The percentiles of several runs of one graph, from their merged digests (no task record is
+/// read): see [`RunReport::with_history`].
+#[derive(Debug, Clone, Serialize)]
+pub struct History {
+    /// The graph's name, shared by the runs.
+    pub name: String,
+    /// The runs merged (the report's own included).
+    pub runs: usize,
+    /// Per task name, across those runs.
+    pub by_task: Vec<TaskStats>,
+}
+
+impl History {
+    /// The history of `runs` runs of the graph `name` whose digests merged into `digest`.
+    pub fn new(name: impl Into<String>, runs: usize, digest: &Digest) -> History {
+        History {
+            name: name.into(),
+            runs,
+            by_task: task_stats(digest),
+        }
+    }
+}
+
+/// Count, mean, min, max and percentiles per task name of `digest`.
+pub fn task_stats(digest: &Digest) -> Vec<TaskStats> {
     digest
         .by_task
         .iter()
