@@ -12,6 +12,8 @@
 //! ```text
 //! cargo bench --bench metrics
 //! DAG_BENCH_ROUNDS=7 cargo bench --bench metrics
+//! DAG_BENCH_ONLY=shutdown,task cargo bench --bench metrics   # `off` and these only
+//! DAG_BENCH_REDIS=0 cargo bench --bench metrics              # the embedded runtime only
 //! ```
 
 use std::collections::HashMap;
@@ -46,7 +48,8 @@ fn configurations(memory: bool) -> Vec<(&'static str, Option<MetricsStorage>)> {
             MetricsStorage::dag_store()
         }
     };
-    vec![
+    let only = std::env::var("DAG_BENCH_ONLY").ok();
+    let all = vec![
         ("off", None),
         ("shutdown", Some(target().upload(Upload::OnShutdown))),
         ("task", Some(target().upload(Upload::EachTask))),
@@ -55,7 +58,17 @@ fn configurations(memory: bool) -> Vec<(&'static str, Option<MetricsStorage>)> {
             Some(target().upload(Upload::Every(Duration::from_secs(1)))),
         ),
         ("batch:1000", Some(target().upload(Upload::Batch(1000)))),
-    ]
+    ];
+    // `DAG_BENCH_ONLY=off,shutdown` measures those alone (for a profiler); `off` always runs,
+    // as the reference.
+    all.into_iter()
+        .filter(|(name, _)| {
+            *name == "off"
+                || only
+                    .as_deref()
+                    .is_none_or(|only| only.split(',').any(|o| o == *name))
+        })
+        .collect()
 }
 
 fn command_stats(conn: &mut redis::Connection) -> HashMap<String, u64> {
@@ -125,6 +138,9 @@ fn main() {
         println!("  metrics {name:<11} {us:7.3} µs/task  ×{:.3}", us / off);
     }
     drop(runtimes);
+    if std::env::var("DAG_BENCH_REDIS").is_ok_and(|v| v == "0") {
+        return;
+    }
 
     // Redis.
     let server = TestRedis::start_on(benchmark_backend(), None);

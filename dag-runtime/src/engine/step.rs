@@ -66,6 +66,15 @@ pub fn run_invocation(
         // fails too, so nobody hangs on it.
         let _ = fail_dag(ctx, &dag, record);
     }
+    // Going idle: what this worker recorded goes to the metrics thread now.
+    flush_metrics(ctx);
+}
+
+/// Queues the task records this worker has buffered.
+fn flush_metrics(ctx: &WorkerContext) {
+    if let Some(metrics) = &ctx.metrics {
+        metrics.flush();
+    }
 }
 
 /// One node, phase by phase, measured by a [`TaskTimer`] when metrics are on. Returns what to
@@ -97,6 +106,7 @@ fn step(
                 Outcome::Error
             };
             timer.finish(&dag.id, node, task_name, 0, outcome);
+            flush_metrics(ctx); // the failure wakes the client, which may read them at once
             let record = TaskErrorRecord::new(
                 FailureKind::Task,
                 dag.task_name(node),
@@ -117,6 +127,7 @@ fn step(
     let mut before_result = || {
         if let Some(timer) = timer.take() {
             timer.finish(&dag.id, node, task_name, 0, Outcome::Ok);
+            flush_metrics(ctx);
         }
     };
     let completed = complete(ctx, dag, node, &output, claim, &mut before_result)?;

@@ -2,12 +2,12 @@
 //! and uploads them on the chosen [`Upload`] schedule.
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, TrySendError};
+use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, TryRecvError, TrySendError};
 
 use super::backend::{root_of, Batch, MetricsBackend};
 use super::digest::Digest;
@@ -16,6 +16,8 @@ use super::storage::{MetricsError, Upload};
 
 enum Message {
     Task(TaskRecord),
+    /// Records a worker thread buffered (see `WorkerMetrics`).
+    Tasks(Vec<TaskRecord>),
     Run(RunRecord),
     /// Upload everything queued before this, then reply.
     Flush(Sender<Result<(), String>>),
@@ -57,6 +59,10 @@ impl WorkerStats {
 
 /// The recorder of one process: cheap to share, never blocks its callers.
 pub struct Recorder {
+    each_task: bool,
+    /// Records in the queue, and how many it may hold.
+    queued: Arc<AtomicUsize>,
+    capacity: usize,
     sender: Sender<Message>,
     /// Records dropped because the queue was full, by run (the uploader reports them in the
     /// run's digest). Touched only when dropping.
@@ -77,9 +83,16 @@ impl Recorder {
         queue: usize,
         io: tokio::runtime::Handle,
     ) -> Result<Arc<Recorder>, MetricsError> {
+        // Workers send records a batch at a time (but with `EachTask`): the queue's room is
+        // counted in records (`queued`), whatever the size of the batches.
+        let each_task = upload == Upload::EachTask;
         let (sender, receiver) = crossbeam_channel::bounded(queue);
+        let queued = Arc::new(AtomicUsize::new(0));
         let workers: Arc<Mutex<Vec<Arc<WorkerStats>>>> = Arc::default();
         let recorder = Arc::new(Recorder {
+            each_task,
+            queued: Arc::clone(&queued),
+            capacity: queue,
             sender,
             dropped: Mutex::default(),
             dropped_total: AtomicU64::new(0),
@@ -95,10 +108,12 @@ impl Recorder {
             receiver,
             workers,
             recorder: Arc::downgrade(&recorder),
+            queued,
             pending: Vec::new(),
             digests: BTreeMap::new(),
             touched: Default::default(),
             stop: None,
+            flushes: Vec::new(),
             facade: HashMap::new(),
             bytes_uploaded: metrics::counter!("dag_bytes_uploaded_total"),
             bytes_downloaded: metrics::counter!("dag_bytes_downloaded_total"),
@@ -139,16 +154,45 @@ impl Recorder {
 
     /// Queues a task record; drops and counts it when the queue is full.
     pub(crate) fn task(&self, record: TaskRecord) {
+        if self.queued.fetch_add(1, Ordering::Relaxed) >= self.capacity {
+            self.queued.fetch_sub(1, Ordering::Relaxed);
+            return self.count_dropped(std::slice::from_ref(&record));
+        }
         if let Err(TrySendError::Full(Message::Task(record))) =
             self.sender.try_send(Message::Task(record))
         {
-            self.dropped_total.fetch_add(1, Ordering::Relaxed);
-            *self
-                .dropped
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .entry(root_of(&record.dag).to_owned())
-                .or_default() += 1;
+            self.queued.fetch_sub(1, Ordering::Relaxed);
+            self.count_dropped(std::slice::from_ref(&record));
+        }
+    }
+
+    /// Queues records a worker thread buffered; drops and counts them when the queue is full.
+    pub(crate) fn tasks(&self, records: Vec<TaskRecord>) {
+        let n = records.len();
+        if self.queued.fetch_add(n, Ordering::Relaxed) + n > self.capacity {
+            self.queued.fetch_sub(n, Ordering::Relaxed);
+            return self.count_dropped(&records);
+        }
+        if let Err(TrySendError::Full(Message::Tasks(records))) =
+            self.sender.try_send(Message::Tasks(records))
+        {
+            self.queued.fetch_sub(n, Ordering::Relaxed);
+            self.count_dropped(&records);
+        }
+    }
+
+    /// Whether workers send each record as it is made (the `EachTask` strategy) rather than
+    /// a few at a time.
+    pub(crate) fn each_task(&self) -> bool {
+        self.each_task
+    }
+
+    fn count_dropped(&self, records: &[TaskRecord]) {
+        self.dropped_total
+            .fetch_add(records.len() as u64, Ordering::Relaxed);
+        let mut dropped = self.dropped.lock().unwrap_or_else(|e| e.into_inner());
+        for record in records {
+            *dropped.entry(root_of(&record.dag).to_owned()).or_default() += 1;
         }
     }
 
@@ -226,11 +270,26 @@ struct Uploader {
     touched: std::collections::BTreeSet<String>,
     /// A stop found while draining the queue.
     stop: Option<Sender<Result<(), String>>>,
+    /// Records in the queue (shared with the recorder).
+    queued: Arc<AtomicUsize>,
+    /// Flushes found while draining the queue.
+    flushes: Vec<Sender<Result<(), String>>>,
     /// The `metrics` facade's handles, per task name.
     facade: HashMap<Arc<str>, FacadeHandles>,
     bytes_uploaded: metrics::Counter,
     bytes_downloaded: metrics::Counter,
 }
+
+/// Records a worker thread buffers before it queues them (but with `Upload::EachTask`): one
+/// queue operation per this many tasks.
+pub(crate) const LOCAL_BATCH: usize = 64;
+
+/// How often the metrics thread looks at the queue while records are coming.
+const POLL: Duration = Duration::from_millis(1);
+
+/// How long after the last record the metrics thread keeps polling before it sleeps on the
+/// queue.
+const KEEP_POLLING: Duration = Duration::from_millis(20);
 
 /// Digests of runs with no record for this long are forgotten (after their last upload).
 const DIGEST_KEPT: Duration = Duration::from_secs(600);
@@ -242,21 +301,63 @@ impl Uploader {
             _ => Duration::from_secs(3600),
         };
         let mut next = Instant::now() + period;
+        // While records keep coming, the thread polls the queue instead of sleeping on it: a
+        // sleeping receiver is woken by each send, a system call and a context switch per task
+        // on the worker's side. Polling lets workers queue without waking anyone.
+        let mut polling_until = Instant::now();
         loop {
             if let Some(reply) = self.stop.take() {
-                let _ = reply.send(self.upload().map_err(|e| e.to_string()));
+                let result = self.upload().map_err(|e| e.to_string());
+                for reply in self.flushes.drain(..) {
+                    let _ = reply.send(result.clone());
+                }
+                let _ = reply.send(result);
                 return;
             }
-            let wait = next.saturating_duration_since(Instant::now());
-            match self.receiver.recv_timeout(wait) {
-                Ok(Message::Task(record)) => {
-                    self.add(record);
+            if !self.flushes.is_empty() {
+                let result = self.upload().map_err(|e| e.to_string());
+                for reply in self.flushes.drain(..) {
+                    let _ = reply.send(result.clone());
+                }
+            }
+            let now = Instant::now();
+            if now >= next {
+                if matches!(self.upload, Upload::Every(_)) {
+                    let _ = self.upload();
+                }
+                next = now + period;
+            }
+            let received = if now < polling_until {
+                match self.receiver.try_recv() {
+                    Ok(message) => Ok(message),
+                    Err(TryRecvError::Empty) => {
+                        std::thread::sleep(POLL);
+                        continue;
+                    }
+                    Err(TryRecvError::Disconnected) => Err(()),
+                }
+            } else {
+                match self
+                    .receiver
+                    .recv_timeout(next.saturating_duration_since(now))
+                {
+                    Ok(message) => Ok(message),
+                    Err(RecvTimeoutError::Timeout) => continue,
+                    Err(RecvTimeoutError::Disconnected) => Err(()),
+                }
+            };
+            let Ok(message) = received else {
+                let _ = self.upload(); // every recorder handle is gone
+                return;
+            };
+            match message {
+                Message::Task(_) | Message::Tasks(_) => {
+                    polling_until = Instant::now() + KEEP_POLLING;
+                    self.take(message);
+                    // Whatever queued meanwhile is digested and uploaded with it.
+                    self.drain();
                     let due = match self.upload {
-                        // Whatever queued meanwhile goes in the same upload.
-                        Upload::EachTask => {
-                            self.drain();
-                            true
-                        }
+                        Upload::EachTask => true,
                         Upload::Batch(n) => self.pending.len() >= n,
                         Upload::Every(_) | Upload::OnShutdown => false,
                     };
@@ -264,28 +365,18 @@ impl Uploader {
                         let _ = self.upload();
                     }
                 }
-                Ok(Message::Run(run)) => {
+                Message::Run(run) => {
                     if let Err(e) = self.io.block_on(self.backend.put_run(&run)) {
                         warn(&e);
                     }
                 }
-                Ok(Message::Flush(reply)) => {
+                Message::Flush(reply) => {
+                    self.drain();
+                    self.flushes.push(reply);
+                }
+                Message::Stop(reply) => {
                     self.drain();
                     let _ = reply.send(self.upload().map_err(|e| e.to_string()));
-                }
-                Ok(Message::Stop(reply)) => {
-                    self.drain();
-                    let _ = reply.send(self.upload().map_err(|e| e.to_string()));
-                    return;
-                }
-                Err(RecvTimeoutError::Timeout) => {
-                    if matches!(self.upload, Upload::Every(_)) {
-                        let _ = self.upload();
-                    }
-                    next = Instant::now() + period;
-                }
-                Err(RecvTimeoutError::Disconnected) => {
-                    let _ = self.upload();
                     return;
                 }
             }
@@ -296,19 +387,31 @@ impl Uploader {
     fn drain(&mut self) {
         while let Ok(message) = self.receiver.try_recv() {
             match message {
-                Message::Task(record) => self.add(record),
+                Message::Task(_) | Message::Tasks(_) => self.take(message),
                 Message::Run(run) => {
                     if let Err(e) = self.io.block_on(self.backend.put_run(&run)) {
                         warn(&e);
                     }
                 }
-                // Answered before the upload that follows (which covers it).
-                Message::Flush(reply) => {
-                    let _ = reply.send(Ok(()));
-                }
+                // Answered once what was queued before it is uploaded (see `run`).
+                Message::Flush(reply) => self.flushes.push(reply),
                 // Honoured once the current message is handled (see `run`).
                 Message::Stop(reply) => self.stop = Some(reply),
             }
+        }
+    }
+
+    fn take(&mut self, message: Message) {
+        match message {
+            Message::Task(record) => {
+                self.queued.fetch_sub(1, Ordering::Relaxed);
+                self.add(record);
+            }
+            Message::Tasks(records) => {
+                self.queued.fetch_sub(records.len(), Ordering::Relaxed);
+                records.into_iter().for_each(|r| self.add(r));
+            }
+            _ => {}
         }
     }
 

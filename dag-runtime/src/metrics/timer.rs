@@ -7,20 +7,46 @@
 
 use std::cell::RefCell;
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use super::record::{now_us, InputRecord, Outcome, TaskRecord};
-use super::recorder::{Recorder, WorkerStats};
+use super::recorder::{Recorder, WorkerStats, LOCAL_BATCH};
 use crate::store::DagId;
 
-/// The metrics side of one worker thread: its process's recorder and its own counters.
-#[derive(Clone)]
+/// The metrics side of one worker thread: its process's recorder, its own counters, and the
+/// records it has not queued yet.
+///
+/// A worker queues its records [`LOCAL_BATCH`] at a time (one queue operation, and no wake-up
+/// of the metrics thread, per task), and whatever it holds when it goes idle (the end of each
+/// invocation), before a DAG's result is stored, and when it is dropped; with
+/// [`Upload::EachTask`](super::Upload::EachTask), each record at once.
 pub struct WorkerMetrics {
     recorder: Arc<Recorder>,
     stats: Arc<WorkerStats>,
     cold_start: Option<Duration>,
     name: Arc<str>,
+    /// Touched only by its own thread: the lock is never contended.
+    buffered: Mutex<Vec<TaskRecord>>,
+}
+
+impl Clone for WorkerMetrics {
+    /// The same worker, with nothing buffered.
+    fn clone(&self) -> Self {
+        WorkerMetrics {
+            recorder: Arc::clone(&self.recorder),
+            stats: Arc::clone(&self.stats),
+            cold_start: self.cold_start,
+            name: Arc::clone(&self.name),
+            buffered: Mutex::new(Vec::new()),
+        }
+    }
+}
+
+impl Drop for WorkerMetrics {
+    fn drop(&mut self) {
+        self.flush();
+    }
 }
 
 impl WorkerMetrics {
@@ -33,6 +59,32 @@ impl WorkerMetrics {
             stats,
             cold_start,
             name: name.into(),
+            buffered: Mutex::new(Vec::new()),
+        }
+    }
+
+    /// Queues what this worker has buffered.
+    pub fn flush(&self) {
+        let mut buffered = self.buffered.lock().unwrap_or_else(|e| e.into_inner());
+        if !buffered.is_empty() {
+            self.recorder.tasks(std::mem::replace(
+                &mut *buffered,
+                Vec::with_capacity(LOCAL_BATCH),
+            ));
+        }
+    }
+
+    fn record(&self, record: TaskRecord) {
+        if self.recorder.each_task() {
+            return self.recorder.task(record);
+        }
+        let mut buffered = self.buffered.lock().unwrap_or_else(|e| e.into_inner());
+        buffered.push(record);
+        if buffered.len() >= LOCAL_BATCH {
+            self.recorder.tasks(std::mem::replace(
+                &mut *buffered,
+                Vec::with_capacity(LOCAL_BATCH),
+            ));
         }
     }
 
@@ -202,7 +254,7 @@ impl<'a> TaskTimer<'a> {
             let mut record = state.record(dag, node, shared_task_name(task), Outcome::Retried);
             record.start_us = state.epoch_us(state.attempt_started);
             record.fetch_us = 0;
-            state.metrics.recorder.task(record);
+            state.metrics.record(record);
         }
     }
 
@@ -245,6 +297,6 @@ impl<'a> TaskTimer<'a> {
         record.inputs = std::mem::take(&mut state.inputs);
         record.continued = u32::from(ready > 0);
         record.delegated = ready.saturating_sub(1) as u32;
-        state.metrics.recorder.task(record);
+        state.metrics.record(record);
     }
 }

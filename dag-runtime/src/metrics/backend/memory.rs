@@ -13,6 +13,10 @@ use crate::metrics::storage::MetricsError;
 /// Runs kept in memory; the oldest are forgotten beyond this.
 pub const MEMORY_RUNS_KEPT: usize = 1_000;
 
+/// Task records kept in memory, all runs together (about 150 bytes each); beyond this the
+/// oldest runs lose their task records (their run records and digests stay).
+pub const MEMORY_RECORDS_KEPT: usize = 2_000_000;
+
 /// Metrics kept in this process (lost when it exits). Cheap to clone: clones share the data.
 #[derive(Clone, Default)]
 pub struct MemoryMetrics {
@@ -28,6 +32,8 @@ struct Inner {
     /// run → recorder → digest.
     digests: HashMap<String, HashMap<String, Digest>>,
     workers: HashMap<String, WorkerRecord>,
+    /// Task records held, all runs together.
+    records: usize,
 }
 
 impl MemoryMetrics {
@@ -43,13 +49,33 @@ impl MemoryMetrics {
 }
 
 impl Inner {
+    /// Drops the task records of the oldest runs until at most MEMORY_RECORDS_KEPT are held.
+    fn trim_records(&mut self) {
+        let mut oldest = self
+            .order
+            .keys()
+            .map(|(_, id)| id.clone())
+            .collect::<Vec<_>>();
+        oldest.reverse();
+        while self.records > MEMORY_RECORDS_KEPT {
+            let Some(id) = oldest.pop() else {
+                break;
+            };
+            if let Some(tasks) = self.tasks.remove(&id) {
+                self.records -= tasks.len();
+            }
+        }
+    }
+
     fn forget_oldest(&mut self) {
         while self.order.len() > MEMORY_RUNS_KEPT {
             let Some(((_, id), ())) = self.order.pop_first() else {
                 break;
             };
             self.runs.remove(&id);
-            self.tasks.remove(&id);
+            if let Some(tasks) = self.tasks.remove(&id) {
+                self.records -= tasks.len();
+            }
             self.digests.remove(&id);
         }
     }
@@ -59,14 +85,21 @@ impl Inner {
 impl MetricsBackend for MemoryMetrics {
     async fn put(&self, batch: Batch) -> Result<(), MetricsError> {
         let mut inner = self.lock();
-        for record in batch.tasks {
-            let root = root_of(&record.dag);
-            match inner.tasks.get_mut(root) {
-                Some(tasks) => tasks.push(record),
-                None => {
-                    inner.tasks.insert(root.to_owned(), vec![record]);
-                }
+        // Records come in runs of one DAG: each run of records is appended at once.
+        let mut records = batch.tasks.into_iter().peekable();
+        while let Some(first) = records.next() {
+            let dag = Arc::clone(&first.dag);
+            let tasks = inner.tasks.entry(root_of(&dag).to_owned()).or_default();
+            let before = tasks.len();
+            tasks.push(first);
+            while let Some(next) = records.next_if(|r| Arc::ptr_eq(&r.dag, &dag)) {
+                tasks.push(next);
             }
+            let added = tasks.len() - before;
+            inner.records += added;
+        }
+        if inner.records > MEMORY_RECORDS_KEPT {
+            inner.trim_records();
         }
         for (run, digest) in batch.digests {
             inner
