@@ -17,9 +17,9 @@ use crate::store::DagId;
 /// The metrics side of one worker thread: its process's recorder, its own counters, and the
 /// records it has not queued yet.
 ///
-/// A worker queues its records [`LOCAL_BATCH`] at a time (one queue operation, and no wake-up
-/// of the metrics thread, per task), and whatever it holds when it goes idle (the end of each
-/// invocation), before a DAG's result is stored, and when it is dropped; with
+/// A worker queues its records 64 at a time (one queue operation per 64 tasks rather than per
+/// task), and whatever it holds when it goes idle (the end of each invocation), before a DAG's
+/// result is stored, and when it is dropped; with
 /// [`Upload::EachTask`](super::Upload::EachTask), each record at once.
 pub struct WorkerMetrics {
     recorder: Arc<Recorder>,

@@ -38,8 +38,9 @@ thread_local! {
 }
 
 /// While alive, the calling thread sends the Redis store's short commands on blocking
-/// connections of its own (see the [module docs](self)). For threads that only wait on store
-/// calls and run task bodies, never for threads that run async code concurrently.
+/// connections of its own (see the docs of `store/redis/thread_conn.rs`). For threads that
+/// only wait on store calls and run task bodies, never for threads that run async code
+/// concurrently.
 ///
 /// ```
 /// use dag_runtime::store::ThreadConnections;
