@@ -1092,7 +1092,8 @@ fn a_header_claiming_four_billion_elements_fails_quickly_in_every_decoder() {
             (target.check)(&header);
         }
     }
-    assert!(started.elapsed() < std::time::Duration::from_secs(2));
+    // Generous: a decoder that trusted the headers would allocate 4 GiB each time.
+    assert!(started.elapsed() < std::time::Duration::from_secs(20));
 }
 
 /// `depth` arrays, one inside the other, around a 0.

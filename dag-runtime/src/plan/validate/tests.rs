@@ -488,7 +488,7 @@ fn a_million_node_plan_validates_in_linear_time() {
     // Well under a second in release; the test profile's opt-level 1 is slower, and the
     // machine may be shared.
     assert!(
-        started.elapsed() < Duration::from_secs(5),
+        started.elapsed() < Duration::from_secs(30),
         "{:?}",
         started.elapsed()
     );
@@ -505,7 +505,7 @@ fn a_parent_missing_one_of_many_children_is_found_in_linear_time() {
         "node 299999 takes the output of node 0, which does not list it as a child",
     );
     assert!(
-        started.elapsed() < Duration::from_secs(5),
+        started.elapsed() < Duration::from_secs(30),
         "{:?}",
         started.elapsed()
     );

@@ -51,6 +51,11 @@ pub(crate) fn success(dag: &DagId, result: &[u8]) -> Vec<u8> {
     tagged(SUCCESS, dag, result)
 }
 
+/// The length of [`success`]'s value, without building it.
+pub(crate) fn success_len(dag: &DagId, result: &[u8]) -> usize {
+    1 + dag.as_str().len() + 1 + result.len()
+}
+
 /// The list value for a failure recorded as `error_json`.
 pub(crate) fn failure(dag: &DagId, error_json: &[u8]) -> Vec<u8> {
     tagged(FAILURE, dag, error_json)
@@ -87,6 +92,7 @@ mod tests {
         );
         assert_eq!(parse(&DagId::from("abd"), &value), None);
         assert_eq!(parse(&DagId::from("ab"), &value), None);
+        assert_eq!(success_len(&dag, b"\x2a"), value.len());
     }
 
     #[test]

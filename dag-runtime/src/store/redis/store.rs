@@ -424,8 +424,12 @@ impl Store for RedisStore {
     }
 
     async fn finish(&self, dag: &DagId, result: Bytes) -> Result<(), DagError> {
+        // Checked before the tagged copy is made: a refused result costs no copy.
+        self.check_size(
+            || format!("the result of DAG {dag}"),
+            outcome::success_len(dag, &result),
+        )?;
         let value = outcome::success(dag, &result);
-        self.check_size(|| format!("the result of DAG {dag}"), value.len())?;
         scripts::finish(&self.inner.conn, &DagKeys::new(dag), &value).await?;
         Ok(())
     }
