@@ -225,7 +225,7 @@
 /// ```
 pub use dag_macros::task;
 
-pub use dag_runtime::{DagError, IntoArg, Node, ProcessStats, Runtime, RuntimeBuilder};
+pub use dag_runtime::{DagError, IntoArg, Locality, Node, ProcessStats, Runtime, RuntimeBuilder};
 
 /// Worker processes: [`run_if_worker`](worker::run_if_worker) at the top of `main` makes the
 /// same binary a client or a worker of a pool sharing DAGs through Redis.
@@ -242,6 +242,11 @@ pub mod metrics {
     //! What every task did: records per attempt, percentile digests per task name, where they
     //! are stored and when they are uploaded. See [`MetricsStorage`].
     pub use dag_runtime::metrics::*;
+}
+
+/// Durations and sizes as settings and environment variables take them.
+pub mod units {
+    pub use dag_runtime::units::*;
 }
 
 /// The lowered form of a graph.

@@ -76,6 +76,9 @@ fn record(
         continuation: false,
         carried_from: None,
         outcome: Outcome::Ok,
+        kept_by: None,
+        saved_by_clustering: 0,
+        saved_by_delayed_io: 0,
     }
 }
 

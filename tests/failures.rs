@@ -178,6 +178,7 @@ fn run_plan_on_a_worker(plan: dag::plan::Plan) -> DagError {
         name: "test-worker".into(),
         policy: dag_runtime::task::TaskPolicy::DEFAULT,
         metrics: None,
+        locality: dag_runtime::Locality::default(),
     };
     let first = Invocation::fetching(0);
     std::thread::spawn(move || run_invocation(&ctx, &loaded, first, &Nowhere, ""))

@@ -1,4 +1,5 @@
-//! Parsing the options of `#[task(...)]`: `name`, `retries`, `backoff`, `timeout`.
+//! Parsing the options of `#[task(...)]`: `name`, `retries`, `backoff`, `timeout`,
+//! `large_output`.
 //!
 //! Every option is `keyword = value`. [`parse_options`] reads them one at a time and hands each
 //! to the parse of [`Options`], which offers it to every known option in turn
@@ -23,6 +24,7 @@ mod kw {
     syn::custom_keyword!(retries);
     syn::custom_keyword!(backoff);
     syn::custom_keyword!(timeout);
+    syn::custom_keyword!(large_output);
 }
 
 /// The options given inside `#[task(...)]`.
@@ -36,6 +38,9 @@ pub struct Options {
     pub backoff: Option<Duration>,
     /// `timeout = "30s"`: how long one attempt may take.
     pub timeout: Option<Duration>,
+    /// `large_output = "4MiB"`: the size from which the output counts as large (clustering,
+    /// delayed I/O).
+    pub large_output: Option<u64>,
 }
 
 impl Parse for Options {
@@ -46,6 +51,7 @@ impl Parse for Options {
             option.parse::<kw::retries, _, _>(&mut options.retries, RETRIES);
             option.parse::<kw::backoff, _, _>(&mut options.backoff, DURATION);
             option.parse::<kw::timeout, _, _>(&mut options.timeout, TIMEOUT);
+            option.parse::<kw::large_output, _, _>(&mut options.large_output, SIZE);
         })?;
         Ok(options)
     }
@@ -81,6 +87,12 @@ const TIMEOUT: Value<LitStr, Duration> = Value {
     kind: "a duration in a string",
     example: "\"30s\"",
     check: positive_duration,
+};
+
+const SIZE: Value<LitStr, u64> = Value {
+    kind: "a size in a string",
+    example: "\"4MiB\"",
+    check: size,
 };
 
 /// Reads the comma-separated options in `input`, offering each to `each` (which calls
@@ -250,6 +262,39 @@ fn duration(literal: &LitStr) -> Result<Duration, String> {
         _ => Err(
             "expected a duration such as \"250ms\", \"30s\", \"2m\" or \"1h\" \
                   (units: us, ms, s, m, h)"
+                .into(),
+        ),
+    }
+}
+
+/// `"4MiB"`, `"512KB"`, `"1000000"`: a whole number of bytes and an optional unit (B, KB, MB,
+/// GB: powers of 1000; KiB, MiB, GiB: powers of 1024).
+fn size(literal: &LitStr) -> Result<u64, String> {
+    let text = literal.value();
+    let text = text.trim();
+    let split = text
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let per_unit: u64 = match unit.trim() {
+        "" | "B" => 1,
+        "KB" | "kB" => 1_000,
+        "MB" => 1_000_000,
+        "GB" => 1_000_000_000,
+        "KiB" => 1 << 10,
+        "MiB" => 1 << 20,
+        "GiB" => 1 << 30,
+        _ => 0,
+    };
+    match number
+        .parse::<u64>()
+        .ok()
+        .and_then(|n| n.checked_mul(per_unit))
+    {
+        Some(bytes) if per_unit > 0 => Ok(bytes),
+        _ => Err(
+            "expected a size such as \"4MiB\", \"512KB\" or \"1000000\" \
+                  (units: B, KB, MB, GB, KiB, MiB, GiB)"
                 .into(),
         ),
     }

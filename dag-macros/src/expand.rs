@@ -55,6 +55,13 @@ pub fn expand(task: &Task) -> TokenStream {
     };
 
     let policy = policy(task);
+    let large_output = match task.options.large_output {
+        Some(bytes) => {
+            let bytes = bytes as usize;
+            quote!(::core::option::Option::Some(#bytes))
+        }
+        None => quote!(::core::option::Option::None),
+    };
     let is_async = task.is_async();
     let body = body_fn(task);
     let run = run_fn(task);
@@ -70,6 +77,7 @@ pub fn expand(task: &Task) -> TokenStream {
                 signature: #signature,
                 is_async: #is_async,
                 policy: #policy,
+                large_output: #large_output,
                 run: __dag_run,
             };
             #private::inventory::submit! { #private::TaskRegistration(&__DAG_TASK) }

@@ -34,7 +34,9 @@ pub mod plan;
 pub mod runtime;
 pub mod store;
 pub mod task;
+pub mod units;
 
+pub use engine::Locality;
 pub use error::DagError;
 pub use graph::{IntoArg, Node};
 pub use runtime::{

@@ -43,6 +43,10 @@ pub struct TaskDef {
     pub is_async: bool,
     /// Retries and timeout given in `#[task(...)]`; unset fields take the runtime's defaults.
     pub policy: TaskPolicy,
+    /// `#[task(large_output = "4MiB")]`: the size from which this task's output counts as large
+    /// for task clustering and delayed I/O, instead of the runtime's
+    /// [`large_output`](crate::RuntimeBuilder::large_output).
+    pub large_output: Option<usize>,
     /// The type-erased entry point: one MessagePack buffer per parameter in, output bytes out.
     pub run: fn(Vec<Bytes>) -> TaskRun,
 }
@@ -144,6 +148,7 @@ pub mod builtin {
             backoff: None,
             timeout: None,
         },
+        large_output: None,
         run: |_| {
             TaskRun::Done(Err(TaskFailure(
                 "a map node is expanded by the engine, not run as a task".into(),
@@ -162,6 +167,7 @@ pub mod builtin {
             backoff: None,
             timeout: None,
         },
+        large_output: None,
         run: |_| TaskRun::Done(Err(TaskFailure("a map element never runs".into()))),
     };
 
@@ -177,6 +183,7 @@ pub mod builtin {
             backoff: None,
             timeout: None,
         },
+        large_output: None,
         run: |mut args| match args.pop() {
             Some(list) => TaskRun::Done(Ok(list)),
             None => TaskRun::Done(Err(TaskFailure("dag::collect takes one argument".into()))),

@@ -11,8 +11,8 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use dag_runtime::plan::{Plan, PlanNode};
 use dag_runtime::store::{
-    ChildRef, Completion, DagId, EventCursor, FailureKind, MemoryStore, Outcome, RedisConfig,
-    RedisStore, Store, TaskErrorRecord,
+    ChildRef, Completion, DagId, EventCursor, FailureKind, Keep, Marked, MemoryStore, Outcome,
+    RedisConfig, RedisStore, Store, TaskErrorRecord,
 };
 use dag_runtime::DagError;
 use dag_test_support::{keys_matching, on_each_backend, TestRedis};
@@ -348,6 +348,165 @@ async fn concurrent_last_parents_ready_the_child_exactly_once(f: Arc<Fixture>) {
     }
 }
 
+/// [`Store::complete_with`] of `node` with its own output, keeping what `keep` allows.
+async fn kept(f: &Fixture, dag: &DagId, plan: &Plan, node: u32, claim: &str, keep: Keep) -> Marked {
+    kept_for(f, dag, node, &children_of(plan, node), claim, keep).await
+}
+
+async fn kept_for(
+    f: &Fixture,
+    dag: &DagId,
+    node: u32,
+    children: &[ChildRef],
+    claim: &str,
+    keep: Keep,
+) -> Marked {
+    f.store()
+        .complete_with(dag, node, out(node), children, claim, keep)
+        .await
+        .unwrap()
+}
+
+const CLUSTER: Keep = Keep {
+    output: true,
+    hold: None,
+};
+
+const fn hold(size: u64) -> Keep {
+    Keep {
+        output: true,
+        hold: Some(size),
+    }
+}
+
+fn ready(ready: &[u32], pending: &[u32]) -> Marked {
+    Marked::Ready {
+        ready: ready.to_vec(),
+        pending: pending.to_vec(),
+    }
+}
+
+/// Task clustering: an output whose children all become ready through its completion is not
+/// stored; a child still waiting for another parent is left unmarked until the output is.
+async fn a_kept_output_is_stored_only_for_children_that_may_run_elsewhere(f: Arc<Fixture>) {
+    // 0 -> 1, 0 -> 2 (2 also waits for 3); 1, 2 -> 4.
+    let p = plan(&[&[1, 2], &[4], &[4], &[2], &[]]);
+    let dag = submit(&f, &p).await;
+    assert_eq!(kept(&f, &dag, &p, 0, "", CLUSTER).await, ready(&[1], &[2]));
+    // Node 0 is not marked for 2 yet: 3 is not its last parent.
+    assert_eq!(complete(&f, &dag, &p, 3).await, Completion::Ready(vec![]));
+    assert!(
+        f.store().fetch_outputs(&dag, &[0]).await.is_err(),
+        "not stored yet"
+    );
+    let pending = [ChildRef {
+        node: 2,
+        parents: 2,
+    }];
+    assert_eq!(
+        kept_for(&f, &dag, 0, &pending, "", Keep::NOTHING).await,
+        ready(&[2], &[])
+    );
+    assert_eq!(
+        f.store().fetch_outputs(&dag, &[0, 3]).await.unwrap(),
+        Some(vec![out(0), out(3)])
+    );
+    // 1 and 2 both make 4 ready through kept completions: nothing of theirs is stored.
+    assert_eq!(kept(&f, &dag, &p, 1, "", CLUSTER).await, ready(&[], &[4]));
+    assert_eq!(
+        kept_for(&f, &dag, 1, &children_of(&p, 1), "", Keep::NOTHING).await,
+        ready(&[], &[])
+    );
+    assert_eq!(kept(&f, &dag, &p, 2, "", CLUSTER).await, ready(&[4], &[]));
+    assert!(f.store().fetch_outputs(&dag, &[2]).await.is_err(), "2 kept");
+    assert_eq!(
+        f.store().fetch_outputs(&dag, &[1]).await.unwrap(),
+        Some(vec![out(1)])
+    );
+}
+
+/// The re-run of a kept completion under the same claim gets its children back; another run
+/// does not, and stores the output for them.
+async fn a_kept_completion_keeps_its_claims(f: Arc<Fixture>) {
+    let p = plan(&[&[1], &[]]);
+    let dag = submit(&f, &p).await;
+    assert_eq!(kept(&f, &dag, &p, 0, "e1", CLUSTER).await, ready(&[1], &[]));
+    assert_eq!(kept(&f, &dag, &p, 0, "e1", CLUSTER).await, ready(&[1], &[]));
+    assert_eq!(kept(&f, &dag, &p, 0, "e2", CLUSTER).await, ready(&[], &[1]));
+    assert_eq!(
+        kept(&f, &dag, &p, 0, "e2", Keep::NOTHING).await,
+        ready(&[], &[])
+    );
+    assert_eq!(
+        claimed(&f, &dag, &p, 0, "e1").await,
+        Completion::Ready(vec![1])
+    );
+}
+
+/// Delayed I/O: the larger output holds, the smaller one is stored at once, and the holder
+/// then becomes the child's last parent.
+async fn the_larger_output_holds_and_the_smaller_is_stored(f: Arc<Fixture>) {
+    let p = plan(&[&[2], &[2], &[]]);
+    let dag = submit(&f, &p).await;
+    assert_eq!(kept(&f, &dag, &p, 1, "", hold(10)).await, Marked::Held);
+    // Node 0's output is smaller: it does not hold.
+    assert_eq!(kept(&f, &dag, &p, 0, "", hold(5)).await, ready(&[], &[2]));
+    assert_eq!(
+        kept(&f, &dag, &p, 0, "", Keep::NOTHING).await,
+        ready(&[], &[])
+    );
+    assert_eq!(kept(&f, &dag, &p, 1, "", hold(10)).await, ready(&[2], &[]));
+    assert!(
+        f.store().fetch_outputs(&dag, &[1]).await.is_err(),
+        "1 held, never stored"
+    );
+}
+
+/// A holder that a larger output outranks stops holding at its next call; of equal outputs
+/// the lower node index holds.
+async fn an_outranked_holder_stops_holding(f: Arc<Fixture>) {
+    let p = plan(&[&[3], &[3], &[3], &[]]);
+    let dag = submit(&f, &p).await;
+    assert_eq!(kept(&f, &dag, &p, 2, "", hold(5)).await, Marked::Held);
+    // Node 1, as large and a lower index, outranks it.
+    assert_eq!(kept(&f, &dag, &p, 1, "", hold(5)).await, Marked::Held);
+    assert_eq!(kept(&f, &dag, &p, 2, "", hold(5)).await, ready(&[], &[3]));
+    assert_eq!(
+        kept(&f, &dag, &p, 2, "", Keep::NOTHING).await,
+        ready(&[], &[])
+    );
+    // Node 0 is larger still.
+    assert_eq!(kept(&f, &dag, &p, 0, "", hold(50)).await, Marked::Held);
+    assert_eq!(kept(&f, &dag, &p, 1, "", hold(5)).await, ready(&[], &[3]));
+    assert_eq!(
+        kept(&f, &dag, &p, 1, "", Keep::NOTHING).await,
+        ready(&[], &[])
+    );
+    assert_eq!(kept(&f, &dag, &p, 0, "", hold(50)).await, ready(&[3], &[]));
+    assert_eq!(
+        f.store().fetch_outputs(&dag, &[1, 2]).await.unwrap(),
+        Some(vec![out(1), out(2)])
+    );
+}
+
+/// A holder whose wait runs out stores its output; a node whose child is ready at once does
+/// not hold; and a held DAG that ends says so.
+async fn holding_ends_with_storing_or_the_dag(f: Arc<Fixture>) {
+    let p = plan(&[&[2], &[2], &[]]);
+    let dag = submit(&f, &p).await;
+    assert_eq!(kept(&f, &dag, &p, 0, "", hold(5)).await, Marked::Held);
+    assert_eq!(
+        kept(&f, &dag, &p, 0, "", Keep::NOTHING).await,
+        ready(&[], &[])
+    );
+    // Node 1 is the last parent now: nothing to hold for.
+    assert_eq!(kept(&f, &dag, &p, 1, "", hold(1)).await, ready(&[2], &[]));
+    let other = submit(&f, &p).await;
+    assert_eq!(kept(&f, &other, &p, 0, "", hold(5)).await, Marked::Held);
+    f.store().fail(&other, error(1, "boom")).await.unwrap();
+    assert_eq!(kept(&f, &other, &p, 0, "", hold(5)).await, Marked::Ended);
+}
+
 async fn complete_on_an_ended_or_unknown_dag_is_ended(f: Arc<Fixture>) {
     let p = plan(&[&[1], &[]]);
     let dag = submit(&f, &p).await;
@@ -567,6 +726,11 @@ conformance!(
     cancel_ends_a_running_dag,
     cancel_wakes_a_waiting_client_with_an_error,
     cancel_after_the_end_removes_what_is_left,
+    a_kept_output_is_stored_only_for_children_that_may_run_elsewhere,
+    a_kept_completion_keeps_its_claims,
+    the_larger_output_holds_and_the_smaller_is_stored,
+    an_outranked_holder_stops_holding,
+    holding_ends_with_storing_or_the_dag,
 );
 
 // ---- gc: each store with a short time to live ----

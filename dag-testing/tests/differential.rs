@@ -329,9 +329,17 @@ fn expand(index: usize, seed: u64, next_id: &mut u64) -> Op {
                     args.push(p.pick(KEYS).into());
                 }
                 // complete.lua's arguments: output, node, no event, worker, TTL, task, claim,
-                // parents.
+                // rule, size to hold (a parent that holds, or with 'a' stores), then one
+                // child with two parents.
                 if keys == 4 {
-                    for arg in ["out", "0", "0", "w", "100000", "t", "", "2"] {
+                    let (rule, hold) = if p.pick(&["a", "n"]) == "a" {
+                        ("a", "")
+                    } else {
+                        ("n", "5")
+                    };
+                    for arg in [
+                        "out", "0", "0", "w", "100000", "t", "", rule, hold, "2", "2",
+                    ] {
                         args.push(arg.into());
                     }
                 } else {

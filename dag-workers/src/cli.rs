@@ -5,7 +5,7 @@ use std::io::IsTerminal;
 use std::time::{Duration, Instant};
 
 use dag_runtime::metrics::{MetricsStorage, RunReport};
-use dag_runtime::{DagError, Runtime};
+use dag_runtime::{DagError, Locality, Runtime};
 
 use crate::env;
 
@@ -60,7 +60,10 @@ pub fn runtime_from_args(args: &mut Vec<String>) -> Result<Runtime, DagError> {
         None => Some(MetricsStorage::dag_store()),
         Some(_) => MetricsStorage::from_env().map_err(|e| DagError::Runtime(e.to_string()))?,
     };
-    let mut builder = Runtime::builder().progress(std::io::stderr().is_terminal());
+    let locality = Locality::from_env().map_err(DagError::Runtime)?;
+    let mut builder = Runtime::builder()
+        .progress(std::io::stderr().is_terminal())
+        .locality(locality);
     if let Some(metrics) = metrics {
         builder = builder.metrics(metrics);
     }

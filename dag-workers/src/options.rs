@@ -4,7 +4,8 @@ use dag_runtime::metrics::MetricsStorage;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use dag_runtime::store::{DagId, DEFAULT_STREAM};
-use dag_runtime::{REDIS_MAX_DEFAULT_WORKERS, REDIS_WORKERS_PER_CORE};
+use dag_runtime::units::parse_duration;
+use dag_runtime::{Locality, REDIS_MAX_DEFAULT_WORKERS, REDIS_WORKERS_PER_CORE};
 
 use crate::env;
 
@@ -39,6 +40,9 @@ pub struct WorkerOptions {
     /// `DAG_METRICS_TTL`); `None`: metrics off. The runtime that starts worker processes
     /// passes its own [`MetricsStorage`] on.
     pub metrics: Option<MetricsStorage>,
+    /// Task clustering and delayed I/O of large outputs (`DAG_LARGE_OUTPUT`, `DAG_CLUSTERING`,
+    /// `DAG_DELAYED_IO`). The runtime that starts worker processes passes its own on.
+    pub locality: Locality,
 }
 
 /// The default [`WorkerOptions::lease`]: how soon the invocation of a dead worker is re-run.
@@ -62,6 +66,7 @@ impl WorkerOptions {
             claim: String::new(),
             grace: DEFAULT_GRACE,
             metrics: None,
+            locality: Locality::default(),
         }
     }
 
@@ -216,19 +221,6 @@ fn parse_options(
         claim,
         grace,
         metrics: MetricsStorage::from_env().map_err(|e| e.to_string())?,
+        locality: Locality::from_env()?,
     })
-}
-
-/// `500ms`, `10s` or `2m`.
-fn parse_duration(text: &str) -> Option<Duration> {
-    let text = text.trim();
-    let split = text.find(|c: char| !c.is_ascii_digit())?;
-    let (number, unit) = text.split_at(split);
-    let number: u64 = number.parse().ok()?;
-    match unit {
-        "ms" => Some(Duration::from_millis(number)),
-        "s" => Some(Duration::from_secs(number)),
-        "m" => Some(Duration::from_secs(number.checked_mul(60)?)),
-        _ => None,
-    }
 }

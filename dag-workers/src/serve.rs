@@ -12,7 +12,7 @@ use dag_runtime::store::{
     DagId, InvocationStream, RedisStore, Store, StreamEntry, TaskErrorRecord, ThreadConnections,
 };
 use dag_runtime::task::TaskPolicy;
-use dag_runtime::{process_name, DagError};
+use dag_runtime::{process_name, DagError, Locality};
 
 use crate::dags::LoadedDags;
 use crate::options::WorkerOptions;
@@ -72,6 +72,7 @@ pub fn serve(options: WorkerOptions) -> Result<(), DagError> {
         running: Arc::new(Mutex::new(HashMap::new())),
         lease: options.lease,
         metrics,
+        locality: options.locality,
     });
     io.spawn(renew_leases(
         stream.clone(),
@@ -175,6 +176,8 @@ pub(crate) struct Process {
     lease: Duration,
     /// This process's metrics recorder, when metrics are on.
     metrics: Option<WorkerMetrics>,
+    /// Task clustering and delayed I/O of large outputs.
+    locality: Locality,
 }
 
 /// Renews the lease of every invocation this process runs, every third of `lease`, until the
@@ -221,6 +224,7 @@ impl Process {
             metrics: self.metrics.as_ref().map(|m| m.for_worker(&name)),
             name,
             policy: TaskPolicy::DEFAULT,
+            locality: self.locality,
         }
     }
 

@@ -26,6 +26,7 @@
 //! | `assemble` | a parameter's bytes from its template and the inputs |
 //! | `expand` | a dynamic map's child DAG |
 //! | `schedule` | where ready children run |
+//! | `locality` | task clustering and delayed I/O: where large outputs go |
 //! | `failure` | failing a DAG from wherever a failure is found |
 //! | `backtrace` | backtraces of panicking tasks |
 //! | [`fault`] | fault injection for the crash tests |
@@ -37,11 +38,13 @@ mod expand;
 mod failure;
 pub mod fault;
 mod loaded;
+mod locality;
 mod schedule;
 mod step;
 
 pub use failure::fail_stored;
 pub use loaded::LoadedDag;
+pub use locality::Locality;
 pub use step::run_invocation;
 
 use std::sync::Arc;
@@ -85,6 +88,13 @@ impl Invocation {
 pub trait Delegate {
     /// Starts `invocation` of `dag` somewhere else (another thread, process or machine).
     fn delegate(&self, dag: &Arc<LoadedDag>, invocation: Invocation);
+
+    /// Whether delegated invocations stay in this process, with the output they carry in
+    /// memory (another thread of it), rather than going to a process that fetches it. Task
+    /// clustering hands children on only then; otherwise this worker runs them in turn.
+    fn in_process(&self) -> bool {
+        false
+    }
 }
 
 /// What a worker thread needs to run invocations: the store, a tokio handle for async work,
@@ -102,4 +112,6 @@ pub struct WorkerContext {
     pub policy: TaskPolicy,
     /// Where this worker's task records go; `None` when metrics are off (nothing is measured).
     pub metrics: Option<WorkerMetrics>,
+    /// Task clustering and delayed I/O of large outputs.
+    pub locality: Locality,
 }

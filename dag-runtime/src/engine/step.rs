@@ -11,11 +11,12 @@ use super::execute::{panic_message, run_with_retries, Attempt, Failed};
 use super::expand::{expand, Expansion};
 use super::failure::fail_dag;
 use super::fault::{self, FaultPoint};
-use super::schedule::{schedule, Next};
+use super::locality::{self, Marking};
+use super::schedule::{schedule, Todo};
 use super::{Delegate, Invocation, LoadedDag, WorkerContext};
 use crate::error::DagError;
 use crate::metrics::{shared_task_name, Outcome, TaskTimer};
-use crate::store::{ChildRef, Completion, FailureKind, TaskErrorRecord};
+use crate::store::{ChildRef, FailureKind, TaskErrorRecord};
 
 /// Runs `invocation` of `dag` and then every node this worker continues with, until none is
 /// left.
@@ -34,19 +35,16 @@ pub fn run_invocation(
     delegate: &dyn Delegate,
     claim: &str,
 ) {
-    let mut next = Some((Arc::clone(dag), invocation));
-    while let Some((dag, invocation)) = next.take() {
+    let mut todo: Todo = vec![(Arc::clone(dag), invocation)];
+    while let Some((dag, invocation)) = todo.pop() {
         let node = invocation.node;
         // Task bodies' panics are caught where they run; this catches the engine's own, so that
         // a bug here fails the DAG instead of leaving its client waiting forever.
         let stepped = catch_unwind(AssertUnwindSafe(|| {
-            step(ctx, &dag, invocation, delegate, claim)
+            step(ctx, &dag, invocation, delegate, claim, &mut todo)
         }));
         let record = match stepped {
-            Ok(Ok(continued)) => {
-                next = continued;
-                continue;
-            }
+            Ok(Ok(())) => continue,
             Ok(Err(error)) => {
                 TaskErrorRecord::from_error(&error, dag.task_name(node), node, &ctx.name)
             }
@@ -77,27 +75,29 @@ fn flush_metrics(ctx: &WorkerContext) {
     }
 }
 
-/// One node, phase by phase, measured by a [`TaskTimer`] when metrics are on. Returns what to
-/// continue with, if anything.
+/// One node, phase by phase, measured by a [`TaskTimer`] when metrics are on. Pushes what this
+/// worker runs next onto `todo`.
 fn step(
     ctx: &WorkerContext,
     dag: &Arc<LoadedDag>,
     invocation: Invocation,
     delegate: &dyn Delegate,
     claim: &str,
-) -> Result<Next, DagError> {
+    todo: &mut Todo,
+) -> Result<(), DagError> {
     let node = invocation.node;
     let carried_from = invocation.carried.as_ref().map(|(parent, _)| *parent);
     let mut timer = TaskTimer::start(ctx.metrics.as_ref(), carried_from);
     let Some(inputs) = fetch(ctx, dag, invocation, &mut timer)? else {
-        return Ok(None); // the DAG has ended
+        return Ok(()); // the DAG has ended
     };
     let task_name = || record_name(dag, node);
     let output = match run(ctx, dag, node, &inputs, &mut timer)? {
         Ran::Output(output) => output,
         Ran::Expanded { child, roots } => {
             timer.finish(&dag.id, node, task_name, roots.len(), Outcome::Ok);
-            return Ok(schedule(&child, None, roots, delegate));
+            schedule(&child, None, roots, false, delegate, todo);
+            return Ok(());
         }
         Ran::Failed(failed) => {
             let outcome = if failed.timed_out() {
@@ -117,7 +117,7 @@ fn step(
             .attempt(failed.attempt)
             .backtrace(failed.backtrace);
             fail_dag(ctx, dag, record)?;
-            return Ok(None);
+            return Ok(());
         }
     };
     timer.storing(output.len());
@@ -130,17 +130,30 @@ fn step(
             flush_metrics(ctx);
         }
     };
-    let completed = complete(ctx, dag, node, &output, claim, &mut before_result)?;
+    let in_process = delegate.in_process();
+    let completed = complete(
+        ctx,
+        dag,
+        node,
+        &output,
+        claim,
+        in_process,
+        &mut before_result,
+    )?;
     if let Some(mut timer) = timer {
         timer.stored();
-        let ready = completed.as_ref().map_or(0, |c| c.ready.len());
+        let ready = completed.as_ref().map_or(0, |c| c.marking.ready.len());
+        if let Some(completed) = &completed {
+            timer.placed(&completed.marking.placed);
+        }
         timer.finish(&dag.id, node, task_name, ready, Outcome::Ok);
     }
-    let Some(completed) = completed else {
-        return Ok(None); // a sink, or the DAG has ended
+    let Some(Completed { dag, node, marking }) = completed else {
+        return Ok(()); // a sink, or the DAG has ended
     };
-    let carried = Some((completed.node, output));
-    Ok(schedule(&completed.dag, carried, completed.ready, delegate))
+    let carried = Some((node, output));
+    schedule(&dag, carried, marking.ready, marking.stay, delegate, todo);
+    Ok(())
 }
 
 /// The name a task record of `node` carries: its registered task's (a map node's: its name in
@@ -257,24 +270,28 @@ fn run(
     )
 }
 
-/// A completed node whose children `ready` became ready through this completion.
+/// A completed node, with the children that became ready through this completion and where
+/// they run.
 struct Completed {
     dag: Arc<LoadedDag>,
     node: u32,
-    ready: Vec<u32>,
+    marking: Marking,
 }
 
 /// Phase 3: stores `output` as node `index`'s and learns which children became ready, in one
 /// store call. At the sink, the output is the DAG's result instead; at the sink of a map's
 /// child DAG, it is the output of the map node in the parent DAG (however deeply maps nest),
 /// and the child DAGs are removed once that is stored. `None` when nothing follows.
-/// `before_result` is called just before the DAG's result is stored, if it is.
+/// `before_result` is called just before the DAG's result is stored, if it is. A large output
+/// may stay out of the store (`locality.rs`); `in_process` says whether handed-on children
+/// get it in memory.
 fn complete(
     ctx: &WorkerContext,
     dag: &Arc<LoadedDag>,
     index: u32,
     output: &Bytes,
     claim: &str,
+    in_process: bool,
     before_result: &mut dyn FnMut(),
 ) -> Result<Option<Completed>, DagError> {
     fault::reached(FaultPoint::BeforeComplete);
@@ -295,20 +312,16 @@ fn complete(
             parents: dag.node(child).parents,
         })
         .collect();
-    let completion = store.complete(&dag.id, index, output.clone(), &children, claim);
-    let completion = io.block_on(completion)?;
+    let marking = locality::complete(ctx, &dag, index, output, &children, claim, in_process)?;
     // The map node is completed before its child DAG is removed: a worker that dies between
     // the two leaves a child whose re-run completes the map node again (idempotent), never a
     // removed child with a map node nobody completes.
     remove(ctx, &finished_children)?;
-    Ok(match completion {
-        Completion::Ended => None,
-        Completion::Ready(ready) => Some(Completed {
-            dag,
-            node: index,
-            ready,
-        }),
-    })
+    Ok(marking.map(|marking| Completed {
+        dag,
+        node: index,
+        marking,
+    }))
 }
 
 /// Where an output of node `index` of `dag` goes: that node itself, or for the sink of a map's

@@ -32,6 +32,10 @@ impl Delegate for QueueDelegate {
         // The pool's receivers live as long as the pool, which outlives every running DAG.
         let _ = self.0.send(Job::Run(Arc::clone(dag), invocation));
     }
+
+    fn in_process(&self) -> bool {
+        true
+    }
 }
 
 impl LocalPool {

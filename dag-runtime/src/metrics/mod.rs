@@ -25,7 +25,9 @@ mod timer;
 
 pub use backend::{root_of, Batch, MemoryMetrics, MetricsBackend, RedisMetrics, RunMetrics};
 pub use digest::{Digest, Sketch, Stats, TaskDigest, RELATIVE_ERROR};
-pub use record::{now_us, InputRecord, Outcome, RunRecord, RunState, TaskRecord, WorkerRecord};
+pub use record::{
+    now_us, InputRecord, Kept, Outcome, RunRecord, RunState, TaskRecord, WorkerRecord,
+};
 pub use recorder::Recorder;
 pub use report::{
     rfc3339, task_stats, AttemptReport, History, PathStep, RunReport, TaskStats, WorkerReport,
@@ -33,5 +35,6 @@ pub use report::{
 };
 pub use storage::{MetricsError, MetricsStorage, Upload, DEFAULT_METRICS_TTL, DEFAULT_QUEUE};
 
+pub(crate) use timer::Placed;
 pub use timer::WorkerMetrics;
 pub(crate) use timer::{shared_task_name, AttemptEnd, TaskTimer};

@@ -84,12 +84,48 @@ pub struct TaskRecord {
     pub carried_from: Option<u32>,
     /// How the attempt ended.
     pub outcome: Outcome,
+    /// Set when the output was not stored: which optimization kept it in the worker.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kept_by: Option<Kept>,
+    /// Bytes that did not go through the store thanks to task clustering (the output not
+    /// uploaded, and not downloaded by the children run here that another process would have
+    /// run).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub saved_by_clustering: u64,
+    /// Bytes that did not go through the store thanks to delayed I/O (the output not uploaded,
+    /// and not downloaded by the children that became ready while it was held).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub saved_by_delayed_io: u64,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
+}
+
+/// Which locality optimization kept an output out of the store.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Kept {
+    /// Task clustering: every child it made ready ran in this process.
+    Clustering,
+    /// Delayed I/O: it was held until its child became ready here.
+    DelayedIo,
 }
 
 impl TaskRecord {
     /// Bytes fetched from the store for this task.
     pub fn bytes_downloaded(&self) -> u64 {
         self.inputs.iter().map(|i| i.bytes).sum()
+    }
+
+    /// Bytes of the output stored by this attempt (none for a failed attempt, or for an output
+    /// kept in its worker).
+    pub fn bytes_uploaded(&self) -> u64 {
+        if self.outcome == Outcome::Ok && self.kept_by.is_none() {
+            self.output_bytes
+        } else {
+            0
+        }
     }
 }
 

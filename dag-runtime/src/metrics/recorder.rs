@@ -429,8 +429,9 @@ impl Uploader {
         if bytes_down > 0 {
             self.bytes_downloaded.increment(bytes_down);
         }
-        if record.outcome == Outcome::Ok {
-            self.bytes_uploaded.increment(record.output_bytes);
+        let bytes_up = record.bytes_uploaded();
+        if bytes_up > 0 {
+            self.bytes_uploaded.increment(bytes_up);
         }
         let entry = match self.digests.get_mut(run) {
             Some(entry) => entry,

@@ -2,6 +2,8 @@
 
 use std::time::Duration;
 
+use crate::units::parse_duration;
+
 use super::backend::{MemoryMetrics, MetricsBackend, RedisMetrics};
 use super::recorder::Recorder;
 use crate::error::DagError;
@@ -75,25 +77,6 @@ impl std::fmt::Display for Upload {
             Upload::Batch(n) => write!(f, "batch:{n}"),
         }
     }
-}
-
-/// `250ms`, `2s`, `1m`, `1h`, or a bare number of seconds.
-pub(crate) fn parse_duration(text: &str) -> Option<Duration> {
-    let text = text.trim();
-    let split = text
-        .find(|c: char| !c.is_ascii_digit() && c != '.')
-        .unwrap_or(text.len());
-    let (number, unit) = text.split_at(split);
-    let number: f64 = number.parse().ok()?;
-    let seconds = match unit {
-        "" | "s" => number,
-        "ms" => number / 1e3,
-        "us" | "µs" => number / 1e6,
-        "m" | "min" => number * 60.0,
-        "h" => number * 3600.0,
-        _ => return None,
-    };
-    Duration::try_from_secs_f64(seconds).ok()
 }
 
 /// Where records go.

@@ -10,7 +10,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use super::record::{now_us, InputRecord, Outcome, TaskRecord};
+use super::record::{now_us, InputRecord, Kept, Outcome, TaskRecord};
 use super::recorder::{Recorder, WorkerStats, LOCAL_BATCH};
 use crate::store::DagId;
 
@@ -144,6 +144,21 @@ struct State<'a> {
     attempt: u32,
     output_bytes: u64,
     store_us: u64,
+    placed: Placed,
+}
+
+/// Where a task's output and ready children went, as the engine's locality decision left them.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct Placed {
+    /// Ready children run in this worker (in turn, or by its process's other threads with the
+    /// output in memory) when clustering kept them; 0 for the usual one continuation.
+    pub here: u32,
+    /// Which optimization kept the output out of the store, if one did.
+    pub kept_by: Option<Kept>,
+    /// Bytes not moved thanks to task clustering.
+    pub saved_by_clustering: u64,
+    /// Bytes not moved thanks to delayed I/O.
+    pub saved_by_delayed_io: u64,
 }
 
 fn micros(d: Duration) -> u64 {
@@ -183,6 +198,9 @@ impl State<'_> {
             continuation: self.carried_from.is_some(),
             carried_from: self.carried_from,
             outcome,
+            kept_by: None,
+            saved_by_clustering: 0,
+            saved_by_delayed_io: 0,
         }
     }
 }
@@ -207,6 +225,7 @@ impl<'a> TaskTimer<'a> {
                     attempt: 1,
                     output_bytes: 0,
                     store_us: 0,
+                    placed: Placed::default(),
                 }
             }),
         }
@@ -279,6 +298,13 @@ impl<'a> TaskTimer<'a> {
         }
     }
 
+    /// Where the output went and what that saved (see [`Placed`]).
+    pub(crate) fn placed(&mut self, placed: &Placed) {
+        if let Some(state) = &mut self.state {
+            state.placed = *placed;
+        }
+    }
+
     /// The task is done: `ready` children became ready through it (one continued here, the
     /// rest handed on); records it with `outcome` under `task`'s name.
     pub(crate) fn finish(
@@ -295,8 +321,16 @@ impl<'a> TaskTimer<'a> {
         state.metrics.stats.add_task(state.lap - state.started);
         let mut record = state.record(dag, node, task(), outcome);
         record.inputs = std::mem::take(&mut state.inputs);
-        record.continued = u32::from(ready > 0);
-        record.delegated = ready.saturating_sub(1) as u32;
+        let placed = state.placed;
+        record.continued = if placed.here > 0 {
+            placed.here
+        } else {
+            u32::from(ready > 0)
+        };
+        record.delegated = (ready as u32).saturating_sub(record.continued);
+        record.kept_by = placed.kept_by;
+        record.saved_by_clustering = placed.saved_by_clustering;
+        record.saved_by_delayed_io = placed.saved_by_delayed_io;
         state.metrics.record(record);
     }
 }

@@ -1,12 +1,13 @@
 //! [`RuntimeBuilder`]: choosing a runtime's store, its workers and where invocations go.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use super::invoker::{Invoker, RedisTarget};
 use super::io::IoRuntime;
 use super::metrics::RuntimeMetrics;
 use super::{Runtime, RuntimeInner};
-use crate::engine::WorkerContext;
+use crate::engine::{Locality, WorkerContext};
 use crate::error::DagError;
 use crate::metrics::MetricsStorage;
 use crate::store::{MemoryStore, RedisConfig, RedisStore, Store};
@@ -35,6 +36,7 @@ pub struct RuntimeBuilder {
     cancel_on_interrupt: Option<bool>,
     metrics: Option<MetricsStorage>,
     progress: bool,
+    locality: Locality,
 }
 
 enum StoreChoice {
@@ -319,6 +321,70 @@ impl RuntimeBuilder {
         self
     }
 
+    /// The size (bytes, serialized) from which a task's output is large, for task clustering
+    /// and delayed I/O ([`Locality::DEFAULT_LARGE_OUTPUT`], 1 MiB, by default). A task's own
+    /// `#[task(large_output = "4MiB")]` wins. See the README's "Locality".
+    ///
+    /// ```
+    /// use dag::prelude::*;
+    ///
+    /// let runtime = Runtime::builder().large_output(8 << 20).build()?;
+    /// # Ok::<(), DagError>(())
+    /// ```
+    pub fn large_output(mut self, bytes: usize) -> Self {
+        self.locality.large_output = bytes;
+        self
+    }
+
+    /// Task clustering (on by default): the ready children of a large output run in the worker
+    /// that has it (in turn, or on the other threads of its process) rather than being handed
+    /// to other workers, and the output is stored only if a child that needs it can still
+    /// become ready elsewhere. Turn it off when a large output has many children that are
+    /// each slow: they then spread over the workers instead of running where the output is.
+    ///
+    /// ```
+    /// use dag::prelude::*;
+    ///
+    /// let runtime = Runtime::builder().clustering(false).build()?;
+    /// # Ok::<(), DagError>(())
+    /// ```
+    pub fn clustering(mut self, on: bool) -> Self {
+        self.locality.clustering = on;
+        self
+    }
+
+    /// Delayed I/O (`Some(100 ms)` by default): when no child of a large output is ready yet,
+    /// the worker holds the output up to this long, checking whether it has become the last
+    /// missing parent of a child, and runs the child itself if so; it stores the output only
+    /// when the wait runs out. `None` turns it off: do so when workers are scarce, since a
+    /// holding worker takes no other task meanwhile.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use dag::prelude::*;
+    ///
+    /// let runtime = Runtime::builder().delayed_io(Some(Duration::from_millis(250))).build()?;
+    /// # Ok::<(), DagError>(())
+    /// ```
+    pub fn delayed_io(mut self, longest_wait: Option<Duration>) -> Self {
+        self.locality.delayed_io = longest_wait;
+        self
+    }
+
+    /// All three locality settings at once (see [`Locality`]).
+    ///
+    /// ```
+    /// use dag::prelude::*;
+    /// use dag::Locality;
+    ///
+    /// let runtime = Runtime::builder().locality(Locality::OFF).build()?;
+    /// # Ok::<(), DagError>(())
+    /// ```
+    pub fn locality(mut self, locality: Locality) -> Self {
+        self.locality = locality;
+        self
+    }
+
     /// Shows a progress bar on stderr during each `compute` (tasks done / total, rate, ETA),
     /// fed by the DAG's events; only drawn when stderr is a terminal (off by default). Tasks of
     /// a dynamic map's elements are not in the total.
@@ -390,11 +456,12 @@ impl RuntimeBuilder {
             None => None,
         };
         let stream = self.stream.as_deref();
-        let env = self
+        let mut env = self
             .metrics
             .as_ref()
             .map(|m| m.worker_env())
             .unwrap_or_default();
+        env.extend(self.locality.env());
         let target = |(url, store)| RedisTarget {
             url,
             store,
@@ -409,6 +476,7 @@ impl RuntimeBuilder {
                     name: crate::process_name(),
                     policy: self.policy.or(TaskPolicy::DEFAULT),
                     metrics: metrics.as_ref().map(|m| m.workers(&crate::process_name())),
+                    locality: self.locality,
                 };
                 Invoker::local(threads, ctx)?
             }

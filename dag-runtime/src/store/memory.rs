@@ -6,11 +6,11 @@ use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use bytes::Bytes;
-use rustc_hash::FxHashMap;
+use rustc_hash::{FxHashMap, FxHashSet};
 use tokio::sync::Notify;
 
 use super::{
-    missing_output, ChildRef, Completion, DagId, EventCursor, Outcome, Store, TaskErrorRecord,
+    missing_output, ChildRef, DagId, EventCursor, Keep, Marked, Outcome, Store, TaskErrorRecord,
 };
 use crate::error::DagError;
 use crate::plan::Plan;
@@ -70,6 +70,11 @@ struct DagState {
     finished_parents: Vec<u32>,
     /// Which run made a child ready, for children made ready with a non-empty claim.
     claims: HashMap<u32, Box<str>>,
+    /// Edges `(parent, child)` counted while the parent's output stayed in its worker (task
+    /// clustering: the slot is not filled, so it cannot say the parent was counted).
+    kept: FxHashSet<(u32, u32)>,
+    /// Per child, the parent holding its output for it and the output's size (delayed I/O).
+    holders: FxHashMap<u32, (u32, u64)>,
     errors: Vec<TaskErrorRecord>,
     /// Nodes whose output was stored (each once), for progress.
     completed: u64,
@@ -143,7 +148,92 @@ impl DagState {
         self.outputs = Vec::new();
         self.finished_parents = Vec::new();
         self.claims = HashMap::new();
+        self.kept = FxHashSet::default();
+        self.holders = FxHashMap::default();
         true
+    }
+}
+
+impl DagState {
+    /// Counts `parent` toward `child`; true if that made the child ready (claimed by `claim`).
+    fn count(&mut self, child: &ChildRef, claim: &str) -> bool {
+        let finished = &mut self.finished_parents[child.node as usize];
+        *finished += 1;
+        if *finished != child.parents {
+            return false;
+        }
+        if !claim.is_empty() {
+            self.claims.insert(child.node, claim.into());
+        }
+        true
+    }
+
+    /// Whether `child` was made ready by the run named `claim` (never for an empty claim).
+    fn claimed_by(&self, child: u32, claim: &str) -> bool {
+        !claim.is_empty() && self.claims.get(&child).is_some_and(|c| **c == *claim)
+    }
+
+    /// Whether `parent` already counted toward `child`.
+    fn counted(&self, parent: u32, child: u32) -> bool {
+        self.outputs[parent as usize].is_some() || self.kept.contains(&(parent, child))
+    }
+
+    /// The same as `complete.lua`'s rule 'n': the output stays in the worker; only the
+    /// children that become ready are marked, and with `hold`, none if none would.
+    fn complete_kept(
+        &mut self,
+        node: u32,
+        children: &[ChildRef],
+        claim: &str,
+        hold: Option<u64>,
+    ) -> Marked {
+        let would_ready = |state: &Self, child: &ChildRef| {
+            if state.counted(node, child.node) {
+                state.claimed_by(child.node, claim)
+            } else {
+                state.finished_parents[child.node as usize] + 1 == child.parents
+            }
+        };
+        let readying: Vec<bool> = children.iter().map(|c| would_ready(self, c)).collect();
+        if let Some(size) = hold {
+            let outranked = children.iter().any(|c| {
+                self.holders.get(&c.node).is_some_and(|&(holder, held)| {
+                    holder != node && (held > size || (held == size && holder < node))
+                })
+            });
+            if !children.is_empty() && !readying.contains(&true) && !outranked {
+                for child in children {
+                    self.holders.insert(child.node, (node, size));
+                }
+                return Marked::Held;
+            }
+        }
+        for child in children {
+            if self
+                .holders
+                .get(&child.node)
+                .is_some_and(|&(h, _)| h == node)
+            {
+                self.holders.remove(&child.node);
+            }
+        }
+        let (mut ready, mut pending) = (Vec::new(), Vec::new());
+        for (child, readying) in children.iter().zip(readying) {
+            if !readying {
+                pending.push(child.node);
+            } else if self.counted(node, child.node) {
+                ready.push(child.node); // claimed by this run before
+            } else {
+                self.kept.insert((node, child.node));
+                let made_ready = self.count(child, claim);
+                debug_assert!(made_ready);
+                ready.push(child.node);
+            }
+        }
+        if pending.is_empty() && self.outputs[node as usize].is_none() {
+            self.completed += 1;
+        }
+        Marked::Ready { ready, pending }
     }
 }
 
@@ -210,54 +300,64 @@ impl Store for MemoryStore {
             .map(Some)
     }
 
-    async fn complete(
+    async fn complete_with(
         &self,
         dag: &DagId,
         node: u32,
         output: Bytes,
         children: &[ChildRef],
         claim: &str,
-    ) -> Result<Completion, DagError> {
+        keep: Keep,
+    ) -> Result<Marked, DagError> {
         let Some(entry) = self.entry(dag) else {
-            return Ok(Completion::Ended);
+            return Ok(Marked::Ended);
         };
         let mut state = entry.lock();
         if state.ended() {
-            return Ok(Completion::Ended);
+            return Ok(Marked::Ended);
         }
         let state = &mut *state;
-        let slot = state
-            .outputs
-            .get_mut(node as usize)
-            .ok_or_else(|| DagError::Store(format!("DAG {dag} has no node {node}")))?;
-        // A node that completed before (a re-run) already counted toward its children.
+        let nodes = state.outputs.len();
+        let no_node = |n: u32| DagError::Store(format!("DAG {dag} has no node {n}"));
+        if node as usize >= nodes {
+            return Err(no_node(node));
+        }
+        if let Some(child) = children.iter().find(|c| c.node as usize >= nodes) {
+            return Err(no_node(child.node));
+        }
+        if keep.output {
+            return Ok(state.complete_kept(node, children, claim, keep.hold));
+        }
+        // The same as `complete.lua`'s rule 'a'.
+        let slot = &mut state.outputs[node as usize];
+        // Without a kept edge, a node whose slot was full already counted toward its children.
         let first = slot.is_none();
         *slot = Some(output);
         if first {
             state.completed += 1;
         }
+        if !state.holders.is_empty() {
+            state.holders.retain(|_, (holder, _)| *holder != node);
+        }
         let mut ready = Vec::new();
         for child in children {
-            let finished = state
-                .finished_parents
-                .get_mut(child.node as usize)
-                .ok_or_else(|| DagError::Store(format!("DAG {dag} has no node {}", child.node)))?;
-            if first {
-                *finished += 1;
-            }
-            if first && *finished == child.parents {
-                if !claim.is_empty() {
-                    state.claims.insert(child.node, claim.into());
+            if first && !state.kept.is_empty() && state.kept.remove(&(node, child.node)) {
+                // Counted when this node's output stayed in its worker.
+                if state.claimed_by(child.node, claim) {
+                    ready.push(child.node);
                 }
-                ready.push(child.node);
-            } else if !first
-                && !claim.is_empty()
-                && state.claims.get(&child.node).is_some_and(|c| **c == *claim)
-            {
+            } else if first {
+                if state.count(child, claim) {
+                    ready.push(child.node);
+                }
+            } else if state.claimed_by(child.node, claim) {
                 ready.push(child.node); // the claiming run again: it may not have handed it on
             }
         }
-        Ok(Completion::Ready(ready))
+        Ok(Marked::Ready {
+            ready,
+            pending: Vec::new(),
+        })
     }
 
     async fn progress(&self, dag: &DagId, cursor: &mut EventCursor) -> Result<(), DagError> {

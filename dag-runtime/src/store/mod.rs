@@ -100,6 +100,53 @@ pub enum Completion {
     Ended,
 }
 
+/// What a completing worker keeps out of the store in [`Store::complete_with`]: the WUKONG
+/// locality optimizations (task clustering and delayed I/O, see `engine::locality` and the
+/// README's "Locality"). [`Keep::NOTHING`] is plain [`Store::complete`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Keep {
+    /// Task clustering: the output stays in the worker. The call neither sends nor stores it,
+    /// and marks only the children that become ready through it (the caller runs them in this
+    /// process, with the output in memory); the others come back as
+    /// [`pending`](Marked::Ready::pending), and the caller completes again for them with
+    /// [`Keep::NOTHING`], storing the output. So an output is in the store before any child
+    /// that needs it can become ready elsewhere.
+    pub output: bool,
+    /// Delayed I/O (with `output`): the output's size, if the caller would rather hold it for a
+    /// while than store it. When no child would become ready through this call and no other
+    /// holder of one of them outranks this node (a larger output, or as large and a lower
+    /// index), nothing is marked and the call returns [`Marked::Held`]: this node is now their
+    /// holder, and asks again later. A holder that has been outranked is no longer held:
+    /// its next call marks like a call without `hold`.
+    pub hold: Option<u64>,
+}
+
+impl Keep {
+    /// Keep nothing: store the output and mark every child.
+    pub const NOTHING: Keep = Keep {
+        output: false,
+        hold: None,
+    };
+}
+
+/// What [`Store::complete_with`] reports back to the worker.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Marked {
+    /// The node was marked finished for the children in `ready`, which became ready through
+    /// this call (each child is reported to exactly one caller, but see the claims of
+    /// [`Store::complete`]), and for every child without [`Keep::output`].
+    Ready {
+        /// The children that became ready through this call.
+        ready: Vec<u32>,
+        /// With [`Keep::output`]: the children left unmarked, since the output is not stored.
+        pending: Vec<u32>,
+    },
+    /// The node holds its output (see [`Keep::hold`]): nothing was marked or stored.
+    Held,
+    /// The DAG has already ended (failed, cancelled or cleaned up): stop working on it.
+    Ended,
+}
+
 /// A task failure as recorded in the store (the `dag:{id}:errors` hash holds these as JSON).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TaskErrorRecord {
@@ -347,7 +394,60 @@ pub trait Store: Send + Sync + 'static {
         output: Bytes,
         children: &[ChildRef],
         claim: &str,
-    ) -> Result<Completion, DagError>;
+    ) -> Result<Completion, DagError> {
+        match self
+            .complete_with(dag, node, output, children, claim, Keep::NOTHING)
+            .await?
+        {
+            Marked::Ready { ready, .. } => Ok(Completion::Ready(ready)),
+            Marked::Ended => Ok(Completion::Ended),
+            Marked::Held => Err(DagError::Store(format!(
+                "node {node} of DAG {dag} was held although it asked to store its output"
+            ))),
+        }
+    }
+
+    /// [`complete`](Store::complete), with the output kept out of the store where `keep` allows
+    /// (task clustering, delayed I/O), in the same single round trip.
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use dag::prelude::*;
+    /// use dag::store::{ChildRef, DagId, Keep, Marked, MemoryStore, Store};
+    ///
+    /// #[task]
+    /// fn one() -> i64 { 1 }
+    /// #[task]
+    /// fn add(a: i64, b: i64) -> i64 { a + b }
+    ///
+    /// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+    /// let plan = Arc::new(add(one(), one()).plan()?);
+    /// let (store, dag) = (MemoryStore::new(), DagId::new());
+    /// store.put_plan(&dag, &plan).await?;
+    /// let child = [ChildRef { node: 2, parents: 2 }];
+    /// let keep = Keep { output: true, hold: Some(1) };
+    /// // Node 0 would not make the child ready: it holds (nothing marked, nothing stored) ...
+    /// assert_eq!(store.complete_with(&dag, 0, "1".into(), &child, "", keep).await?, Marked::Held);
+    /// // ... node 1 is outranked by the holder (as large, a higher index), so it stores ...
+    /// assert_eq!(store.complete_with(&dag, 1, "1".into(), &child, "", keep).await?,
+    ///            Marked::Ready { ready: vec![], pending: vec![2] });
+    /// assert_eq!(store.complete_with(&dag, 1, "1".into(), &child, "", Keep::NOTHING).await?,
+    ///            Marked::Ready { ready: vec![], pending: vec![] });
+    /// // ... and node 0, asking again, is the last parent: it runs the child, nothing stored.
+    /// assert_eq!(store.complete_with(&dag, 0, "1".into(), &child, "", keep).await?,
+    ///            Marked::Ready { ready: vec![2], pending: vec![] });
+    /// # Ok::<(), dag::DagError>(())
+    /// # }).unwrap();
+    /// ```
+    async fn complete_with(
+        &self,
+        dag: &DagId,
+        node: u32,
+        output: Bytes,
+        children: &[ChildRef],
+        claim: &str,
+        keep: Keep,
+    ) -> Result<Marked, DagError>;
 
     /// Records a task failure, marks the DAG failed and wakes the client. The first failure
     /// wins; later ones are ignored.

@@ -52,7 +52,8 @@ pub const SLOWEST_KEPT: usize = 10;
 ///     start_us, end_us, fetch_us: 0,
 ///     inputs: fetched.iter().map(|&node| InputRecord { node, bytes: 10 }).collect(),
 ///     run_us: end_us - start_us, output_bytes: 10, store_us: 0, continued: 0, delegated: 0,
-///     continuation: false, carried_from: None, outcome: Outcome::Ok,
+///     continuation: false, carried_from: None, outcome: Outcome::Ok, kept_by: None,
+///     saved_by_clustering: 0, saved_by_delayed_io: 0,
 /// };
 /// let metrics = RunMetrics {
 ///     run: RunRecord {
@@ -100,10 +101,14 @@ pub struct RunReport {
     pub retries: u64,
     /// Last attempts that failed (error or timeout).
     pub failures: u64,
-    /// Bytes of the outputs stored by successful attempts.
+    /// Bytes of the outputs stored by successful attempts (not those kept in their worker).
     pub bytes_uploaded: u64,
     /// Bytes of the inputs fetched from the store.
     pub bytes_downloaded: u64,
+    /// Bytes that did not go through the store thanks to task clustering.
+    pub saved_by_clustering: u64,
+    /// Bytes that did not go through the store thanks to delayed I/O.
+    pub saved_by_delayed_io: u64,
     /// Store round trips: one per fetch of inputs, one per completion.
     pub store_round_trips: u64,
     /// Records dropped because a recorder's queue was full: the figures above miss them.
@@ -226,11 +231,9 @@ impl RunReport {
             attempts: records.len() as u64,
             retries: count(|r| r.outcome == Outcome::Retried),
             failures: count(failed),
-            bytes_uploaded: records
-                .iter()
-                .filter(|r| r.outcome == Outcome::Ok)
-                .map(|r| r.output_bytes)
-                .sum(),
+            bytes_uploaded: records.iter().map(TaskRecord::bytes_uploaded).sum(),
+            saved_by_clustering: records.iter().map(|r| r.saved_by_clustering).sum(),
+            saved_by_delayed_io: records.iter().map(|r| r.saved_by_delayed_io).sum(),
             bytes_downloaded: records.iter().map(TaskRecord::bytes_downloaded).sum(),
             store_round_trips: count(|r| !r.inputs.is_empty())
                 + count(|r| r.outcome == Outcome::Ok),

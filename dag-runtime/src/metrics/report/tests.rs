@@ -38,6 +38,9 @@ fn attempt(
         continuation: !parents.is_empty(),
         carried_from: parents.first().copied(),
         outcome: Outcome::Ok,
+        kept_by: None,
+        saved_by_clustering: 0,
+        saved_by_delayed_io: 0,
     }
 }
 

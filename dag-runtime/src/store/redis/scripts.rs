@@ -16,7 +16,7 @@ use redis::{Script, Value};
 use super::connection::{RedisConnection, Retry};
 use super::keys::{DagKeys, DAGS};
 use crate::error::DagError;
-use crate::store::{ChildRef, Completion, DagId};
+use crate::store::{ChildRef, DagId, Keep, Marked};
 
 /// `dag:{id}:status` while the DAG runs.
 pub(crate) const RUNNING: &str = "running";
@@ -80,8 +80,9 @@ pub(crate) struct DoneEvent<'a> {
     pub task: &'a str,
 }
 
-/// `complete.lua`: stores `node`'s output, marks it finished for each child and returns the
-/// children that became ready (see [`Store::complete`](crate::store::Store::complete)).
+/// `complete.lua`: marks `node` finished for each child, stores its output unless `keep` lets
+/// it stay in the worker, and returns the children that became ready (see
+/// [`Store::complete_with`](crate::store::Store::complete_with)).
 #[allow(clippy::too_many_arguments)]
 pub(crate) async fn complete(
     conn: &RedisConnection,
@@ -90,13 +91,16 @@ pub(crate) async fn complete(
     output: &[u8],
     children: &[ChildRef],
     claim: &str,
+    keep: Keep,
     event: Option<DoneEvent<'_>>,
-) -> Result<Completion, DagError> {
+) -> Result<Marked, DagError> {
     let mut call = COMPLETE.script.prepare_invoke();
     let (event, worker, task) = match &event {
         Some(e) => ("1", e.worker, e.task),
         None => ("0", "", ""),
     };
+    // A kept output is not sent: it is what clustering saves.
+    let output: &[u8] = if keep.output { &[] } else { output };
     call.key(keys.status())
         .key(keys.out(node))
         .key(keys.events())
@@ -107,7 +111,12 @@ pub(crate) async fn complete(
         .arg(worker)
         .arg(conn.config().ttl_ms())
         .arg(task)
-        .arg(claim);
+        .arg(claim)
+        .arg(if keep.output { "n" } else { "a" });
+    match keep.hold {
+        Some(size) if keep.output => call.arg(size),
+        _ => call.arg(""),
+    };
     for child in children {
         call.arg(child.node).arg(child.parents);
     }
@@ -118,17 +127,28 @@ pub(crate) async fn complete(
     let unexpected =
         |other: &Value| DagError::Store(format!("unexpected reply from complete.lua: {other:?}"));
     match reply {
-        Value::Int(_) => Ok(Completion::Ended),
-        Value::Array(positions) => positions
-            .iter()
-            .map(|p| match p {
-                Value::Int(j) if *j >= 1 && (*j as usize) <= children.len() => {
-                    Ok(children[*j as usize - 1].node)
+        Value::Int(-2) => Ok(Marked::Held),
+        Value::Int(_) => Ok(Marked::Ended),
+        Value::Array(positions) => {
+            let mut made_ready = vec![false; children.len()];
+            for p in &positions {
+                match p {
+                    Value::Int(j) if *j >= 1 && (*j as usize) <= children.len() => {
+                        made_ready[*j as usize - 1] = true;
+                    }
+                    other => return Err(unexpected(other)),
                 }
-                other => Err(unexpected(other)),
-            })
-            .collect::<Result<_, _>>()
-            .map(Completion::Ready),
+            }
+            let (mut ready, mut pending) = (Vec::new(), Vec::new());
+            for (child, made_ready) in children.iter().zip(made_ready) {
+                if made_ready {
+                    ready.push(child.node);
+                } else if keep.output {
+                    pending.push(child.node);
+                }
+            }
+            Ok(Marked::Ready { ready, pending })
+        }
         other => Err(unexpected(&other)),
     }
 }

@@ -18,7 +18,7 @@ use super::scripts::{self, DoneEvent, EVENTS_KEPT, RUNNING};
 use crate::error::DagError;
 use crate::plan::Plan;
 use crate::store::{
-    missing_output, ChildRef, Completion, DagId, EventCursor, Outcome, Store, TaskErrorRecord,
+    missing_output, ChildRef, DagId, EventCursor, Keep, Marked, Outcome, Store, TaskErrorRecord,
 };
 
 /// Events read per progress poll at most.
@@ -354,14 +354,15 @@ impl Store for RedisStore {
             .map(Some)
     }
 
-    async fn complete(
+    async fn complete_with(
         &self,
         dag: &DagId,
         node: u32,
         output: Bytes,
         children: &[ChildRef],
         claim: &str,
-    ) -> Result<Completion, DagError> {
+        keep: Keep,
+    ) -> Result<Marked, DagError> {
         let task = self.task_name(dag, node);
         self.check_size(
             || match &task {
@@ -382,6 +383,7 @@ impl Store for RedisStore {
             &output,
             children,
             claim,
+            keep,
             event,
         )
         .await
