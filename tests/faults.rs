@@ -175,15 +175,18 @@ fn assert_clean(url: &str, stream: &str) {
 // ------------------------------------------------------------------------------------------
 
 /// A worker that dies the `n`-th time it reaches `point`, for several `n`, with the DAG
-/// finished by a healthy worker started once the faulty one is dead.
-fn a_worker_killed_at(point: FaultPoint) {
+/// finished by a healthy worker started once the faulty one is dead. `locality` is extra
+/// environment of both workers (see [`LOCALITY`]).
+fn a_worker_killed_at(point: FaultPoint, locality: &[(&str, &str)]) {
     let server = TestRedis::start();
     for (round, nth) in [1u64, 2, 3, 5, 8].into_iter().enumerate() {
-        let stream = format!("faults:{}:{nth}", point.name());
+        let stream = format!("faults:{}:{nth}:{}", point.name(), locality.len());
         let runtime = client(&server.url(), &stream);
         let (dag, value) = mixed(round as u64 + 1, 12, 2);
         let fault = format!("{}:{nth}", point.name());
-        let mut faulty = worker(&server.url(), &stream, 1, &[(FAULT_ENV, &fault)]);
+        let mut env = vec![(FAULT_ENV, fault.as_str())];
+        env.extend_from_slice(locality);
+        let mut faulty = worker(&server.url(), &stream, 1, &env);
         let running = Running::start(&dag, &runtime);
         let died = wait_death(&mut faulty, Duration::from_secs(60));
         assert_eq!(
@@ -191,37 +194,67 @@ fn a_worker_killed_at(point: FaultPoint) {
             Some(Some(libc::SIGKILL)),
             "the worker with {FAULT_ENV}={fault} killed itself"
         );
-        let _healthy = worker(&server.url(), &stream, 2, &[]);
+        let _healthy = worker(&server.url(), &stream, 2, locality);
         assert_eq!(running.join(), Ok(value), "{FAULT_ENV}={fault}");
         drop(runtime);
         assert_clean(&server.url(), &stream);
     }
 }
 
+/// Task clustering and delayed I/O for every output (all count as large): outputs stay in the
+/// workers and are held, so a crash loses them and the re-run must produce them again.
+const LOCALITY: &[(&str, &str)] = &[
+    ("DAG_LARGE_OUTPUT", "0"),
+    ("DAG_CLUSTERING", "1"),
+    ("DAG_DELAYED_IO", "30ms"),
+];
+
+/// Both optimizations off, whatever the environment of the test says.
+const NO_LOCALITY: &[(&str, &str)] = &[("DAG_CLUSTERING", "0"), ("DAG_DELAYED_IO", "0")];
+
 fn a_worker_killed_before_the_task() {
-    a_worker_killed_at(FaultPoint::BeforeTask);
+    a_worker_killed_at(FaultPoint::BeforeTask, NO_LOCALITY);
 }
 
 fn a_worker_killed_before_storing_the_output() {
-    a_worker_killed_at(FaultPoint::BeforeComplete);
+    a_worker_killed_at(FaultPoint::BeforeComplete, NO_LOCALITY);
 }
 
 fn a_worker_killed_before_handing_on_ready_children() {
-    a_worker_killed_at(FaultPoint::BeforeDelegate);
+    a_worker_killed_at(FaultPoint::BeforeDelegate, NO_LOCALITY);
 }
 
 fn a_worker_killed_before_acknowledging() {
-    a_worker_killed_at(FaultPoint::BeforeAck);
+    a_worker_killed_at(FaultPoint::BeforeAck, NO_LOCALITY);
+}
+
+fn a_worker_killed_before_storing_the_output_with_locality() {
+    a_worker_killed_at(FaultPoint::BeforeComplete, LOCALITY);
+}
+
+fn a_worker_killed_before_handing_on_ready_children_with_locality() {
+    a_worker_killed_at(FaultPoint::BeforeDelegate, LOCALITY);
+}
+
+fn a_worker_killed_before_acknowledging_with_locality() {
+    a_worker_killed_at(FaultPoint::BeforeAck, LOCALITY);
 }
 
 /// SIGKILL from outside at random moments: three workers, one killed and replaced every
 /// 150-400 ms while DAGs run, over several DAGs.
 fn workers_killed_from_outside() {
+    killed_from_outside("faults:outside", NO_LOCALITY);
+}
+
+fn workers_killed_from_outside_with_locality() {
+    killed_from_outside("faults:outside:locality", LOCALITY);
+}
+
+fn killed_from_outside(stream: &str, locality: &[(&str, &str)]) {
     let server = TestRedis::start();
-    let stream = "faults:outside";
     let runtime = client(&server.url(), stream);
     let mut workers: Vec<WorkerProcess> = (0..3)
-        .map(|_| worker(&server.url(), stream, 2, &[]))
+        .map(|_| worker(&server.url(), stream, 2, locality))
         .collect();
     let mut kills = 0;
     for round in 0..4u64 {
@@ -233,7 +266,7 @@ fn workers_killed_from_outside() {
             let victim = fastrand::usize(0..workers.len());
             workers[victim].kill();
             kills += 1;
-            workers[victim] = worker(&server.url(), stream, 2, &[]);
+            workers[victim] = worker(&server.url(), stream, 2, locality);
         }
         assert_eq!(
             running.join(),
@@ -347,7 +380,11 @@ const TESTS: &[Test] = &dag_test_support::tests![
     a_worker_killed_before_storing_the_output,
     a_worker_killed_before_handing_on_ready_children,
     a_worker_killed_before_acknowledging,
+    a_worker_killed_before_storing_the_output_with_locality,
+    a_worker_killed_before_handing_on_ready_children_with_locality,
+    a_worker_killed_before_acknowledging_with_locality,
     workers_killed_from_outside,
+    workers_killed_from_outside_with_locality,
     a_task_that_kills_every_worker_fails_the_dag,
     a_crashed_invocation_process_is_launched_again,
     the_clients_retry_defaults_apply_in_worker_processes,

@@ -278,6 +278,30 @@ async fn the_claiming_run_gets_its_children_again(f: Arc<Fixture>) {
     );
 }
 
+/// One run reporting both parents of a child (a worker that ran them in turn): its re-run gets
+/// the child back from the parent whose report made it ready, not from the other one, whose
+/// completion may have happened before the other parent's output existed.
+async fn a_claim_belongs_to_the_parent_that_readied_the_child(f: Arc<Fixture>) {
+    let p = plan(&[&[2], &[2], &[]]);
+    let dag = submit(&f, &p).await;
+    assert_eq!(
+        claimed(&f, &dag, &p, 0, "a").await,
+        Completion::Ready(vec![])
+    );
+    assert_eq!(
+        claimed(&f, &dag, &p, 1, "a").await,
+        Completion::Ready(vec![2])
+    );
+    assert_eq!(
+        claimed(&f, &dag, &p, 0, "a").await,
+        Completion::Ready(vec![])
+    );
+    assert_eq!(
+        claimed(&f, &dag, &p, 1, "a").await,
+        Completion::Ready(vec![2])
+    );
+}
+
 /// With two parents, the child belongs to the run of the parent that finished last; the
 /// re-run of the other parent's run does not get it, and the claim never counts as a parent.
 async fn a_claim_belongs_to_the_last_parents_run(f: Arc<Fixture>) {
@@ -712,6 +736,7 @@ conformance!(
     a_parent_reporting_twice_is_counted_once,
     the_claiming_run_gets_its_children_again,
     a_claim_belongs_to_the_last_parents_run,
+    a_claim_belongs_to_the_parent_that_readied_the_child,
     concurrent_last_parents_ready_the_child_exactly_once,
     complete_on_an_ended_or_unknown_dag_is_ended,
     the_first_failure_wins,

@@ -190,7 +190,10 @@ pub(crate) struct Marking {
 
 /// Marks `node` of `dag` finished for its `children` with `output`, keeping the output out of
 /// the store where the settings allow, holding it when delayed I/O applies. `None` if the DAG
-/// has ended. `in_process` says whether handed-on children get the output in memory.
+/// has ended. `in_process` says whether handed-on children get the output in memory; `idle`
+/// whether this worker has nothing else to run: only an idle worker holds an output (a worker
+/// holding one output while another waits on its list could wait for itself).
+#[allow(clippy::too_many_arguments)]
 pub(crate) fn complete(
     ctx: &WorkerContext,
     dag: &LoadedDag,
@@ -199,6 +202,7 @@ pub(crate) fn complete(
     children: &[ChildRef],
     claim: &str,
     in_process: bool,
+    idle: bool,
 ) -> Result<Option<Marking>, DagError> {
     let WorkerContext {
         store,
@@ -206,7 +210,10 @@ pub(crate) fn complete(
         locality,
         ..
     } = ctx;
-    let keep = locality.keep(dag, node, output.len());
+    let mut keep = locality.keep(dag, node, output.len());
+    if !idle {
+        keep.hold = None;
+    }
     let call = |children: &[ChildRef], keep: Keep| {
         io.block_on(store.complete_with(&dag.id, node, output.clone(), children, claim, keep))
     };

@@ -130,16 +130,11 @@ fn step(
             flush_metrics(ctx);
         }
     };
-    let in_process = delegate.in_process();
-    let completed = complete(
-        ctx,
-        dag,
-        node,
-        &output,
-        claim,
-        in_process,
-        &mut before_result,
-    )?;
+    let places = Places {
+        in_process: delegate.in_process(),
+        idle: todo.is_empty(),
+    };
+    let completed = complete(ctx, dag, node, &output, claim, places, &mut before_result)?;
     if let Some(mut timer) = timer {
         timer.stored();
         let ready = completed.as_ref().map_or(0, |c| c.marking.ready.len());
@@ -270,6 +265,15 @@ fn run(
     )
 }
 
+/// What the locality decision needs to know about this worker.
+#[derive(Clone, Copy)]
+struct Places {
+    /// Handed-on children stay in this process, with the output in memory.
+    in_process: bool,
+    /// This worker has nothing else to run.
+    idle: bool,
+}
+
 /// A completed node, with the children that became ready through this completion and where
 /// they run.
 struct Completed {
@@ -283,15 +287,14 @@ struct Completed {
 /// child DAG, it is the output of the map node in the parent DAG (however deeply maps nest),
 /// and the child DAGs are removed once that is stored. `None` when nothing follows.
 /// `before_result` is called just before the DAG's result is stored, if it is. A large output
-/// may stay out of the store (`locality.rs`); `in_process` says whether handed-on children
-/// get it in memory.
+/// may stay out of the store (`locality.rs`), depending on `places`.
 fn complete(
     ctx: &WorkerContext,
     dag: &Arc<LoadedDag>,
     index: u32,
     output: &Bytes,
     claim: &str,
-    in_process: bool,
+    places: Places,
     before_result: &mut dyn FnMut(),
 ) -> Result<Option<Completed>, DagError> {
     fault::reached(FaultPoint::BeforeComplete);
@@ -312,7 +315,8 @@ fn complete(
             parents: dag.node(child).parents,
         })
         .collect();
-    let marking = locality::complete(ctx, &dag, index, output, &children, claim, in_process)?;
+    let Places { in_process, idle } = places;
+    let marking = locality::complete(ctx, &dag, index, output, &children, claim, in_process, idle)?;
     // The map node is completed before its child DAG is removed: a worker that dies between
     // the two leaves a child whose re-run completes the map node again (idempotent), never a
     // removed child with a map node nobody completes.

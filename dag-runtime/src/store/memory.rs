@@ -68,8 +68,9 @@ struct DagState {
     /// only when its own output slot goes from empty to full, and a completion fills the slot
     /// and counts the children under one lock: what Redis's `SADD` to a set guarantees.
     finished_parents: Vec<u32>,
-    /// Which run made a child ready, for children made ready with a non-empty claim.
-    claims: HashMap<u32, Box<str>>,
+    /// Which run made a child ready, and through which parent's completion, for children made
+    /// ready with a non-empty claim.
+    claims: HashMap<u32, (Box<str>, u32)>,
     /// Edges `(parent, child)` counted while the parent's output stayed in its worker (task
     /// clustering: the slot is not filled, so it cannot say the parent was counted).
     kept: FxHashSet<(u32, u32)>,
@@ -156,21 +157,26 @@ impl DagState {
 
 impl DagState {
     /// Counts `parent` toward `child`; true if that made the child ready (claimed by `claim`).
-    fn count(&mut self, child: &ChildRef, claim: &str) -> bool {
+    fn count(&mut self, parent: u32, child: &ChildRef, claim: &str) -> bool {
         let finished = &mut self.finished_parents[child.node as usize];
         *finished += 1;
         if *finished != child.parents {
             return false;
         }
         if !claim.is_empty() {
-            self.claims.insert(child.node, claim.into());
+            self.claims.insert(child.node, (claim.into(), parent));
         }
         true
     }
 
-    /// Whether `child` was made ready by the run named `claim` (never for an empty claim).
-    fn claimed_by(&self, child: u32, claim: &str) -> bool {
-        !claim.is_empty() && self.claims.get(&child).is_some_and(|c| **c == *claim)
+    /// Whether `child` was made ready by `parent` in the run named `claim` (never for an empty
+    /// claim).
+    fn claimed_by(&self, parent: u32, child: u32, claim: &str) -> bool {
+        !claim.is_empty()
+            && self
+                .claims
+                .get(&child)
+                .is_some_and(|(c, p)| **c == *claim && *p == parent)
     }
 
     /// Whether `parent` already counted toward `child`.
@@ -189,7 +195,7 @@ impl DagState {
     ) -> Marked {
         let would_ready = |state: &Self, child: &ChildRef| {
             if state.counted(node, child.node) {
-                state.claimed_by(child.node, claim)
+                state.claimed_by(node, child.node, claim)
             } else {
                 state.finished_parents[child.node as usize] + 1 == child.parents
             }
@@ -225,7 +231,7 @@ impl DagState {
                 ready.push(child.node); // claimed by this run before
             } else {
                 self.kept.insert((node, child.node));
-                let made_ready = self.count(child, claim);
+                let made_ready = self.count(node, child, claim);
                 debug_assert!(made_ready);
                 ready.push(child.node);
             }
@@ -343,14 +349,14 @@ impl Store for MemoryStore {
         for child in children {
             if first && !state.kept.is_empty() && state.kept.remove(&(node, child.node)) {
                 // Counted when this node's output stayed in its worker.
-                if state.claimed_by(child.node, claim) {
+                if state.claimed_by(node, child.node, claim) {
                     ready.push(child.node);
                 }
             } else if first {
-                if state.count(child, claim) {
+                if state.count(node, child, claim) {
                     ready.push(child.node);
                 }
-            } else if state.claimed_by(child.node, claim) {
+            } else if state.claimed_by(node, child.node, claim) {
                 ready.push(child.node); // the claiming run again: it may not have handed it on
             }
         }

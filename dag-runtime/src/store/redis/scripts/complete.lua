@@ -32,13 +32,16 @@
 --   c      a child with one parent: the claim of the run that made it ready (HSETNX: set by
 --          exactly one call); a child with several: how many distinct parents finished
 --   c<p    parent p of a child with several parents finished (HSETNX: counted by one call)
---   c@     the claim of the run that made a child with several parents ready
+--   c@     `<claim> <p>`: the run that made a child with several parents ready, and its
+--          parent p whose completion did (only that parent's output may be missing from the
+--          store: a kept output)
 --   c~     `<node>:<size>`: the parent that holds its output for c (delayed I/O)
 --
 -- The call that makes a child ready claims it for its run (the claim is the stream entry id of
--- a worker process's run, '' in process). A repeated report with the same claim, the re-run of
--- a run whose worker died before handing the child on, gets the child again; any other
--- repeated report does not. One hash per DAG rather than a set per child: no key to create and
+-- a worker process's run, '' in process). A repeated report by the same parent with the same
+-- claim, the re-run of a run whose worker died before handing the child on, gets the child
+-- again; any other repeated report does not (the re-run reaches that parent again, since every
+-- node a run ran was made ready by a node it ran before). One hash per DAG rather than a set per child: no key to create and
 -- expire per child, and fewer commands per report.
 --
 -- Holding: a node with a large output may hold instead of storing it when no child would become
@@ -67,13 +70,13 @@ local function mark(j)
   elseif redis.call('HSETNX', done, child .. '<' .. node, 1) == 1 then
     if redis.call('HINCRBY', done, child, 1) == tonumber(parents) then
       if claim ~= '' then
-        redis.call('HSET', done, child .. '@', claim)
+        redis.call('HSET', done, child .. '@', claim .. ' ' .. node)
       end
       return true
     end
     return false
   else
-    claimed = child .. '@'
+    return claim ~= '' and redis.call('HGET', done, child .. '@') == claim .. ' ' .. node
   end
   return claim ~= '' and redis.call('HGET', done, claimed) == claim
 end
@@ -86,7 +89,7 @@ local function would_ready(j)
     return not value or (claim ~= '' and value == claim)
   end
   if redis.call('HEXISTS', done, child .. '<' .. node) == 1 then
-    return claim ~= '' and redis.call('HGET', done, child .. '@') == claim
+    return claim ~= '' and redis.call('HGET', done, child .. '@') == claim .. ' ' .. node
   end
   return (tonumber(redis.call('HGET', done, child)) or 0) == tonumber(parents) - 1
 end
