@@ -614,14 +614,21 @@ fn xreadgroup(ctx: &mut Ctx<'_>, args: &[Vec<u8>]) -> Reply {
                 }
                 new.iter().map(|(id, f)| entry_reply(*id, f)).collect()
             }
+            // A history read delivers again: as `streamReplyWithRangeFromConsumerPEL` does, an
+            // entry still in the stream gets a new delivery time and count; a deleted one is
+            // reported with no fields and left as it was.
             Some(from) => match from.next() {
                 Some(after) => group
                     .pending
-                    .range(after..)
+                    .range_mut(after..)
                     .filter(|(_, p)| p.consumer == *consumer)
                     .take(count.unwrap_or(usize::MAX))
-                    .map(|(id, _)| match entries.get(id) {
-                        Some(f) => entry_reply(*id, f),
+                    .map(|(id, pending)| match entries.get(id) {
+                        Some(f) => {
+                            pending.delivered_at = now;
+                            pending.deliveries += 1;
+                            entry_reply(*id, f)
+                        }
                         None => Reply::Array(vec![
                             Reply::Bulk(id.to_string().into_bytes()),
                             Reply::NilArray,
