@@ -4,7 +4,6 @@ use dag_runtime::metrics::MetricsStorage;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use dag_runtime::store::{DagId, DEFAULT_STREAM};
-use dag_runtime::units::parse_duration;
 use dag_runtime::{Locality, REDIS_MAX_DEFAULT_WORKERS, REDIS_WORKERS_PER_CORE};
 
 use crate::env;
@@ -223,4 +222,19 @@ fn parse_options(
         metrics: MetricsStorage::from_env().map_err(|e| e.to_string())?,
         locality: Locality::from_env()?,
     })
+}
+
+/// `500ms`, `10s` or `2m`: stricter than `dag_runtime::units::parse_duration`, since a lease
+/// or grace period without a unit is more likely a mistake than seconds.
+fn parse_duration(text: &str) -> Option<Duration> {
+    let text = text.trim();
+    let split = text.find(|c: char| !c.is_ascii_digit())?;
+    let (number, unit) = text.split_at(split);
+    let number: u64 = number.parse().ok()?;
+    match unit {
+        "ms" => Some(Duration::from_millis(number)),
+        "s" => Some(Duration::from_secs(number)),
+        "m" => Some(Duration::from_secs(number.checked_mul(60)?)),
+        _ => None,
+    }
 }

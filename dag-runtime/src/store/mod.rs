@@ -8,6 +8,7 @@
 //! | submit the DAG | [`Store::put_plan`] |
 //! | fetch every input not in memory | [`Store::fetch_outputs`] |
 //! | store output, mark children, learn which became ready | [`Store::complete`] |
+//! | the same, keeping a large output in the worker or holding it | [`Store::complete_with`] |
 //! | record a failure and wake the client | [`Store::fail`] |
 //! | store the sink's result, wake the client, clean up | [`Store::finish`] |
 //! | wait for the outcome | [`Store::wait`] |

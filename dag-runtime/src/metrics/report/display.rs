@@ -51,6 +51,14 @@ impl RunReport {
             bytes(self.bytes_downloaded as f64),
             self.store_round_trips
         )?;
+        if self.saved_by_clustering + self.saved_by_delayed_io > 0 {
+            writeln!(
+                f,
+                "  not moved   {} thanks to task clustering, {} thanks to delayed I/O",
+                bytes(self.saved_by_clustering as f64),
+                bytes(self.saved_by_delayed_io as f64)
+            )?;
+        }
         if self.dropped_records > 0 {
             writeln!(
                 f,
