@@ -85,16 +85,13 @@ fn shapes() -> Vec<Shape> {
 }
 
 fn settings() -> Vec<(&'static str, Locality)> {
-    let both = Locality::default();
+    let both = Locality {
+        delayed_io: Some(Locality::DEFAULT_DELAYED_IO),
+        ..Locality::default()
+    };
     vec![
         ("off", Locality::OFF),
-        (
-            "clustering",
-            Locality {
-                delayed_io: None,
-                ..both
-            },
-        ),
+        ("clustering (default)", Locality::default()),
         (
             "delayed I/O",
             Locality {
@@ -102,7 +99,7 @@ fn settings() -> Vec<(&'static str, Locality)> {
                 ..both
             },
         ),
-        ("both (default)", both),
+        ("both", both),
     ]
 }
 

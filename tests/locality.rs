@@ -257,7 +257,8 @@ fn clustering_keeps_a_fan_out_root_out_of_redis() {
 /// until the slow one is done, then runs the child itself; its output is never stored.
 fn delayed_io_runs_the_child_where_the_held_output_is() {
     let server = TestRedis::start();
-    let dag = checksum(plus(slow_block(1, 0), slow_block(2, 300)));
+    // Both run at once (the fast one does not finish while the other still waits in the queue).
+    let dag = checksum(plus(slow_block(1, 50), slow_block(2, 400)));
     let delayed = Locality {
         large_output: LARGE,
         clustering: false,

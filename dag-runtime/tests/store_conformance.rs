@@ -531,6 +531,50 @@ async fn holding_ends_with_storing_or_the_dag(f: Arc<Fixture>) {
     assert_eq!(kept(&f, &other, &p, 0, "", hold(5)).await, Marked::Ended);
 }
 
+/// A holder that stores for some children keeps holding the others; a node's own earlier hold
+/// never outranks it.
+async fn holds_end_child_by_child(f: Arc<Fixture>) {
+    // 0 -> 2, 3; 4 -> 2; 1 -> 3.
+    let p = plan(&[&[2, 3], &[3], &[5], &[5], &[2], &[]]);
+    let dag = submit(&f, &p).await;
+    assert_eq!(kept(&f, &dag, &p, 0, "", hold(10)).await, Marked::Held);
+    let two = [ChildRef {
+        node: 2,
+        parents: 2,
+    }];
+    let stored_after_holding = Keep {
+        output: false,
+        hold: Some(10),
+    };
+    assert_eq!(
+        kept_for(&f, &dag, 0, &two, "", stored_after_holding).await,
+        ready(&[], &[])
+    );
+    // Node 0 still holds child 3, and outranks node 1 there.
+    let three = [ChildRef {
+        node: 3,
+        parents: 2,
+    }];
+    assert_eq!(
+        kept_for(&f, &dag, 1, &three, "", hold(5)).await,
+        ready(&[], &[3])
+    );
+    // Node 4 holds child 2 once, then again with another size.
+    let other = submit(&f, &p).await;
+    let two_of_4 = [ChildRef {
+        node: 2,
+        parents: 2,
+    }];
+    assert_eq!(
+        kept_for(&f, &other, 4, &two_of_4, "", hold(10)).await,
+        Marked::Held
+    );
+    assert_eq!(
+        kept_for(&f, &other, 4, &two_of_4, "", hold(5)).await,
+        Marked::Held
+    );
+}
+
 async fn complete_on_an_ended_or_unknown_dag_is_ended(f: Arc<Fixture>) {
     let p = plan(&[&[1], &[]]);
     let dag = submit(&f, &p).await;
@@ -756,6 +800,7 @@ conformance!(
     the_larger_output_holds_and_the_smaller_is_stored,
     an_outranked_holder_stops_holding,
     holding_ends_with_storing_or_the_dag,
+    holds_end_child_by_child,
 );
 
 // ---- gc: each store with a short time to live ----

@@ -49,7 +49,8 @@ use crate::units::{parse_duration, parse_size};
 /// let locality = Locality::default();
 /// assert_eq!(locality.large_output, 1 << 20);
 /// assert!(locality.clustering);
-/// assert_eq!(locality.delayed_io, Some(Duration::from_millis(100)));
+/// assert_eq!(locality.delayed_io, None);
+/// let holding = Locality { delayed_io: Some(Duration::from_millis(250)), ..locality };
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Locality {
@@ -67,7 +68,7 @@ impl Default for Locality {
         Locality {
             large_output: Locality::DEFAULT_LARGE_OUTPUT,
             clustering: true,
-            delayed_io: Some(Locality::DEFAULT_DELAYED_IO),
+            delayed_io: None,
         }
     }
 }
@@ -78,7 +79,8 @@ const LONGEST_PAUSE: Duration = Duration::from_millis(20);
 impl Locality {
     /// The default [`large_output`](Self::large_output): 1 MiB.
     pub const DEFAULT_LARGE_OUTPUT: usize = 1 << 20;
-    /// The default [`delayed_io`](Self::delayed_io) wait: 100 ms.
+    /// A good [`delayed_io`](Self::delayed_io) wait where it helps (it is off by default: see
+    /// the README's "Locality" for the measurements): 100 ms.
     pub const DEFAULT_DELAYED_IO: Duration = Duration::from_millis(100);
 
     /// Both optimizations off: every output is stored, one ready child continues here.
@@ -210,7 +212,11 @@ pub(crate) fn complete(
         locality,
         ..
     } = ctx;
-    let mut keep = locality.keep(dag, node, output.len());
+    let mut keep = if store.in_process() {
+        Keep::NOTHING // nothing moves: nothing to save
+    } else {
+        locality.keep(dag, node, output.len())
+    };
     if !idle {
         keep.hold = None;
     }
@@ -227,7 +233,12 @@ pub(crate) fn complete(
             let now = Instant::now();
             if now >= deadline {
                 timed_out = true;
-                marked = call(children, Keep::NOTHING)?;
+                // Stores, marks, and ends this node's holds.
+                let stored = Keep {
+                    output: false,
+                    hold: keep.hold,
+                };
+                marked = call(children, stored)?;
                 break;
             }
             std::thread::sleep(pause.min(deadline - now));

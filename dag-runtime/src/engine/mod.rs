@@ -95,6 +95,13 @@ pub trait Delegate {
     fn in_process(&self) -> bool {
         false
     }
+
+    /// Whether invocations handed on earlier still wait for a worker here: a worker that would
+    /// hold an output (delayed I/O) takes that work instead. Unknown (`false`) for a delegate
+    /// that hands on to other processes.
+    fn has_waiting_work(&self) -> bool {
+        false
+    }
 }
 
 /// What a worker thread needs to run invocations: the store, a tokio handle for async work,

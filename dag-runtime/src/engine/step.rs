@@ -132,7 +132,7 @@ fn step(
     };
     let places = Places {
         in_process: delegate.in_process(),
-        idle: todo.is_empty(),
+        idle: todo.is_empty() && !delegate.has_waiting_work(),
     };
     let completed = complete(ctx, dag, node, &output, claim, places, &mut before_result)?;
     if let Some(mut timer) = timer {

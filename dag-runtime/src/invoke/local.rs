@@ -36,6 +36,10 @@ impl Delegate for QueueDelegate {
     fn in_process(&self) -> bool {
         true
     }
+
+    fn has_waiting_work(&self) -> bool {
+        !self.0.is_empty()
+    }
 }
 
 impl LocalPool {

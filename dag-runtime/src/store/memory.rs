@@ -179,6 +179,19 @@ impl DagState {
                 .is_some_and(|(c, p)| **c == *claim && *p == parent)
     }
 
+    /// Ends `node`'s holds on `children`.
+    fn release(&mut self, node: u32, children: &[ChildRef]) {
+        for child in children {
+            if self
+                .holders
+                .get(&child.node)
+                .is_some_and(|&(h, _)| h == node)
+            {
+                self.holders.remove(&child.node);
+            }
+        }
+    }
+
     /// Whether `parent` already counted toward `child`.
     fn counted(&self, parent: u32, child: u32) -> bool {
         self.outputs[parent as usize].is_some() || self.kept.contains(&(parent, child))
@@ -214,15 +227,7 @@ impl DagState {
                 return Marked::Held;
             }
         }
-        for child in children {
-            if self
-                .holders
-                .get(&child.node)
-                .is_some_and(|&(h, _)| h == node)
-            {
-                self.holders.remove(&child.node);
-            }
-        }
+        self.release(node, children);
         let (mut ready, mut pending) = (Vec::new(), Vec::new());
         for (child, readying) in children.iter().zip(readying) {
             if !readying {
@@ -342,8 +347,8 @@ impl Store for MemoryStore {
         if first {
             state.completed += 1;
         }
-        if !state.holders.is_empty() {
-            state.holders.retain(|_, (holder, _)| *holder != node);
+        if keep.hold.is_some() {
+            state.release(node, children); // this node held before
         }
         let mut ready = Vec::new();
         for child in children {
@@ -424,6 +429,10 @@ impl Store for MemoryStore {
     async fn cancel(&self, dag: &DagId) -> Result<bool, DagError> {
         let removed = self.lock_dags().remove(dag);
         Ok(removed.is_some_and(|entry| entry.remove()))
+    }
+
+    fn in_process(&self) -> bool {
+        true
     }
 
     async fn gc(&self) -> Result<usize, DagError> {

@@ -118,7 +118,9 @@ pub struct Keep {
     /// holder of one of them outranks this node (a larger output, or as large and a lower
     /// index), nothing is marked and the call returns [`Marked::Held`]: this node is now their
     /// holder, and asks again later. A holder that has been outranked is no longer held:
-    /// its next call marks like a call without `hold`.
+    /// its next call marks like a call without `hold`. Without `output`, `hold` says that this
+    /// node held before: the call stores and marks as [`Keep::NOTHING`] does, and ends the
+    /// node's holds on these children.
     pub hold: Option<u64>,
 }
 
@@ -409,7 +411,8 @@ pub trait Store: Send + Sync + 'static {
     }
 
     /// [`complete`](Store::complete), with the output kept out of the store where `keep` allows
-    /// (task clustering, delayed I/O), in the same single round trip.
+    /// (task clustering, delayed I/O), in the same single round trip. `children` are all of the
+    /// node's children, or, right after a call with [`Keep::output`], the ones it left pending.
     ///
     /// ```
     /// use std::sync::Arc;
@@ -511,6 +514,13 @@ pub trait Store: Send + Sync + 'static {
     /// # }).unwrap();
     /// ```
     async fn gc(&self) -> Result<usize, DagError>;
+
+    /// Whether stored values stay in this process, so that storing or fetching one moves no
+    /// bytes (the [`MemoryStore`]): task clustering and delayed I/O then have nothing to save,
+    /// and the engine does not apply them.
+    fn in_process(&self) -> bool {
+        false
+    }
 
     /// How many of `dag`'s tasks have completed, read from its events from where `cursor` left
     /// off (a progress bar polls this; see [`RuntimeBuilder::progress`](crate::RuntimeBuilder::progress)).

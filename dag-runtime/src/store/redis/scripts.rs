@@ -114,8 +114,8 @@ pub(crate) async fn complete(
         .arg(claim)
         .arg(if keep.output { "n" } else { "a" });
     match keep.hold {
-        Some(size) if keep.output => call.arg(size),
-        _ => call.arg(""),
+        Some(size) => call.arg(size),
+        None => call.arg(""),
     };
     for child in children {
         call.arg(child.node).arg(child.parents);

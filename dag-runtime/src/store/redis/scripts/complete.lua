@@ -15,7 +15,8 @@
 --                                         mark only the children that become ready through
 --                                         this call (the caller runs them, output in memory)
 --                                ARGV[9]  with 'n', delayed I/O: the output's size in bytes if
---                                         the node would rather hold than store, or ''
+--                                         the node would rather hold than store, or ''; with
+--                                         'a', non-empty if the node held: its holds end
 --   for j = 1 .. number of children:
 --                                ARGV[8 + 2j]  child j's node index
 --                                ARGV[9 + 2j]  number of distinct parents of child j
@@ -115,7 +116,9 @@ end
 
 local ready = {}
 if rule == 'a' then
-  release()
+  if ARGV[9] ~= '' then
+    release() -- this node held before
+  end
   redis.call('SET', KEYS[2], ARGV[1], 'PX', ARGV[5])
   for j = 1, children do
     if mark(j) then
@@ -138,9 +141,9 @@ if ARGV[9] ~= '' and #readying == 0 and children > 0 then
   local outranked = false
   for j = 1, children do
     local holder = redis.call('HGET', done, ARGV[8 + 2 * j] .. '~')
-    if holder and holder ~= mine then
-      local n, s = string.match(holder, '^(%d+):(%d+)$')
-      if n and (tonumber(s) > size or (tonumber(s) == size and tonumber(n) < tonumber(node))) then
+    local n, s = string.match(holder or '', '^(%d+):(%d+)$')
+    if n and n ~= node then
+      if tonumber(s) > size or (tonumber(s) == size and tonumber(n) < tonumber(node)) then
         outranked = true
         break
       end
