@@ -232,6 +232,10 @@ fn a_worker_killed_before_storing_the_output_with_locality() {
     a_worker_killed_at(FaultPoint::BeforeComplete, LOCALITY);
 }
 
+fn a_worker_killed_while_an_output_is_kept() {
+    a_worker_killed_at(FaultPoint::WhileKept, LOCALITY);
+}
+
 fn a_worker_killed_before_handing_on_ready_children_with_locality() {
     a_worker_killed_at(FaultPoint::BeforeDelegate, LOCALITY);
 }
@@ -381,6 +385,7 @@ const TESTS: &[Test] = &dag_test_support::tests![
     a_worker_killed_before_handing_on_ready_children,
     a_worker_killed_before_acknowledging,
     a_worker_killed_before_storing_the_output_with_locality,
+    a_worker_killed_while_an_output_is_kept,
     a_worker_killed_before_handing_on_ready_children_with_locality,
     a_worker_killed_before_acknowledging_with_locality,
     workers_killed_from_outside,

@@ -12,6 +12,7 @@
 //! | `before_complete` | after running the task, before storing its output and marking its children (one atomic store call, so there is no state between those two) |
 //! | `before_delegate` | after the children became ready, before handing them on |
 //! | `before_ack` | after handing everything on, before acknowledging its stream entry |
+//! | `while_kept` | a large output kept in the worker (clustering) or held (delayed I/O): some children marked, the others not, the output not stored |
 
 /// A point in the worker step where a test can kill the process.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -24,6 +25,10 @@ pub enum FaultPoint {
     BeforeDelegate,
     /// Everything is handed on; the stream entry is not acknowledged.
     BeforeAck,
+    /// A large output is kept in the worker or held: the children it made ready are marked
+    /// and claimed, the others not, and the output is not stored (task clustering, delayed
+    /// I/O).
+    WhileKept,
 }
 
 impl FaultPoint {
@@ -34,13 +39,15 @@ impl FaultPoint {
             FaultPoint::BeforeComplete => "before_complete",
             FaultPoint::BeforeDelegate => "before_delegate",
             FaultPoint::BeforeAck => "before_ack",
+            FaultPoint::WhileKept => "while_kept",
         }
     }
 
     /// Every point, in the order the step reaches them.
-    pub const ALL: [FaultPoint; 4] = [
+    pub const ALL: [FaultPoint; 5] = [
         FaultPoint::BeforeTask,
         FaultPoint::BeforeComplete,
+        FaultPoint::WhileKept,
         FaultPoint::BeforeDelegate,
         FaultPoint::BeforeAck,
     ];

@@ -27,6 +27,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use rustc_hash::FxHashSet;
 
+use super::fault::{self, FaultPoint};
 use super::{LoadedDag, WorkerContext};
 use crate::error::DagError;
 use crate::metrics::{Kept, Placed};
@@ -241,10 +242,14 @@ pub(crate) fn complete(
                 marked = call(children, stored)?;
                 break;
             }
+            fault::reached(FaultPoint::WhileKept);
             std::thread::sleep(pause.min(deadline - now));
             pause = (pause * 2).min(LONGEST_PAUSE);
             marked = call(children, keep)?;
         }
+    }
+    if keep.output {
+        fault::reached(FaultPoint::WhileKept);
     }
     let (mut ready, pending) = match marked {
         Marked::Ready { ready, pending } => (ready, pending),
