@@ -35,7 +35,10 @@ pub fn run_invocation(
     delegate: &dyn Delegate,
     claim: &str,
 ) {
-    let mut todo: Todo = vec![(Arc::clone(dag), invocation)];
+    // The stack's buffer is kept per thread: a worker that runs many small invocations does
+    // not allocate one per invocation.
+    let mut todo: Todo = TODO.take();
+    todo.push((Arc::clone(dag), invocation));
     while let Some((dag, invocation)) = todo.pop() {
         let node = invocation.node;
         // Task bodies' panics are caught where they run; this catches the engine's own, so that
@@ -64,8 +67,14 @@ pub fn run_invocation(
         // fails too, so nobody hangs on it.
         let _ = fail_dag(ctx, &dag, record);
     }
+    TODO.set(todo);
     // Going idle: what this worker recorded goes to the metrics thread now.
     flush_metrics(ctx);
+}
+
+thread_local! {
+    /// The empty buffer of this thread's [`Todo`] between invocations.
+    static TODO: std::cell::Cell<Todo> = const { std::cell::Cell::new(Vec::new()) };
 }
 
 /// Queues the task records this worker has buffered.

@@ -130,22 +130,22 @@ pub(crate) async fn complete(
         Value::Int(-2) => Ok(Marked::Held),
         Value::Int(_) => Ok(Marked::Ended),
         Value::Array(positions) => {
-            let mut made_ready = vec![false; children.len()];
-            for p in &positions {
-                match p {
-                    Value::Int(j) if *j >= 1 && (*j as usize) <= children.len() => {
-                        made_ready[*j as usize - 1] = true;
+            // The script reports positions in increasing order: one walk over the children
+            // splits them into ready and (with a kept output) pending.
+            let (mut ready, mut pending) = (Vec::new(), Vec::new());
+            let mut positions = positions.iter().peekable();
+            for (j, child) in (1..).zip(children) {
+                match positions.peek() {
+                    Some(Value::Int(p)) if *p == j => {
+                        positions.next();
+                        ready.push(child.node);
                     }
-                    other => return Err(unexpected(other)),
+                    _ if keep.output => pending.push(child.node),
+                    _ => {}
                 }
             }
-            let (mut ready, mut pending) = (Vec::new(), Vec::new());
-            for (child, made_ready) in children.iter().zip(made_ready) {
-                if made_ready {
-                    ready.push(child.node);
-                } else if keep.output {
-                    pending.push(child.node);
-                }
+            if let Some(other) = positions.next() {
+                return Err(unexpected(other)); // out of range, or out of order
             }
             Ok(Marked::Ready { ready, pending })
         }
