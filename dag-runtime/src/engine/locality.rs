@@ -254,7 +254,7 @@ pub(crate) fn complete(
     let (mut ready, pending) = match marked {
         Marked::Ready { ready, pending } => (ready, pending),
         Marked::Ended => return Ok(None),
-        Marked::Held => unreachable!("the loop above ends when the node no longer holds"),
+        Marked::Held => return Err(held_anyway(dag, node)),
     };
     let stored = timed_out || !keep.output || !pending.is_empty();
     if !pending.is_empty() {
@@ -269,7 +269,7 @@ pub(crate) fn complete(
         match call(&pending, Keep::NOTHING)? {
             Marked::Ready { ready: more, .. } => ready.extend(more),
             Marked::Ended => return Ok(None),
-            Marked::Held => unreachable!("a call without `hold` never holds"),
+            Marked::Held => return Err(held_anyway(dag, node)),
         }
     }
     let size = output.len() as u64;
@@ -299,4 +299,12 @@ pub(crate) fn complete(
         stay,
         placed,
     }))
+}
+
+/// The error for a store that answered "held" to a call that asked it to store.
+fn held_anyway(dag: &LoadedDag, node: u32) -> DagError {
+    DagError::Store(format!(
+        "the store held node {node} of DAG {} although it was asked to store its output",
+        dag.id
+    ))
 }

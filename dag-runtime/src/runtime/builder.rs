@@ -353,11 +353,13 @@ impl RuntimeBuilder {
         self
     }
 
-    /// Delayed I/O (`Some(100 ms)` by default): when no child of a large output is ready yet,
+    /// Delayed I/O (off by default): when no child of a large output is ready yet,
     /// the worker holds the output up to this long, checking whether it has become the last
     /// missing parent of a child, and runs the child itself if so; it stores the output only
-    /// when the wait runs out. `None` turns it off: do so when workers are scarce, since a
-    /// holding worker takes no other task meanwhile.
+    /// when the wait runs out. The children a large output makes ready at once stay in the
+    /// worker too, as with [`clustering`](Self::clustering). `None` (the default) turns it
+    /// off: it saved bytes on some shapes but was slower than clustering alone on every shape
+    /// measured (BENCHMARKS.md), and a holding worker takes no other task meanwhile.
     ///
     /// ```
     /// use std::time::Duration;
