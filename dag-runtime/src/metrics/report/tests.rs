@@ -249,6 +249,24 @@ fn the_text_form_aligns_its_percentile_table() {
 }
 
 #[test]
+fn kept_outputs_are_not_uploaded_and_their_savings_add_up() {
+    let mut records = diamond();
+    records[0].kept_by = Some(crate::metrics::Kept::Clustering);
+    records[0].saved_by_clustering = 300;
+    records[1].kept_by = Some(crate::metrics::Kept::DelayedIo);
+    records[1].saved_by_delayed_io = 200;
+    let report = RunReport::new(&run(RunState::Succeeded, Some(60), records));
+    // Two of the six stored outputs stayed in their workers.
+    assert_eq!(report.bytes_uploaded, 4 * 100);
+    assert_eq!(
+        (report.saved_by_clustering, report.saved_by_delayed_io),
+        (300, 200)
+    );
+    let text = report.to_string();
+    assert!(text.contains("thanks to task clustering"), "{text}");
+}
+
+#[test]
 fn the_json_form_has_the_fields_scripts_read() {
     let report = RunReport::new(&run(RunState::Succeeded, Some(60), diamond()));
     let json = serde_json::to_value(&report).unwrap();
@@ -259,6 +277,8 @@ fn the_json_form_has_the_fields_scripts_read() {
         "makespan_ms",
         "bytes_uploaded",
         "bytes_downloaded",
+        "saved_by_clustering",
+        "saved_by_delayed_io",
     ] {
         assert!(json.get(field).is_some(), "{field} missing: {json}");
     }
