@@ -247,18 +247,29 @@ fn a_worker_killed_before_acknowledging_with_locality() {
 /// SIGKILL from outside at random moments: three workers, one killed and replaced every
 /// 150-400 ms while DAGs run, over several DAGs.
 fn workers_killed_from_outside() {
-    killed_from_outside("faults:outside", NO_LOCALITY, (48, 15));
+    killed_from_outside("faults:outside", NO_LOCALITY, (48, 15), usize::MAX);
 }
 
 fn workers_killed_from_outside_with_locality() {
-    // With every output large, the root's run takes its whole fan-out in turn: leaves short
-    // enough that a run outlives a kill every few hundred ms, rather than being killed
-    // `MAX_DELIVERIES` times in a row (which fails the DAG with `WorkerLost`, as it should).
-    killed_from_outside("faults:outside:locality", LOCALITY, (32, 5));
+    // With every output large, the root's run takes most of the DAG in turn, so one stream
+    // entry carries it: at most `MAX_DELIVERIES - 1` kills per DAG, so that even if every one
+    // hits that entry the DAG completes (one more would fail it with `WorkerLost`, as designed).
+    killed_from_outside(
+        "faults:outside:locality",
+        LOCALITY,
+        (32, 5),
+        MAX_DELIVERIES as usize - 1,
+    );
 }
 
-/// Kills at random while DAGs of `width` leaves of `delay_ms` each run.
-fn killed_from_outside(stream: &str, locality: &[(&str, &str)], (width, delay_ms): (u64, u64)) {
+/// Kills at random, at most `most` times per DAG, while DAGs of `width` leaves of `delay_ms`
+/// each run.
+fn killed_from_outside(
+    stream: &str,
+    locality: &[(&str, &str)],
+    (width, delay_ms): (u64, u64),
+    most: usize,
+) {
     let server = TestRedis::start();
     let runtime = client(&server.url(), stream);
     let mut workers: Vec<WorkerProcess> = (0..3)
@@ -269,11 +280,13 @@ fn killed_from_outside(stream: &str, locality: &[(&str, &str)], (width, delay_ms
         let (dag, value) = mixed(round + 1, width, delay_ms);
         let running = Running::start(&dag, &runtime);
         let deadline = Instant::now() + Duration::from_millis(1200);
-        while Instant::now() < deadline {
+        let mut this_round = 0;
+        while Instant::now() < deadline && this_round < most {
             std::thread::sleep(Duration::from_millis(150 + fastrand::u64(0..250)));
             let victim = fastrand::usize(0..workers.len());
             workers[victim].kill();
             kills += 1;
+            this_round += 1;
             workers[victim] = worker(&server.url(), stream, 2, locality);
         }
         assert_eq!(
