@@ -16,49 +16,21 @@
 
 use std::time::Instant;
 
+#[path = "graphs/cli.rs"]
+mod cli;
 #[path = "graphs/gemm.rs"]
 mod graph;
 
 fn main() {
     dag::worker::run_if_worker(); // a worker process serves here and exits
-    match run() {
-        Ok(true) => {}
-        Ok(false) => std::process::exit(1),
-        Err(error) => {
-            eprintln!("error: {error}");
-            std::process::exit(2);
-        }
-    }
-}
-
-/// Reads `--size N` and `--block B` (what `runtime_from_args` left).
-fn sizes(args: &[String]) -> Result<(u64, u64), String> {
-    let (mut size, mut block) = (2048, 512);
-    let mut args = args.iter().skip(1);
-    while let Some(flag) = args.next() {
-        let value = args.next().ok_or_else(|| format!("{flag} needs a value"))?;
-        let number: u64 = value
-            .parse()
-            .ok()
-            .filter(|&n| n > 0)
-            .ok_or_else(|| format!("{flag} takes a positive whole number, not {value:?}"))?;
-        match flag.as_str() {
-            "--size" => size = number,
-            "--block" => block = number,
-            other => {
-                return Err(format!(
-                    "unknown argument {other:?}; give --size N --block B"
-                ))
-            }
-        }
-    }
-    Ok((size, block.min(size)))
+    cli::exit_with(run());
 }
 
 fn run() -> Result<bool, Box<dyn std::error::Error>> {
     let mut args: Vec<String> = std::env::args().collect();
     let runtime = dag::worker::runtime_from_args(&mut args)?;
-    let (size, block) = sizes(&args)?;
+    let [size, block] = cli::numbers(&args, [("--size", 2048), ("--block", 512)])?;
+    let block = block.min(size);
     let n = size.div_ceil(block);
     let started = Instant::now();
     let difference = graph::gemm(size, block).compute_on(&runtime)?;

@@ -17,6 +17,9 @@
 use std::time::Instant;
 
 use dag::prelude::*;
+
+#[path = "graphs/cli.rs"]
+mod cli;
 use serde::{Deserialize, Serialize};
 
 /// A square tile of grey levels, row by row.
@@ -136,49 +139,19 @@ fn pipeline(n: u64, side: u64) -> Node<(Vec<u64>, Vec<f32>)> {
 
 fn main() {
     dag::worker::run_if_worker(); // a worker process serves here and exits
-    match run() {
-        Ok(true) => {}
-        Ok(false) => std::process::exit(1),
-        Err(error) => {
-            eprintln!("error: {error}");
-            std::process::exit(2);
-        }
-    }
-}
-
-/// Reads `--size S` and `--tile T` (what `runtime_from_args` left).
-fn sizes(args: &[String]) -> Result<(u64, u64), String> {
-    let (mut size, mut tile) = (4096, 1024);
-    let mut args = args.iter().skip(1);
-    while let Some(flag) = args.next() {
-        let value = args.next().ok_or_else(|| format!("{flag} needs a value"))?;
-        let number: u64 = value
-            .parse()
-            .ok()
-            .filter(|&n| n > 0)
-            .ok_or_else(|| format!("{flag} takes a positive whole number, not {value:?}"))?;
-        match flag.as_str() {
-            "--size" => size = number,
-            "--tile" => tile = number,
-            other => {
-                return Err(format!(
-                    "unknown argument {other:?}; give --size S --tile T"
-                ))
-            }
-        }
-    }
-    if tile % SHRINK as u64 != 0 || size % tile != 0 {
-        return Err(format!(
-            "the tile side must divide the image side and be a multiple of {SHRINK}"
-        ));
-    }
-    Ok((size, tile))
+    cli::exit_with(run());
 }
 
 fn run() -> Result<bool, Box<dyn std::error::Error>> {
     let mut args: Vec<String> = std::env::args().collect();
     let runtime = dag::worker::runtime_from_args(&mut args)?;
-    let (size, side) = sizes(&args)?;
+    let [size, side] = cli::numbers(&args, [("--size", 4096), ("--tile", 1024)])?;
+    if side % SHRINK as u64 != 0 || size % side != 0 {
+        return Err(format!(
+            "the tile side must divide the image side and be a multiple of {SHRINK}"
+        )
+        .into());
+    }
     let n = size / side;
     let started = Instant::now();
     let (histogram, thumb) = pipeline(n, side).compute_on(&runtime)?;

@@ -17,56 +17,30 @@ use std::time::Instant;
 
 use nalgebra::DMatrix;
 
+#[path = "graphs/cli.rs"]
+mod cli;
 #[path = "graphs/svd.rs"]
 mod graph;
 
 fn main() {
     dag::worker::run_if_worker(); // a worker process serves here and exits
-    match run() {
-        Ok(true) => {}
-        Ok(false) => std::process::exit(1),
-        Err(error) => {
-            eprintln!("error: {error}");
-            std::process::exit(2);
-        }
-    }
-}
-
-/// Reads `--rows M`, `--cols N` and `--blocks B` (what `runtime_from_args` left).
-fn dimensions(args: &[String]) -> Result<(u64, u64, u64), String> {
-    let (mut rows, mut cols, mut blocks) = (131_072, 64, 8);
-    let mut args = args.iter().skip(1);
-    while let Some(flag) = args.next() {
-        let value = args.next().ok_or_else(|| format!("{flag} needs a value"))?;
-        let number: u64 = value
-            .parse()
-            .ok()
-            .filter(|&n| n > 0)
-            .ok_or_else(|| format!("{flag} takes a positive whole number, not {value:?}"))?;
-        match flag.as_str() {
-            "--rows" => rows = number,
-            "--cols" => cols = number,
-            "--blocks" => blocks = number,
-            other => {
-                return Err(format!(
-                    "unknown argument {other:?}; give --rows M --cols N --blocks B"
-                ))
-            }
-        }
-    }
-    if rows.div_ceil(blocks) < cols {
-        return Err(format!(
-            "blocks of {} rows are not tall enough for {cols} columns: use fewer blocks",
-            rows.div_ceil(blocks)
-        ));
-    }
-    Ok((rows, cols, blocks))
+    cli::exit_with(run());
 }
 
 fn run() -> Result<bool, Box<dyn std::error::Error>> {
     let mut args: Vec<String> = std::env::args().collect();
     let runtime = dag::worker::runtime_from_args(&mut args)?;
-    let (rows, cols, blocks) = dimensions(&args)?;
+    let [rows, cols, blocks] = cli::numbers(
+        &args,
+        [("--rows", 131_072), ("--cols", 64), ("--blocks", 8)],
+    )?;
+    if rows.div_ceil(blocks) < cols {
+        return Err(format!(
+            "blocks of {} rows are not tall enough for {cols} columns: use fewer blocks",
+            rows.div_ceil(blocks)
+        )
+        .into());
+    }
     let started = Instant::now();
     let (sigma, rebuild) = graph::tsqr_svd(rows, cols, blocks).compute_on(&runtime)?;
     let elapsed = started.elapsed();
