@@ -19,7 +19,9 @@ use std::time::{Duration, Instant};
 
 use dag::prelude::*;
 use dag::Locality;
-use dag_test_support::{redis_server_on_path, reduce_pairwise, Backend, TestRedis, WorkerProcess};
+use dag_test_support::{
+    info_number, redis_server_on_path, reduce_pairwise, Backend, TestRedis, WorkerProcess,
+};
 
 #[path = "../examples/graphs/gemm.rs"]
 mod gemm;
@@ -103,19 +105,10 @@ fn settings() -> Vec<(&'static str, Locality)> {
     ]
 }
 
-/// `total_net_input_bytes` and `total_net_output_bytes` of the server.
-fn net_bytes(conn: &mut redis::Connection) -> (u64, u64) {
-    let info: String = redis::cmd("INFO").arg("stats").query(conn).unwrap();
-    let field = |name: &str| {
-        info.lines()
-            .find_map(|l| l.strip_prefix(name))
-            .and_then(|v| v.trim().parse::<u64>().ok())
-            .unwrap_or(0)
-    };
-    (
-        field("total_net_input_bytes:"),
-        field("total_net_output_bytes:"),
-    )
+/// `total_net_input_bytes` plus `total_net_output_bytes` of the server.
+fn net_bytes(conn: &mut redis::Connection) -> u64 {
+    let mut field = |name| info_number(conn, "stats", name).unwrap_or(0.0) as u64;
+    field("total_net_input_bytes") + field("total_net_output_bytes")
 }
 
 fn median(mut xs: Vec<f64>) -> f64 {
@@ -172,12 +165,11 @@ fn main() {
             let (mut makespans, mut bytes) = (Vec::new(), Vec::new());
             let mut answer = String::new();
             for _ in 0..rounds {
-                let (in0, out0) = net_bytes(&mut conn);
+                let before = net_bytes(&mut conn);
                 let started = Instant::now();
                 answer = run(&runtime).expect("the shape computes");
                 makespans.push(started.elapsed().as_secs_f64());
-                let (in1, out1) = net_bytes(&mut conn);
-                bytes.push(((in1 - in0) + (out1 - out0)) as f64);
+                bytes.push((net_bytes(&mut conn) - before) as f64);
             }
             eprintln!(
                 "{shape}, {setting}: {:.2} s, {:.1} MB",

@@ -35,7 +35,7 @@ use std::time::Instant;
 
 use dag::prelude::*;
 use dag::store::RedisConfig;
-use dag_test_support::{benchmark_backend, reduce_pairwise, TestRedis};
+use dag_test_support::{benchmark_backend, info_number, reduce_pairwise, TestRedis};
 
 #[task]
 fn leaf(i: u64) -> u64 {
@@ -173,14 +173,8 @@ fn command_stats(conn: &mut redis::Connection) -> BTreeMap<String, CommandStat> 
 
 /// The server's CPU time so far (user + system), in µs.
 fn server_cpu_us(conn: &mut redis::Connection) -> f64 {
-    let info: String = redis::cmd("INFO").arg("cpu").query(conn).unwrap();
-    let field = |key: &str| {
-        info.lines()
-            .find_map(|l| l.strip_prefix(key))
-            .and_then(|v| v.trim().parse::<f64>().ok())
-            .unwrap_or(0.0)
-    };
-    (field("used_cpu_sys:") + field("used_cpu_user:")) * 1e6
+    let mut field = |name| info_number(conn, "cpu", name).unwrap_or(0.0);
+    (field("used_cpu_sys") + field("used_cpu_user")) * 1e6
 }
 
 /// Microseconds per `PING` from redis-benchmark with `clients` clients.

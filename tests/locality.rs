@@ -12,6 +12,8 @@ use dag::prelude::*;
 use dag::Locality;
 use dag_test_support::{reduce_pairwise, run_tests, Test, TestRedis, WorkerProcess};
 
+mod support;
+
 /// Every output of these checks is at least this large, and counts as large.
 const LARGE: usize = 1 << 10;
 /// Elements of the vectors the tasks pass: 8 KiB and more of MessagePack.
@@ -123,19 +125,12 @@ fn settings() -> Vec<(&'static str, Locality)> {
     ]
 }
 
-/// `node` computed on `runtime`, failing the check instead of hanging.
+/// `node.compute_on(runtime)`, failing the check instead of hanging.
 fn compute<T: serde::de::DeserializeOwned + Send + 'static>(
     node: &Node<T>,
     runtime: &Runtime,
 ) -> Result<T, DagError> {
-    let (node, runtime) = (node.clone(), runtime.clone());
-    let (sender, receiver) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        let _ = sender.send(node.compute_on(&runtime));
-    });
-    receiver
-        .recv_timeout(Duration::from_secs(120))
-        .expect("the DAG ends within two minutes")
+    support::compute_within(node, runtime, Duration::from_secs(120))
 }
 
 /// The value of every shape with both optimizations off, on the embedded runtime.

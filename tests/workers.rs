@@ -24,6 +24,8 @@ use dag_test_support::{
     WorkerProcess,
 };
 
+mod support;
+
 #[path = "workers/interrupt.rs"]
 mod interrupt;
 #[path = "workers/restart.rs"]
@@ -57,19 +59,12 @@ fn tree(leaves: u64, delay_ms: u64) -> Node<u64> {
     reduce_pairwise(leaves, |a, b| add(a, b))
 }
 
-/// `node.compute_on(runtime)`, failing the check instead of hanging if it takes over a minute.
+/// `node.compute_on(runtime)`, failing the check instead of hanging.
 fn compute<T: serde::de::DeserializeOwned + Send + 'static>(
     node: &Node<T>,
     runtime: &Runtime,
 ) -> Result<T, DagError> {
-    let (node, runtime) = (node.clone(), runtime.clone());
-    let (sender, receiver) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        let _ = sender.send(node.compute_on(&runtime));
-    });
-    receiver
-        .recv_timeout(Duration::from_secs(60))
-        .expect("the DAG ends within a minute")
+    support::compute_within(node, runtime, Duration::from_secs(60))
 }
 
 /// The keys of every DAG on a server (there should be none once every client has its outcome).

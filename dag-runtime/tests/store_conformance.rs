@@ -15,7 +15,7 @@ use dag_runtime::store::{
     RedisConfig, RedisStore, Store, TaskErrorRecord,
 };
 use dag_runtime::DagError;
-use dag_test_support::{keys_matching, on_each_backend, TestRedis};
+use dag_test_support::{info_number, keys_matching, on_each_backend, TestRedis};
 
 /// Lists what is left of a DAG in a store (keys, entries), for the cleanup checks.
 type Leftovers = Box<dyn Fn(&DagId) -> Vec<String> + Send + Sync>;
@@ -1229,11 +1229,8 @@ fn an_oversized_value_is_refused_before_sending() {
 
 /// The server's `total_commands_processed` (which counts an `INFO` once it has replied).
 fn commands_processed(conn: &mut redis::Connection) -> u64 {
-    let info: String = redis::cmd("INFO").arg("stats").query(conn).unwrap();
-    info.lines()
-        .find_map(|line| line.strip_prefix("total_commands_processed:"))
-        .and_then(|n| n.trim().parse().ok())
-        .unwrap_or_else(|| panic!("no total_commands_processed in {info}"))
+    info_number(conn, "stats", "total_commands_processed").expect("INFO stats counts commands")
+        as u64
 }
 
 /// With `keep_finished`, a succeeded and a failed DAG keep their keys, all with a TTL, for

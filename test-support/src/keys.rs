@@ -64,3 +64,29 @@ pub fn keys_matching(conn: &mut dyn redis::ConnectionLike, pattern: &str) -> Vec
     keys.dedup();
     keys
 }
+
+/// The number `field` of the server's `INFO section` (`total_commands_processed` of `stats`,
+/// `used_cpu_sys` of `cpu`, ...), or `None` if the section has no such field (the in-process
+/// Redis has fewer than `redis-server`).
+///
+/// Panics if the server does not answer `INFO`.
+///
+/// ```no_run
+/// let server = dag_test_support::RedisServer::start();
+/// let mut conn = dag_test_support::keys::connect(&server.url());
+/// let commands = dag_test_support::keys::info_number(&mut conn, "stats", "total_commands_processed");
+/// assert!(commands.is_some());
+/// ```
+pub fn info_number(
+    conn: &mut dyn redis::ConnectionLike,
+    section: &str,
+    field: &str,
+) -> Option<f64> {
+    let info: String = redis::cmd("INFO")
+        .arg(section)
+        .query(conn)
+        .unwrap_or_else(|e| panic!("INFO {section} answers: {e}"));
+    info.lines()
+        .find_map(|line| line.strip_prefix(field)?.strip_prefix(':'))
+        .and_then(|value| value.trim().parse().ok())
+}

@@ -38,7 +38,7 @@ pub mod tree;
 pub mod worker_process;
 
 pub use harness::{run_tests, Test};
-pub use keys::{connect, keys_matching};
+pub use keys::{connect, info_number, keys_matching};
 pub use tree::{reduce_pairwise, sum_1_to};
 pub use worker_process::{WorkerBuilder, WorkerProcess};
 

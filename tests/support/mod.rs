@@ -49,3 +49,20 @@ pub fn on_every_runtime(check: impl Fn(&Runtime)) {
         check(&test.runtime);
     }
 }
+
+/// `node.compute_on(runtime)`, failing the check instead of hanging if it takes longer than
+/// `limit`.
+pub fn compute_within<T: serde::de::DeserializeOwned + Send + 'static>(
+    node: &Node<T>,
+    runtime: &Runtime,
+    limit: std::time::Duration,
+) -> Result<T, DagError> {
+    let (node, runtime) = (node.clone(), runtime.clone());
+    let (sender, receiver) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = sender.send(node.compute_on(&runtime));
+    });
+    receiver
+        .recv_timeout(limit)
+        .unwrap_or_else(|_| panic!("the DAG ends within {limit:?}"))
+}
