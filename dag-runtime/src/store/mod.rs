@@ -23,7 +23,7 @@ mod memory;
 mod redis;
 
 pub use self::redis::{
-    InvocationStream, RedisConfig, RedisStore, StreamEntry, StreamReader, ThreadConnections,
+    event_stream_key, DagSnapshot, InvocationStream, RedisConfig, RedisStore, StreamEntry, StreamReader, ThreadConnections,
     DEFAULT_STREAM, GROUP, MAX_VALUE_BYTES, REDIS_ACL,
 };
 pub use memory::MemoryStore;

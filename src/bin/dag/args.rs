@@ -45,4 +45,16 @@ pub enum Command {
     /// Removes the metrics of runs older than their time to live (a week) and the DAGs
     /// older than the store's (a day) that are not running.
     Gc,
+    /// Serves the dashboard: recent runs, and each run's live graph and metrics, in the
+    /// browser (read-only).
+    Dashboard {
+        /// Where to listen. The default serves this machine only; another address serves
+        /// everyone who can reach it, so give it a --token.
+        #[arg(long, default_value = "127.0.0.1:8787", value_name = "HOST:PORT")]
+        bind: String,
+        /// A secret every request must carry (`?token=...` in the page's address, or an
+        /// `Authorization: Bearer ...` header for scripts).
+        #[arg(long, env = "DAG_DASHBOARD_TOKEN", value_name = "TOKEN")]
+        token: Option<String>,
+    },
 }

@@ -56,6 +56,14 @@ pub enum CliError {
         /// The timeout.
         secs: u64,
     },
+    /// `dag dashboard` could not listen on its address.
+    #[error("could not listen on {bind}: {error} (is another dashboard running there? --bind HOST:PORT picks another address)")]
+    Bind {
+        /// The address asked for.
+        bind: String,
+        /// Why.
+        error: std::io::Error,
+    },
     /// The async runtime could not start.
     #[error("could not start the I/O runtime: {0}")]
     Runtime(std::io::Error),

@@ -4,6 +4,7 @@
 //! dag runs [--limit N] [--json]     recent runs, newest first
 //! dag show <id> [--json]            one run: summary, critical path, percentiles per task
 //! dag gc                            removes expired runs' metrics and expired DAGs
+//! dag dashboard [--bind ADDR]       serves the runs' live graphs and metrics to a browser
 //! ```
 //!
 //! Every command reads the Redis of `--redis URL` or `DAG_REDIS_URL`. Errors go to stderr with
@@ -14,11 +15,13 @@
 //! | `args` | the command line (clap) |
 //! | `connection` | the CLI's own Redis connection, checked before anything else |
 //! | `runs`, `show`, `gc` | one command each |
+//! | `dashboard` | `dag dashboard`: the web UI, its JSON API and live updates |
 //! | `table` | aligned text columns |
 //! | `error` | [`CliError`]: what went wrong and what to try |
 
 mod args;
 mod connection;
+mod dashboard;
 mod error;
 mod gc;
 mod runs;
@@ -50,6 +53,10 @@ fn run(cli: Cli) -> Result<(), CliError> {
         .redis
         .filter(|url| !url.trim().is_empty())
         .ok_or(CliError::NoRedis)?;
+    if let Command::Dashboard { bind, token } = cli.command {
+        // Long-running, and it must start (and say why pages fail) while Redis is down.
+        return dashboard::serve(url, &bind, token);
+    }
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -62,6 +69,7 @@ fn run(cli: Cli) -> Result<(), CliError> {
             Command::Runs { limit, json } => runs::runs(&metrics, limit, json).await,
             Command::Show { id, json } => show::show(&metrics, &url, &id, json).await,
             Command::Gc => gc::gc(&metrics, &url).await,
+            Command::Dashboard { .. } => unreachable!("served above"),
         }
     };
     // One deadline for the whole command: a Redis that accepts connections but never answers

@@ -1,38 +1,37 @@
 //! `dag runs`: recent runs, newest first.
 
-use dag::metrics::Digest;
-use dag::metrics::{rfc3339, MetricsBackend, RedisMetrics, RunRecord, RunState};
+use dag::metrics::{rfc3339, Digest, MetricsBackend, MetricsError, RedisMetrics, RunRecord, RunState};
 use serde::Serialize;
 
 use crate::error::CliError;
 use crate::table::Table;
 
-/// One run as `dag runs --json` prints it.
-#[derive(Debug, Serialize)]
-struct RunRow<'a> {
-    id: &'a str,
-    name: &'a str,
-    state: RunState,
+/// One run as `dag runs --json` prints it (and the dashboard's `/api/runs` serves it).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct RunRow {
+    pub id: String,
+    pub name: String,
+    pub state: RunState,
     /// Submission, RFC 3339 (UTC).
-    started_at: String,
+    pub started_at: String,
     /// Submission, µs since the Unix epoch.
-    started_at_us: u64,
-    ended_at_us: Option<u64>,
+    pub started_at_us: u64,
+    pub ended_at_us: Option<u64>,
     /// `null` while running.
-    makespan_ms: Option<f64>,
+    pub makespan_ms: Option<f64>,
     /// Nodes in the submitted plan (maps' elements excluded).
-    nodes: u64,
+    pub nodes: u64,
     /// Tasks that ran (maps' elements included).
-    tasks: u64,
-    failures: u64,
-    error: Option<&'a str>,
+    pub tasks: u64,
+    pub failures: u64,
+    pub error: Option<String>,
 }
 
-impl<'a> RunRow<'a> {
-    fn new(run: &'a RunRecord, counts: Counts) -> Self {
+impl RunRow {
+    pub fn new(run: &RunRecord, counts: Counts) -> Self {
         RunRow {
-            id: &run.id,
-            name: &run.name,
+            id: run.id.clone(),
+            name: run.name.clone(),
             state: run.state,
             started_at: rfc3339(run.submitted_us),
             started_at_us: run.submitted_us,
@@ -41,7 +40,7 @@ impl<'a> RunRow<'a> {
             nodes: run.nodes,
             tasks: counts.tasks,
             failures: counts.failures,
-            error: run.error.as_deref(),
+            error: run.error.clone(),
         }
     }
 }
@@ -52,19 +51,7 @@ impl<'a> RunRow<'a> {
 /// [`MetricsBackend::digests`]) rather than its task records (one per attempt, too many to read
 /// for a list).
 pub async fn runs(metrics: &RedisMetrics, limit: usize, json: bool) -> Result<String, CliError> {
-    let runs = metrics.runs(limit).await?;
-    let ids: Vec<String> = runs.iter().map(|run| run.id.clone()).collect();
-    let counts: Vec<Counts> = metrics
-        .digests(&ids)
-        .await?
-        .iter()
-        .map(Counts::of)
-        .collect();
-    let rows: Vec<RunRow<'_>> = runs
-        .iter()
-        .zip(counts)
-        .map(|(run, counts)| RunRow::new(run, counts))
-        .collect();
+    let rows = rows(metrics, limit).await?;
     if json {
         return Ok(serde_json::to_string_pretty(&rows).unwrap_or_default() + "\n");
     }
@@ -89,8 +76,8 @@ pub async fn runs(metrics: &RedisMetrics, limit: usize, json: bool) -> Result<St
     );
     for row in &rows {
         table.row(vec![
-            row.id.to_owned(),
-            row.name.to_owned(),
+            row.id.clone(),
+            row.name.clone(),
             row.state.as_str().to_owned(),
             // `2026-12-02 00:41:25`: RFC 3339 to the second, easier on the eye.
             row.started_at[..19].replace('T', " "),
@@ -100,6 +87,18 @@ pub async fn runs(metrics: &RedisMetrics, limit: usize, json: bool) -> Result<St
         ]);
     }
     Ok(table.render())
+}
+
+/// The `limit` most recent runs, newest first.
+pub async fn rows(metrics: &RedisMetrics, limit: usize) -> Result<Vec<RunRow>, MetricsError> {
+    let runs = metrics.runs(limit).await?;
+    let ids: Vec<String> = runs.iter().map(|run| run.id.clone()).collect();
+    let counts = metrics.digests(&ids).await?;
+    Ok(runs
+        .iter()
+        .zip(counts.iter().map(Counts::of))
+        .map(|(run, counts)| RunRow::new(run, counts))
+        .collect())
 }
 
 fn seconds(ms: f64) -> String {
@@ -116,7 +115,7 @@ pub struct Counts {
 }
 
 impl Counts {
-    fn of(digest: &Digest) -> Counts {
+    pub fn of(digest: &Digest) -> Counts {
         let mut counts = Counts::default();
         for task in digest.by_task.values() {
             counts.tasks += task.run_us.count().saturating_sub(task.retried);

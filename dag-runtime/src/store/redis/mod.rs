@@ -17,10 +17,12 @@
 //! | `plan_cache` | decoded plans kept per process |
 //! | `plan_chunks` | a plan stored as a hash of chunks, so no command handles a large plan at once |
 //! | `stream` | the invocation stream and its readers |
+//! | `inspect` | a running DAG read from outside (the dashboard): finished nodes, failures, events |
 
 mod cleanup;
 mod config;
 mod connection;
+mod inspect;
 mod keys;
 mod outcome;
 mod plan_cache;
@@ -32,6 +34,7 @@ mod thread_conn;
 mod wait;
 
 pub use config::RedisConfig;
+pub use inspect::{event_stream_key, DagSnapshot};
 
 /// The Redis ACL rules a client and a worker of `dag` need, and no more: every command the
 /// store, the scripts and the invocation stream send, on the keys `dag:*` and `dags`.

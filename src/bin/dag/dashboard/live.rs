@@ -1,0 +1,219 @@
+//! Live updates: one reader of Redis per dashboard, however many browsers watch.
+//!
+//! A single task follows the event streams of the runs some page is watching (one blocking
+//! `XREAD` over all of them) and re-reads the list of runs once a second; it hands what it
+//! reads to the pages' server-sent-event streams through broadcast channels. A page that falls
+//! behind (a slow browser), or a reader that may have missed events (a stream keeps about the
+//! last thousand), gets a `resync` message, and reloads its snapshot.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use dag::metrics::now_us;
+use dag::store::{event_stream_key, DagId};
+use redis::aio::MultiplexedConnection;
+use redis::AsyncConnectionConfig;
+use serde_json::{json, Map, Value};
+use tokio::sync::{broadcast, Notify};
+
+use super::sources::Sources;
+
+/// How long one `XREAD` blocks: also the longest a new watcher waits to be followed.
+const BLOCK: Duration = Duration::from_millis(500);
+/// Entries one `XREAD` takes per stream; a full batch may mean the reader fell behind.
+const BATCH: usize = 500;
+/// How often the list of runs is re-read.
+const RUNS_EVERY: Duration = Duration::from_secs(1);
+/// Messages a page may fall behind before it is told to resync.
+const CHANNEL: usize = 1_024;
+/// A new watcher replays this much of a run's recent events, so that none is lost between the
+/// page's snapshot and its subscription (repeats are harmless: a node finishes once).
+const REPLAY: Duration = Duration::from_secs(5);
+
+/// The dashboard's one reader, and the pages subscribed to it.
+pub struct Hub {
+    runs: broadcast::Sender<Arc<str>>,
+    watches: Mutex<HashMap<String, Watch>>,
+    wake: Notify,
+}
+
+struct Watch {
+    sender: broadcast::Sender<Arc<str>>,
+    /// The id of the last event read from the run's stream.
+    cursor: String,
+}
+
+impl Hub {
+    /// Starts the reader on `sources`' Redis.
+    pub fn start(sources: Arc<Sources>) -> Arc<Hub> {
+        let hub = Arc::new(Hub {
+            runs: broadcast::channel(CHANNEL).0,
+            watches: Mutex::new(HashMap::new()),
+            wake: Notify::new(),
+        });
+        tokio::spawn(read(Arc::clone(&hub), sources));
+        hub
+    }
+
+    /// Messages about the list of runs: `{"kind":"runs"}` when it changed, `{"kind":
+    /// "unavailable","message":...}` while Redis cannot be read.
+    pub fn subscribe_runs(&self) -> broadcast::Receiver<Arc<str>> {
+        self.runs.subscribe()
+    }
+
+    /// Messages about run `id`: `{"kind":"event", "dag", "id", "event", "node", ...}` per event
+    /// of its stream, `{"kind":"resync"}` when the page should reload its snapshot.
+    pub fn subscribe_run(&self, id: &str) -> broadcast::Receiver<Arc<str>> {
+        let mut watches = self.watches.lock().expect("watches lock");
+        let watch = watches.entry(id.to_owned()).or_insert_with(|| Watch {
+            sender: broadcast::channel(CHANNEL).0,
+            cursor: format!(
+                "{}-0",
+                (now_us() / 1_000).saturating_sub(REPLAY.as_millis() as u64)
+            ),
+        });
+        let receiver = watch.sender.subscribe();
+        drop(watches);
+        self.wake.notify_one();
+        receiver
+    }
+
+    /// The streams to follow now, with their cursors; forgets runs nobody watches any more.
+    fn streams(&self) -> Vec<(String, String)> {
+        let mut watches = self.watches.lock().expect("watches lock");
+        watches.retain(|_, watch| watch.sender.receiver_count() > 0);
+        watches
+            .iter()
+            .map(|(id, watch)| (id.clone(), watch.cursor.clone()))
+            .collect()
+    }
+
+    fn deliver(&self, id: &str, message: Value, cursor: Option<&str>) {
+        let mut watches = self.watches.lock().expect("watches lock");
+        if let Some(watch) = watches.get_mut(id) {
+            if let Some(cursor) = cursor {
+                watch.cursor = cursor.to_owned();
+            }
+            let _ = watch.sender.send(message.to_string().into());
+        }
+    }
+
+    fn to_everyone(&self, message: &Value) {
+        let text: Arc<str> = message.to_string().into();
+        let _ = self.runs.send(Arc::clone(&text));
+        for watch in self.watches.lock().expect("watches lock").values() {
+            let _ = watch.sender.send(Arc::clone(&text));
+        }
+    }
+}
+
+/// The reader: runs until the process ends.
+async fn read(hub: Arc<Hub>, sources: Arc<Sources>) {
+    let mut connection: Option<MultiplexedConnection> = None;
+    let mut last_runs: Option<Vec<crate::runs::RunRow>> = None;
+    let mut last_poll = Instant::now() - RUNS_EVERY;
+    let mut unavailable = false;
+    loop {
+        if last_poll.elapsed() >= RUNS_EVERY {
+            last_poll = Instant::now();
+            match sources.runs(50).await {
+                Ok(rows) => {
+                    if last_runs.as_ref() != Some(&rows) || unavailable {
+                        // A run whose state changed: its page reloads (the end of a run brings
+                        // its metrics and errors).
+                        for row in &rows {
+                            let before = last_runs
+                                .iter()
+                                .flatten()
+                                .find(|old| old.id == row.id)
+                                .map(|old| old.state);
+                            if before != Some(row.state) {
+                                hub.deliver(&row.id, json!({"kind": "resync"}), None);
+                            }
+                        }
+                        let _ = hub.runs.send(json!({"kind": "runs"}).to_string().into());
+                        last_runs = Some(rows);
+                    }
+                    unavailable = false;
+                }
+                Err(error) => {
+                    unavailable = true;
+                    connection = None;
+                    hub.to_everyone(
+                        &json!({"kind": "unavailable", "message": error.to_string()}),
+                    );
+                }
+            }
+        }
+        let streams = hub.streams();
+        if streams.is_empty() || unavailable {
+            let _ = tokio::time::timeout(RUNS_EVERY, hub.wake.notified()).await;
+            continue;
+        }
+        if connection.is_none() {
+            connection = connect(sources.url()).await;
+            if connection.is_none() {
+                tokio::time::sleep(RUNS_EVERY).await;
+                continue;
+            }
+        }
+        let conn = connection.as_mut().expect("connected above");
+        let mut cmd = redis::cmd("XREAD");
+        cmd.arg("COUNT")
+            .arg(BATCH)
+            .arg("BLOCK")
+            .arg(BLOCK.as_millis() as u64)
+            .arg("STREAMS");
+        for (id, _) in &streams {
+            cmd.arg(event_stream_key(&DagId::from(id.as_str())));
+        }
+        for (_, cursor) in &streams {
+            cmd.arg(cursor);
+        }
+        let reply: redis::RedisResult<Option<Vec<(String, Vec<(String, Vec<(String, String)>)>)>>> =
+            cmd.query_async(conn).await;
+        match reply {
+            Ok(Some(replies)) => {
+                for (key, entries) in replies {
+                    let Some((id, _)) = streams
+                        .iter()
+                        .find(|(id, _)| event_stream_key(&DagId::from(id.as_str())) == key)
+                    else {
+                        continue;
+                    };
+                    let full = entries.len() >= BATCH;
+                    for (entry, fields) in entries {
+                        let mut message = Map::new();
+                        message.insert("kind".into(), "event".into());
+                        message.insert("dag".into(), id.clone().into());
+                        message.insert("id".into(), entry.clone().into());
+                        for (field, value) in fields {
+                            message.insert(field, value.into());
+                        }
+                        hub.deliver(id, Value::Object(message), Some(&entry));
+                    }
+                    if full {
+                        hub.deliver(id, json!({"kind": "resync"}), None);
+                    }
+                }
+            }
+            Ok(None) => {}
+            Err(_) => {
+                connection = None;
+                tokio::time::sleep(BLOCK).await;
+            }
+        }
+    }
+}
+
+async fn connect(url: &str) -> Option<MultiplexedConnection> {
+    let client = redis::Client::open(url).ok()?;
+    let config = AsyncConnectionConfig::new()
+        .set_connection_timeout(Some(Duration::from_secs(2)))
+        .set_response_timeout(Some(BLOCK + Duration::from_secs(5)));
+    client
+        .get_multiplexed_async_connection_with_config(&config)
+        .await
+        .ok()
+}
