@@ -1,5 +1,5 @@
-//! Running a command for a connection, and waiting when it blocks (`BLPOP`, `XREADGROUP ...
-//! BLOCK`): the command is run again after every write to the server until it finds what it
+//! Running a command for a connection, and waiting when it blocks (`BLPOP`, `XREAD ... BLOCK`,
+//! `XREADGROUP ... BLOCK`): the command is run again after every write to the server until it finds what it
 //! waits for, its timeout passes, or its client goes away.
 //!
 //! One condition variable serves every blocked client: simple, and correct because a blocked
@@ -28,6 +28,7 @@ pub(crate) fn run_command(
 ) -> Option<Reply> {
     let mut guard: MutexGuard<'_, State> = shared.lock();
     let mut deadline: Option<Option<Instant>> = None;
+    let mut retry_args: Option<Vec<Vec<u8>>> = None;
     loop {
         if shared.is_stopping() || !guard.data.clients.contains_key(&client.id) {
             return None;
@@ -53,9 +54,13 @@ pub(crate) fn run_command(
             scripting: Some(&mut state.scripting),
             would_block: None,
             may_block: true,
+            retry_with: None,
         };
-        let reply = execute(&mut ctx, args);
+        let reply = execute(&mut ctx, retry_args.as_deref().unwrap_or(args));
         let blocked = ctx.would_block;
+        if let Some(retry_with) = ctx.retry_with.take() {
+            retry_args = Some(retry_with);
+        }
         if is_write(args) {
             shared.wake.notify_all();
         }

@@ -192,6 +192,13 @@ const TEMPLATES: &[&str] = &[
     "XGROUP DELCONSUMER K G C",
     "XGROUP SETID K G 0",
     "XGROUP FOO K",
+    "XREAD STREAMS K 0",
+    "XREAD COUNT 1 STREAMS K I",
+    "XREAD STREAMS K $",
+    "XREAD BLOCK 20 STREAMS K $",
+    "XREAD BLOCK 20 STREAMS K 0",
+    "XREAD COUNT 2 STREAMS K K 0 I",
+    "XREAD STREAMS K",
     "XREADGROUP GROUP G C COUNT 2 STREAMS K >",
     "XREADGROUP GROUP G C STREAMS K 0",
     "XREADGROUP GROUP G C BLOCK 20 STREAMS K >",
@@ -222,6 +229,7 @@ const TEMPLATES: &[&str] = &[
     "SELECT N",
     "@BLPOP_PUSH K V",
     "@XREADGROUP_XADD K G C",
+    "@XREAD_XADD K",
 ];
 
 /// A tiny deterministic generator, seeded per operation (proptest shrinks the seeds).
@@ -256,6 +264,11 @@ enum Op {
         consumer: String,
         id: String,
     },
+    /// `XREAD BLOCK ... $` on one connection, served by an `XADD` from another.
+    BlockedXread {
+        key: String,
+        id: String,
+    },
 }
 
 /// Expands template `index` with `seed`; `next_id` numbers the `NEXTID` stream ids.
@@ -272,6 +285,12 @@ fn expand(index: usize, seed: u64, next_id: &mut u64) -> Op {
             return Op::BlockedPop {
                 key: p.pick(KEYS).to_owned(),
                 value: p.pick(VALUES).to_owned(),
+            }
+        }
+        "@XREAD_XADD" => {
+            return Op::BlockedXread {
+                key: p.pick(KEYS).to_owned(),
+                id: stream_id(),
             }
         }
         "@XREADGROUP_XADD" => {
@@ -493,6 +512,17 @@ impl Side {
                         &k,
                         ">",
                     ])
+                });
+                thread::sleep(Duration::from_millis(30));
+                let added = self.other.cmd(&["XADD", key, id, "f", "v"]);
+                vec![added, waiting.join().expect("the waiter ends")]
+            }
+            Op::BlockedXread { key, id } => {
+                let port = self.port;
+                let k = key.clone();
+                let waiting = thread::spawn(move || {
+                    let mut conn = Conn::open(port);
+                    conn.cmd(&["XREAD", "BLOCK", "300", "STREAMS", &k, "$"])
                 });
                 thread::sleep(Duration::from_millis(30));
                 let added = self.other.cmd(&["XADD", key, id, "f", "v"]);

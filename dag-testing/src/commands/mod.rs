@@ -186,6 +186,9 @@ pub(crate) struct Ctx<'a> {
     pub(crate) would_block: Option<Option<Duration>>,
     /// Whether the command may block (not inside `MULTI`).
     pub(crate) may_block: bool,
+    /// Set by a blocking command whose retries must run other arguments: `XREAD`'s `$`, which
+    /// stands for the stream's last id when the command was first run, not when it is retried.
+    pub(crate) retry_with: Option<Vec<Vec<u8>>>,
 }
 
 impl Ctx<'_> {

@@ -1,4 +1,4 @@
-//! Stream commands: `XADD` with caps, ranges, consumer groups (`XGROUP`, `XREADGROUP` with
+//! Stream commands: `XADD` with caps, ranges, `XREAD` with `BLOCK`, consumer groups (`XGROUP`, `XREADGROUP` with
 //! `BLOCK`, `XACK`, `XPENDING`, `XCLAIM`, `XAUTOCLAIM`), `XDEL`, `XTRIM`.
 
 use std::time::Duration;
@@ -17,6 +17,7 @@ pub(super) static COMMANDS: &[Spec] = &[
     cmd("xtrim", -4, WRITE, xtrim),
     cmd("xack", -4, WRITE, xack),
     container("xgroup", 0, GROUP_COMMANDS),
+    cmd("xread", -4, 0, xread),
     cmd("xreadgroup", -7, WRITE, xreadgroup),
     cmd("xpending", -3, 0, xpending),
     cmd("xclaim", -6, WRITE, xclaim),
@@ -486,6 +487,102 @@ fn touch_consumer(group: &mut Group, name: &[u8]) -> bool {
                 .insert(name.to_vec(), Consumer { seen_at: now });
             true
         }
+    }
+}
+
+/// `XREAD [COUNT n] [BLOCK ms] STREAMS key ... id ...`: the entries after each id (`$`: after
+/// the stream's last entry when the command is first run, so a blocked read waits for new ones).
+fn xread(ctx: &mut Ctx<'_>, args: &[Vec<u8>]) -> Reply {
+    let (mut count, mut block) = (None, None);
+    let mut i = 1;
+    let streams_at = loop {
+        let Some(a) = args.get(i) else {
+            return syntax_error();
+        };
+        if is(a, "COUNT") && i + 1 < args.len() {
+            match parse_i64(&args[i + 1]) {
+                Some(n) => count = (n > 0).then_some(n as usize),
+                None => return super::not_integer(),
+            }
+            i += 2;
+        } else if is(a, "BLOCK") && i + 1 < args.len() {
+            match parse_i64(&args[i + 1]) {
+                Some(n) if n >= 0 => block = Some(n as u64),
+                Some(_) => return Reply::err("ERR timeout is negative"),
+                None => return Reply::err("ERR timeout is not an integer or out of range"),
+            }
+            i += 2;
+        } else if is(a, "STREAMS") {
+            break i + 1;
+        } else {
+            return syntax_error();
+        }
+    };
+    let rest = &args[streams_at..];
+    if rest.is_empty() || rest.len() % 2 == 1 {
+        return Reply::err(
+            "ERR Unbalanced 'xread' list of streams: for each stream key an ID or '$' must be specified.",
+        );
+    }
+    if block.is_some() && ctx.client.in_script {
+        return Reply::err("ERR xread command is not allowed with BLOCK option from scripts");
+    }
+    let (keys, ids) = rest.split_at(rest.len() / 2);
+    // Every key's type and every id are checked before anything is read.
+    let mut starts = Vec::with_capacity(ids.len());
+    for (key, id) in keys.iter().zip(ids) {
+        let last = match ctx.db().stream(key) {
+            Ok(stream) => stream.map(|s| s.last_id),
+            Err(e) => return e,
+        };
+        if id.as_slice() == b"$" {
+            starts.push(last.unwrap_or(StreamId::MIN));
+        } else {
+            match id_arg(id) {
+                Ok(id) => starts.push(id),
+                Err(e) => return e,
+            }
+        }
+    }
+    let resp = ctx.client.resp;
+    let mut results = Vec::new();
+    for (key, start) in keys.iter().zip(&starts) {
+        let Some(stream) = ctx.db().stream(key).ok().flatten() else {
+            continue;
+        };
+        let items: Vec<Reply> = match start.next() {
+            Some(from) => stream
+                .entries
+                .range(from..)
+                .take(count.unwrap_or(usize::MAX))
+                .map(|(id, f)| entry_reply(*id, f))
+                .collect(),
+            None => Vec::new(),
+        };
+        if !items.is_empty() {
+            results.push((Reply::bulk(key.clone()), Reply::Array(items)));
+        }
+    }
+    if results.is_empty() {
+        if let (Some(ms), true) = (block, ctx.may_block) {
+            ctx.would_block = Some((ms > 0).then(|| Duration::from_millis(ms)));
+            if ids.iter().any(|id| id.as_slice() == b"$") {
+                let mut resolved = args[..streams_at + keys.len()].to_vec();
+                resolved.extend(starts.iter().map(|id| id.to_string().into_bytes()));
+                ctx.retry_with = Some(resolved);
+            }
+        }
+        return Reply::NilArray;
+    }
+    if resp >= 3 {
+        Reply::Map(results)
+    } else {
+        Reply::Array(
+            results
+                .into_iter()
+                .map(|(k, v)| Reply::Array(vec![k, v]))
+                .collect(),
+        )
     }
 }
 

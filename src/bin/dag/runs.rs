@@ -1,6 +1,8 @@
 //! `dag runs`: recent runs, newest first.
 
-use dag::metrics::{rfc3339, Digest, MetricsBackend, MetricsError, RedisMetrics, RunRecord, RunState};
+use dag::metrics::{
+    rfc3339, Digest, MetricsBackend, MetricsError, RedisMetrics, RunRecord, RunState,
+};
 use serde::Serialize;
 
 use crate::error::CliError;

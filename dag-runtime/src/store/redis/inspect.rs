@@ -56,9 +56,13 @@ impl RedisStore {
         pipe.cmd("HGETALL").arg(keys.done());
         pipe.cmd("HGETALL").arg(keys.errors());
         let conn = self.connection();
-        let (status, done, errors): (Option<String>, HashMap<String, Bytes>, HashMap<String, String>) =
-            conn.send(&pipe, Retry::Once, "could not read the DAG's state")
-                .await?;
+        let (status, done, errors): (
+            Option<String>,
+            HashMap<String, Bytes>,
+            HashMap<String, String>,
+        ) = conn
+            .send(&pipe, Retry::Once, "could not read the DAG's state")
+            .await?;
         let succeeded = status.as_deref() == Some(SUCCEEDED);
         let mut errors: Vec<TaskErrorRecord> = errors
             .values()

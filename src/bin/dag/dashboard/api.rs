@@ -126,9 +126,9 @@ fn sse(
     let stream = futures::stream::unfold(receiver, |mut receiver| async move {
         let data: Arc<str> = match receiver.recv().await {
             Ok(message) => message,
-            Err(broadcast::error::RecvError::Lagged(_)) => json!({"kind": "resync"})
-                .to_string()
-                .into(),
+            Err(broadcast::error::RecvError::Lagged(_)) => {
+                json!({"kind": "resync"}).to_string().into()
+            }
             Err(broadcast::error::RecvError::Closed) => return None,
         };
         Some((Ok(Event::default().data(&*data)), receiver))
@@ -138,10 +138,16 @@ fn sse(
 
 async fn not_found(request: Request) -> Response {
     if request.uri().path().starts_with("/api/") {
-        ApiError(StatusCode::NOT_FOUND, format!("no such API: {}", request.uri().path()))
-            .into_response()
+        ApiError(
+            StatusCode::NOT_FOUND,
+            format!("no such API: {}", request.uri().path()),
+        )
+        .into_response()
     } else {
-        (StatusCode::NOT_FOUND, "not found: the dashboard's pages are / and /runs/{id}\n")
+        (
+            StatusCode::NOT_FOUND,
+            "not found: the dashboard's pages are / and /runs/{id}\n",
+        )
             .into_response()
     }
 }

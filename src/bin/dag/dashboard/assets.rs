@@ -11,11 +11,7 @@ const STYLE: &str = include_str!("assets/style.css");
 
 /// `/` and `/runs/{id}`: one page, whose script shows the list or the run from the address.
 pub async fn page() -> Response {
-    (
-        [(header::CONTENT_TYPE, "text/html; charset=utf-8")],
-        INDEX,
-    )
-        .into_response()
+    ([(header::CONTENT_TYPE, "text/html; charset=utf-8")], INDEX).into_response()
 }
 
 /// `/assets/app.js` and `/assets/style.css`.

@@ -249,7 +249,10 @@ fn from_plan(snapshot: &DagSnapshot, last: &HashMap<u32, &TaskRecord>) -> BTreeM
             let index = index as u32;
             let state = if finished(index) {
                 NodeState::Done
-            } else if last.get(&index).is_some_and(|r| r.outcome == Outcome::Retried) {
+            } else if last
+                .get(&index)
+                .is_some_and(|r| r.outcome == Outcome::Retried)
+            {
                 NodeState::Retried
             } else if parents.iter().all(|&p| finished(p)) {
                 NodeState::Ready
@@ -398,9 +401,5 @@ pub fn group_state(states: &BTreeMap<NodeState, u32>) -> NodeState {
     if states.contains_key(&NodeState::Failed) {
         return NodeState::Failed;
     }
-    states
-        .keys()
-        .copied()
-        .next()
-        .unwrap_or(NodeState::Waiting)
+    states.keys().copied().next().unwrap_or(NodeState::Waiting)
 }

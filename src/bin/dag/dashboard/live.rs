@@ -31,6 +31,10 @@ const CHANNEL: usize = 1_024;
 /// page's snapshot and its subscription (repeats are harmless: a node finishes once).
 const REPLAY: Duration = Duration::from_secs(5);
 
+/// What `XREAD` answers: per stream key, its entries (id, then field and value pairs); `None`
+/// when the block timed out.
+type XreadReply = Option<Vec<(String, Vec<(String, Vec<(String, String)>)>)>>;
+
 /// The dashboard's one reader, and the pages subscribed to it.
 pub struct Hub {
     runs: broadcast::Sender<Arc<str>>,
@@ -140,9 +144,7 @@ async fn read(hub: Arc<Hub>, sources: Arc<Sources>) {
                 Err(error) => {
                     unavailable = true;
                     connection = None;
-                    hub.to_everyone(
-                        &json!({"kind": "unavailable", "message": error.to_string()}),
-                    );
+                    hub.to_everyone(&json!({"kind": "unavailable", "message": error.to_string()}));
                 }
             }
         }
@@ -171,8 +173,7 @@ async fn read(hub: Arc<Hub>, sources: Arc<Sources>) {
         for (_, cursor) in &streams {
             cmd.arg(cursor);
         }
-        let reply: redis::RedisResult<Option<Vec<(String, Vec<(String, Vec<(String, String)>)>)>>> =
-            cmd.query_async(conn).await;
+        let reply: redis::RedisResult<XreadReply> = cmd.query_async(conn).await;
         match reply {
             Ok(Some(replies)) => {
                 for (key, entries) in replies {

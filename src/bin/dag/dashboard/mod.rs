@@ -45,14 +45,14 @@ pub fn serve(url: String, bind: &str, token: Option<String>) -> Result<(), CliEr
             None => format!("http://{addr}/"),
         };
         // The first line is the address (tests and scripts read it); the rest is for people.
-        println!("dag dashboard: {link}");
-        println!("reading the runs of Redis at {}", sources.addr());
+        say(&format!("dag dashboard: {link}"));
+        say(&format!("reading the runs of Redis at {}", sources.addr()));
         if addr.ip().is_loopback() {
-            println!("serving this machine only (--bind 0.0.0.0:PORT --token TOKEN serves others)");
+            say("serving this machine only (--bind 0.0.0.0:PORT --token TOKEN serves others)");
         } else if token.is_none() {
-            println!(
+            say(&format!(
                 "warning: serving everyone who can reach {addr}, without a token (--token TOKEN)"
-            );
+            ));
         }
         let app = Arc::new(api::App {
             sources,
@@ -64,6 +64,14 @@ pub fn serve(url: String, bind: &str, token: Option<String>) -> Result<(), CliEr
             .await
             .map_err(CliError::Output)
     })
+}
+
+/// Prints a line for the person who started the dashboard; a closed stdout (the reader of the
+/// address went away) does not stop the server.
+fn say(line: &str) {
+    use std::io::Write;
+    let mut stdout = std::io::stdout().lock();
+    let _ = writeln!(stdout, "{line}").and_then(|()| stdout.flush());
 }
 
 /// Resolves on Ctrl-C or SIGTERM.

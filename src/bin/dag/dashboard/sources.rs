@@ -3,9 +3,10 @@
 //! [`RedisStore::inspect`]). Connections are opened on first use and again after a failure, so
 //! the dashboard starts, and its pages explain, while Redis is down.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use dag::metrics::{MetricsBackend, RedisMetrics, RunReport, DEFAULT_METRICS_TTL};
+use dag::metrics::{MetricsBackend, RedisMetrics, RunReport, RunState, DEFAULT_METRICS_TTL};
 use dag::store::{DagId, RedisConfig, RedisStore};
 use serde::Serialize;
 use tokio::sync::Mutex;
@@ -74,6 +75,10 @@ pub struct Sources {
     metrics: RedisMetrics,
     /// The DAG store's client, for snapshots of running DAGs; opened on first use.
     store: Mutex<Option<RedisStore>>,
+    /// Whether Redis answered since the last failure. Until it has, each request first checks
+    /// with a `PING` of its own, which fails at once on a refused connection, where the
+    /// metrics' client would retry for seconds.
+    reachable: AtomicBool,
 }
 
 impl Sources {
@@ -82,6 +87,7 @@ impl Sources {
             metrics: RedisMetrics::new(url.clone(), DEFAULT_METRICS_TTL),
             url,
             store: Mutex::new(None),
+            reachable: AtomicBool::new(false),
         }
     }
 
@@ -101,14 +107,29 @@ impl Sources {
         }
     }
 
-    /// Bounds `future` by [`REQUEST_TIMEOUT`].
+    /// Bounds `future` by [`REQUEST_TIMEOUT`], after checking that Redis answers if it did not
+    /// last time.
     async fn bounded<T>(
         &self,
         future: impl std::future::Future<Output = Result<T, SourceError>>,
     ) -> Result<T, SourceError> {
-        tokio::time::timeout(REQUEST_TIMEOUT, future)
+        let checked = async {
+            if !self.reachable.load(Ordering::Relaxed) {
+                crate::connection::connect(&self.url)
+                    .await
+                    .map_err(|e| self.unavailable(e))?;
+                self.reachable.store(true, Ordering::Relaxed);
+            }
+            future.await
+        };
+        let result = tokio::time::timeout(REQUEST_TIMEOUT, checked)
             .await
-            .map_err(|_| self.unavailable(format!("no answer in {} s", REQUEST_TIMEOUT.as_secs())))?
+            .map_err(|_| self.unavailable(format!("no answer in {} s", REQUEST_TIMEOUT.as_secs())))
+            .and_then(|result| result);
+        if let Err(SourceError::Unavailable { .. }) = &result {
+            self.reachable.store(false, Ordering::Relaxed);
+        }
+        result
     }
 
     /// The `limit` most recent runs, newest first.
@@ -132,11 +153,18 @@ impl Sources {
                 .ok_or_else(|| SourceError::NoSuchRun(id.to_owned()))?;
             let report = RunReport::new(&metrics);
             let snapshot = self.snapshot(id).await?;
+            // The critical path is the one that determined the makespan: marked once there is one.
+            let ended = metrics.run.state != RunState::Running;
+            let critical_path = if ended {
+                &report.critical_path_steps[..]
+            } else {
+                &[]
+            };
             let graph = graph::build(
                 id,
                 snapshot.as_ref(),
                 &metrics.tasks,
-                &report.critical_path_steps,
+                critical_path,
                 metrics.run.error.as_deref(),
             );
             let counts = runs::Counts::of(&metrics.digest);

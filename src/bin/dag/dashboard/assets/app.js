@@ -83,7 +83,7 @@ function runsPage() {
   const state = el("select", { id: "filter-state" },
     ["", "running", "succeeded", "failed", "cancelled"].map((s) => el("option", { value: s, text: s || "any state" })));
   state.value = params.get("state") || "";
-  const table = el("table", { id: "runs" });
+  const table = el("table", { id: "runs" }, el("tr", {}, el("td", { class: "muted", text: "Loading runs…" })));
   main.replaceChildren(el("div", { class: "filters" }, name, state, el("span", { id: "count", class: "muted" })), table);
 
   let pending = null;
@@ -147,6 +147,10 @@ function runPage(id) {
       view = await getJson("/api/runs/" + encodeURIComponent(id));
       showStatus(null);
       render();
+      if (document.body.dataset.initialDone === undefined) {
+        // What was done when the page loaded: what live updates are measured against.
+        document.body.dataset.initialDone = String(document.querySelectorAll('.node[data-state="done"]').length);
+      }
     } catch (e) {
       showStatus(e.status === 404 ? e.message : "Could not load the run: " + e.message);
       if (e.status === 404) $("#main").replaceChildren(el("p", { id: "missing", text: e.message }));
