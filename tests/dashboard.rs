@@ -183,14 +183,18 @@ fn eventually<T>(what: &str, mut check: impl FnMut() -> Option<T>) -> T {
     }
 }
 
-/// The id of the one run named `name` in the list, once it is there in `state`.
-fn run_id(dashboard: &Dashboard, name: &str, state: &str) -> String {
+/// The id of the run named `name` in the list, once it is there in `state` (and with `tasks`
+/// recorded, if given: a worker uploads its records in the background, so they may reach
+/// Redis after the client had its result).
+fn run_id(dashboard: &Dashboard, name: &str, state: &str, tasks: Option<u64>) -> String {
     eventually(&format!("a {state} run named {name}"), || {
         let (_, runs) = dashboard.json("/api/runs");
         runs.as_array()?
             .iter()
             .find(|run| {
-                run["name"].as_str().is_some_and(|n| n.ends_with(name)) && run["state"] == state
+                run["name"].as_str().is_some_and(|n| n.ends_with(name))
+                    && run["state"] == state
+                    && tasks.is_none_or(|tasks| run["tasks"] == tasks)
             })
             .map(|run| run["id"].as_str().unwrap().to_owned())
     })
@@ -213,6 +217,7 @@ fn the_api_lists_runs_filters_them_and_shows_one() {
     let runtime = runtime(&redis);
     assert_eq!(fan_in(4).compute_on(&runtime).unwrap(), 6);
     let dashboard = Dashboard::start(&redis.url(), &[]);
+    run_id(&dashboard, "total", "succeeded", Some(5));
 
     let (status, runs) = dashboard.json("/api/runs");
     assert_eq!(status, 200);
@@ -322,13 +327,17 @@ fn a_redis_that_is_down_is_a_503_with_a_message_and_the_page_still_loads() {
 }
 
 #[test]
-fn with_a_token_every_request_needs_it() {
+fn with_a_token_every_api_request_needs_it() {
     let redis = TestRedis::start();
     let dashboard = Dashboard::start(&redis.url(), &["--token", "s3cret"]);
     let (status, body) = dashboard.json("/api/runs");
     assert_eq!(status, 401);
     assert!(body["error"].as_str().unwrap().contains("token"), "{body}");
-    assert_eq!(dashboard.get("/", &[]).0, 401);
+    // The page and its assets hold no data: they load without it, and the page passes the
+    // token of its address on to the API.
+    assert_eq!(dashboard.get("/", &[]).0, 200);
+    assert_eq!(dashboard.get("/assets/app.js", &[]).0, 200);
+    assert_eq!(dashboard.get("/api/live", &[]).0, 401);
     assert_eq!(dashboard.get("/api/runs?token=wrong", &[]).0, 401);
     assert_eq!(dashboard.get("/api/runs?token=s3cret", &[]).0, 200);
     let bearer = [("Authorization", "Bearer s3cret")];
@@ -342,7 +351,7 @@ fn a_failed_run_shows_its_failed_node_and_message() {
     let error = explode(leaf(7)).compute_on(&runtime).unwrap_err();
     assert!(error.to_string().contains("boom 7"), "{error}");
     let dashboard = Dashboard::start(&redis.url(), &[]);
-    let id = run_id(&dashboard, "explode", "failed");
+    let id = run_id(&dashboard, "explode", "failed", Some(2));
     let (_, view) = dashboard.json(&format!("/api/runs/{id}"));
     assert_eq!(view["run"]["failures"], 1);
     let failed = view["graph"]["nodes"]
@@ -364,7 +373,7 @@ fn a_running_dag_is_drawn_from_its_plan_and_its_events_are_pushed() {
     let runtime = runtime(&redis);
     let dashboard = Dashboard::start(&redis.url(), &[]);
     let running = thread::spawn(move || slow_chain(12, 250).compute_on(&runtime));
-    let id = run_id(&dashboard, "slow_step", "running");
+    let id = run_id(&dashboard, "slow_step", "running", None);
 
     // Subscribe, then read the snapshot: events after the subscription are not missed.
     let mut live = TcpStream::connect(&dashboard.addr).unwrap();
@@ -418,7 +427,7 @@ fn a_large_graph_is_drawn_by_groups() {
     let runtime = runtime(&redis);
     assert_eq!(fan_in(2_000).compute_on(&runtime).unwrap(), 1_999_000);
     let dashboard = Dashboard::start(&redis.url(), &[]);
-    let id = run_id(&dashboard, "total", "succeeded");
+    let id = run_id(&dashboard, "total", "succeeded", Some(2_001));
     let (_, view) = dashboard.json(&format!("/api/runs/{id}"));
     let aggregated = &view["graph"]["aggregated"];
     assert_eq!(aggregated["nodes"], 2_001, "{aggregated}");
@@ -437,16 +446,18 @@ fn a_map_node_shows_its_child_dag() {
     let doubled = numbers(5).map(double);
     assert_eq!(total(&doubled).compute_on(&runtime).unwrap(), 20);
     let dashboard = Dashboard::start(&redis.url(), &[]);
-    let id = run_id(&dashboard, "total", "succeeded");
-    let (_, view) = dashboard.json(&format!("/api/runs/{id}"));
-    let map = view["graph"]["nodes"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find_map(|n| n.get("map"))
-        .unwrap_or_else(|| panic!("a map node in {view}"));
+    let id = run_id(&dashboard, "total", "succeeded", None);
+    // The records of the map's elements come in the background: wait for all five.
+    let map = eventually("the map's five elements recorded", || {
+        let (_, view) = dashboard.json(&format!("/api/runs/{id}"));
+        let map = view["graph"]["nodes"]
+            .as_array()?
+            .iter()
+            .find_map(|n| n.get("map"))?
+            .clone();
+        (map["done"].as_u64()? >= 5).then_some(map)
+    });
     assert!(map["dag"].as_str().unwrap().starts_with(&format!("{id}.")));
-    assert!(map["done"].as_u64().unwrap() >= 5, "{map}");
     assert_eq!(map["failed"], 0);
 }
 
@@ -558,8 +569,13 @@ fn the_pages_in_a_browser() {
     assert_eq!(fan_in(6).compute_on(&runtime).unwrap(), 15);
     explode(leaf(3)).compute_on(&runtime).unwrap_err();
     let dashboard = Dashboard::start(&redis.url(), &[]);
-    let ok = run_id(&dashboard, "total", "succeeded");
-    let failed = run_id(&dashboard, "explode", "failed");
+    let ok = run_id(&dashboard, "total", "succeeded", Some(7));
+    let failed = run_id(&dashboard, "explode", "failed", Some(2));
+    // Digests and records are separate writes of one upload: wait for the records too.
+    eventually("the records of the run", || {
+        let (_, view) = dashboard.json(&format!("/api/runs/{ok}"));
+        (view["report"]["critical_path"].as_array()?.len() == 2).then_some(())
+    });
     let browser = Browser::launch(path);
 
     // The list: both runs, with their states; it follows new runs without a reload.
@@ -582,7 +598,13 @@ fn the_pages_in_a_browser() {
     browser.wait_for("document.body.dataset.loaded === '1'");
     assert_eq!(browser.count(".node"), 7);
     assert_eq!(browser.count(".node[data-state='done']"), 7);
-    assert!(browser.count(".node.critical") >= 2);
+    let (_, view) = dashboard.json(&format!("/api/runs/{ok}"));
+    assert!(
+        browser.count(".node.critical") >= 2,
+        "critical path: {}, nodes: {}",
+        view["report"]["critical_path"],
+        view["graph"]["nodes"]
+    );
     assert_eq!(browser.count("#gantt rect"), 7, "one bar per attempt");
     assert_eq!(browser.count("#tasks tbody tr"), 2, "leaf and total");
     // Clicking a node shows its details.
@@ -604,9 +626,25 @@ fn the_pages_in_a_browser() {
     assert!(errors.contains("boom 3: the input was refused"), "{errors}");
     browser.screenshot("failed");
 
+    // A large graph: drawn by groups, and the page says so.
+    assert_eq!(fan_in(2_000).compute_on(&runtime).unwrap(), 1_999_000);
+    let large = eventually("the large run", || {
+        let (_, runs) = dashboard.json("/api/runs");
+        runs.as_array()?
+            .iter()
+            .find(|run| run["tasks"] == 2_001)
+            .map(|run| run["id"].as_str().unwrap().to_owned())
+    });
+    browser.open(&dashboard.url(&format!("/runs/{large}")));
+    browser.wait_for("document.body.dataset.loaded === '1'");
+    assert_eq!(browser.count(".node"), 2, "2,001 nodes in two groups");
+    let note = browser.text("#aggregated");
+    assert!(note.contains("2001 nodes"), "{note}");
+    browser.screenshot("large");
+
     // A run that goes on while the page is open: the page changes without reloading.
     let slow = thread::spawn(move || slow_chain(16, 300).compute_on(&runtime));
-    let id = run_id(&dashboard, "slow_step", "running");
+    let id = run_id(&dashboard, "slow_step", "running", None);
     browser.open(&dashboard.url(&format!("/runs/{id}")));
     browser.wait_for("document.body.dataset.loaded === '1'");
     assert_eq!(browser.count(".node"), 17, "a running DAG is drawn whole");
@@ -622,6 +660,17 @@ fn the_pages_in_a_browser() {
     browser.screenshot("live");
     assert_eq!(slow.join().unwrap().unwrap(), 16);
     browser.wait_for("document.querySelectorAll(\".node[data-state='done']\").length === 17");
+
+    // With a token: the page passes it on to the API and to its links.
+    let guarded = Dashboard::start(&redis.url(), &["--token", "s3cret"]);
+    browser.open(&guarded.url("/?token=s3cret"));
+    browser.wait_for("document.body.dataset.loaded === '1'");
+    assert!(browser.count("tr[data-run]") >= 4);
+    assert_eq!(
+        browser.count("tr[data-run] a[href*='token=s3cret']"),
+        browser.count("tr[data-run] a")
+    );
+    assert!(browser.text("#status").is_empty());
 
     // A Redis that is down: the page says so.
     let port = TcpListener::bind("127.0.0.1:0")

@@ -11,7 +11,8 @@
 //! | `GET /api/runs/{id}/live` | server-sent events: the run's events as they happen |
 //!
 //! Errors are JSON objects `{"error": "..."}`: 404 for a run that does not exist, 503 while
-//! Redis is unreachable, 401 without the token when one is set.
+//! Redis is unreachable, 401 without the token when one is set (the API only: the page and
+//! its assets hold no data).
 
 use std::convert::Infallible;
 use std::sync::Arc;
@@ -152,8 +153,10 @@ async fn not_found(request: Request) -> Response {
     }
 }
 
-/// With a token set, every request must carry it: `?token=...` (what the page's address and
-/// its own requests carry) or `Authorization: Bearer ...`.
+/// With a token set, every request for data (`/api/...`) must carry it: `?token=...` (what
+/// the page's address and its own requests carry) or `Authorization: Bearer ...`. The page and
+/// its assets hold no data and load without it (a browser does not add the token to the
+/// requests for a page's script and style sheet).
 async fn authorize(
     State(app): State<Arc<App>>,
     headers: HeaderMap,
@@ -163,6 +166,9 @@ async fn authorize(
     let Some(token) = app.token.as_deref() else {
         return next.run(request).await;
     };
+    if !request.uri().path().starts_with("/api/") {
+        return next.run(request).await;
+    }
     let bearer = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())

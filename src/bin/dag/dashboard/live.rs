@@ -10,7 +10,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use dag::metrics::now_us;
+use dag::metrics::{now_us, RunState};
 use dag::store::{event_stream_key, DagId};
 use redis::aio::MultiplexedConnection;
 use redis::AsyncConnectionConfig;
@@ -22,7 +22,10 @@ use super::sources::Sources;
 /// How long one `XREAD` blocks: also the longest a new watcher waits to be followed.
 const BLOCK: Duration = Duration::from_millis(500);
 /// Entries one `XREAD` takes per stream; a full batch may mean the reader fell behind.
-const BATCH: usize = 500;
+const BATCH: usize = 2_000;
+/// The least time between two resyncs the reader asks of one run's pages: a run that goes
+/// faster than the reader keeps up with reloads its snapshot at this pace, not continuously.
+const RESYNC_EVERY: Duration = Duration::from_secs(2);
 /// How often the list of runs is re-read.
 const RUNS_EVERY: Duration = Duration::from_secs(1);
 /// Messages a page may fall behind before it is told to resync.
@@ -46,6 +49,8 @@ struct Watch {
     sender: broadcast::Sender<Arc<str>>,
     /// The id of the last event read from the run's stream.
     cursor: String,
+    /// When its pages were last told to resync.
+    resynced: Option<Instant>,
 }
 
 impl Hub {
@@ -72,6 +77,7 @@ impl Hub {
         let mut watches = self.watches.lock().expect("watches lock");
         let watch = watches.entry(id.to_owned()).or_insert_with(|| Watch {
             sender: broadcast::channel(CHANNEL).0,
+            resynced: None,
             cursor: format!(
                 "{}-0",
                 (now_us() / 1_000).saturating_sub(REPLAY.as_millis() as u64)
@@ -93,13 +99,27 @@ impl Hub {
             .collect()
     }
 
-    fn deliver(&self, id: &str, message: Value, cursor: Option<&str>) {
+    /// Hands event `message` (stream entry `cursor`) to run `id`'s pages.
+    fn deliver(&self, id: &str, message: Value, cursor: &str) {
         let mut watches = self.watches.lock().expect("watches lock");
         if let Some(watch) = watches.get_mut(id) {
-            if let Some(cursor) = cursor {
-                watch.cursor = cursor.to_owned();
-            }
+            watch.cursor = cursor.to_owned();
             let _ = watch.sender.send(message.to_string().into());
+        }
+    }
+
+    /// Tells run `id`'s pages to reload their snapshot, at most once per [`RESYNC_EVERY`]
+    /// unless `now` (the run's state changed: its end brings its metrics and errors).
+    fn resync(&self, id: &str, now: bool) {
+        let mut watches = self.watches.lock().expect("watches lock");
+        if let Some(watch) = watches.get_mut(id) {
+            if !now && watch.resynced.is_some_and(|at| at.elapsed() < RESYNC_EVERY) {
+                return;
+            }
+            watch.resynced = Some(Instant::now());
+            let _ = watch
+                .sender
+                .send(json!({"kind": "resync"}).to_string().into());
         }
     }
 
@@ -124,16 +144,18 @@ async fn read(hub: Arc<Hub>, sources: Arc<Sources>) {
             match sources.runs(50).await {
                 Ok(rows) => {
                     if last_runs.as_ref() != Some(&rows) || unavailable {
-                        // A run whose state changed: its page reloads (the end of a run brings
-                        // its metrics and errors).
+                        // A run whose state changed: its pages reload (its end brings its
+                        // metrics and errors); an ended run whose records are still arriving
+                        // (workers upload them in the background): at a bounded pace.
                         for row in &rows {
-                            let before = last_runs
-                                .iter()
-                                .flatten()
-                                .find(|old| old.id == row.id)
-                                .map(|old| old.state);
-                            if before != Some(row.state) {
-                                hub.deliver(&row.id, json!({"kind": "resync"}), None);
+                            let before = last_runs.iter().flatten().find(|old| old.id == row.id);
+                            match before {
+                                Some(old) if old.state != row.state => hub.resync(&row.id, true),
+                                Some(old) if old != row && row.state != RunState::Running => {
+                                    hub.resync(&row.id, false)
+                                }
+                                Some(_) => {}
+                                None => hub.resync(&row.id, true),
                             }
                         }
                         let _ = hub.runs.send(json!({"kind": "runs"}).to_string().into());
@@ -192,10 +214,10 @@ async fn read(hub: Arc<Hub>, sources: Arc<Sources>) {
                         for (field, value) in fields {
                             message.insert(field, value.into());
                         }
-                        hub.deliver(id, Value::Object(message), Some(&entry));
+                        hub.deliver(id, Value::Object(message), &entry);
                     }
                     if full {
-                        hub.deliver(id, json!({"kind": "resync"}), None);
+                        hub.resync(id, false);
                     }
                 }
             }
