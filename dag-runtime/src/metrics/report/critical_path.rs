@@ -121,6 +121,17 @@ fn end_of_run<'a>(tasks: &HashMap<Key<'a>, Task<'a>>, state: RunState) -> Option
             return first;
         }
     }
+    if state == RunState::Succeeded {
+        // A run that succeeded ended with its sink, the last node of the root DAG. Another
+        // task may record a later end: its worker finishes its own bookkeeping after marking
+        // the sink's last parent, while the sink already ran on another thread.
+        let sink = lasts()
+            .filter(|r| r.outcome == Outcome::Ok && !r.dag.contains('.'))
+            .max_by_key(|r| r.node);
+        if sink.is_some() {
+            return sink;
+        }
+    }
     latest(|o| o == Outcome::Ok).or_else(|| latest(|_| true))
 }
 

@@ -294,3 +294,19 @@ fn the_json_form_has_the_fields_scripts_read() {
         assert!(first.get(field).is_some(), "{field} missing: {first}");
     }
 }
+
+/// A leaf whose worker recorded its end after the sink had run on another thread does not
+/// start the path: a run that succeeded ends with its sink.
+#[test]
+fn a_succeeded_run_ends_with_its_sink() {
+    let records = vec![
+        attempt("r", 0, "leaf", (0, 10), &[]),
+        attempt("r", 1, "leaf", (0, 5), &[]),
+        attempt("r", 2, "sum", (5, 8), &[1, 0]),
+    ];
+    let mut late = records;
+    late[0].end_us = T0 + 9_000; // after the sum's end
+    let report = RunReport::new(&run(RunState::Succeeded, Some(12), late));
+    assert_eq!(report.critical_path, ["leaf", "sum"]);
+    assert_eq!(report.critical_path_steps[1].node, 2);
+}
