@@ -592,6 +592,20 @@ fn the_pages_in_a_browser() {
     assert_eq!(fan_in(2).compute_on(&runtime).unwrap(), 1);
     browser.wait_for("document.querySelectorAll('tr[data-run]').length === 3");
     browser.screenshot("runs");
+    // The filters: by state, then by name.
+    browser.eval(
+        "{ const s = document.querySelector('#filter-state'); s.value = 'failed'; \
+         s.dispatchEvent(new Event('change')) }",
+    );
+    browser.wait_for("document.querySelectorAll('tr[data-run]').length === 1");
+    assert_eq!(browser.count(&format!("tr[data-run='{failed}']")), 1);
+    browser.eval(
+        "{ const s = document.querySelector('#filter-state'); s.value = ''; \
+         s.dispatchEvent(new Event('change')); \
+         const n = document.querySelector('#filter-name'); n.value = 'total'; \
+         n.dispatchEvent(new Event('input')) }",
+    );
+    browser.wait_for("document.querySelectorAll('tr[data-run]').length === 2");
 
     // A finished run: every node drawn and done, its critical path marked.
     browser.open(&dashboard.url(&format!("/runs/{ok}")));

@@ -45,7 +45,23 @@ pub fn event_stream_key(dag: &DagId) -> String {
 impl RedisStore {
     /// A snapshot of DAG `dag` while it runs (`None` if it is not running: ended, expired or
     /// unknown), in one round trip after the plan: its plan, which nodes finished and the
-    /// failures recorded.
+    /// failures recorded. This is what `dag dashboard` draws a running DAG from.
+    ///
+    /// ```no_run
+    /// use dag::store::{DagId, RedisStore};
+    ///
+    /// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+    /// let store = RedisStore::connect("redis://127.0.0.1:6379").await?;
+    /// if let Some(snapshot) = store.inspect(&DagId::from("3f2a...")).await? {
+    ///     let done = snapshot.finished.iter().filter(|f| **f).count();
+    ///     println!("{done} of {} nodes finished", snapshot.plan.nodes.len());
+    ///     for error in &snapshot.errors {
+    ///         println!("node {} ({}) failed: {}", error.node, error.task, error.message);
+    ///     }
+    /// }
+    /// # Ok::<(), dag::DagError>(())
+    /// # }).unwrap();
+    /// ```
     pub async fn inspect(&self, dag: &DagId) -> Result<Option<DagSnapshot>, DagError> {
         let Some(plan) = self.get_plan(dag).await? else {
             return Ok(None);
