@@ -327,6 +327,31 @@ fn a_redis_that_is_down_is_a_503_with_a_message_and_the_page_still_loads() {
 }
 
 #[test]
+fn the_dashboard_recovers_when_redis_restarts() {
+    let mut redis = TestRedis::start();
+    let dashboard = Dashboard::start(&redis.url(), &[]);
+    assert_eq!(fan_in(2).compute_on(&runtime(&redis)).unwrap(), 1);
+    let before = run_id(&dashboard, "total", "succeeded", Some(3));
+    assert_eq!(dashboard.json(&format!("/api/runs/{before}")).0, 200);
+    // Its connections drop, and every key is lost (no persistence).
+    redis.restart();
+    eventually("answers again once Redis is back", || {
+        (dashboard.json("/api/runs").0 == 200).then_some(())
+    });
+    let runtime = runtime(&redis);
+    assert_eq!(fan_in(3).compute_on(&runtime).unwrap(), 3);
+    let after = run_id(&dashboard, "total", "succeeded", Some(4));
+    eventually("the run's page answers", || {
+        (dashboard.json(&format!("/api/runs/{after}")).0 == 200).then_some(())
+    });
+    assert_eq!(
+        dashboard.json(&format!("/api/runs/{before}")).0,
+        404,
+        "its keys went"
+    );
+}
+
+#[test]
 fn with_a_token_every_api_request_needs_it() {
     let redis = TestRedis::start();
     let dashboard = Dashboard::start(&redis.url(), &["--token", "s3cret"]);

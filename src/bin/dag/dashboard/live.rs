@@ -161,6 +161,14 @@ async fn read(hub: Arc<Hub>, sources: Arc<Sources>) {
                         let _ = hub.runs.send(json!({"kind": "runs"}).to_string().into());
                         last_runs = Some(rows);
                     }
+                    if unavailable {
+                        // Redis is back: every page reloads, and its banner goes.
+                        let watched: Vec<String> =
+                            hub.streams().into_iter().map(|(id, _)| id).collect();
+                        for id in watched {
+                            hub.resync(&id, true);
+                        }
+                    }
                     unavailable = false;
                 }
                 Err(error) => {
