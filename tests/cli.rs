@@ -495,3 +495,45 @@ fn show_merges_the_percentiles_of_recent_runs_of_the_same_graph() {
     let other = metrics.last_run_id().unwrap();
     assert!(show_json(&url, &other).get("history").is_none());
 }
+
+/// A run of more task records than one read takes (they are read in slices of 10,000) comes
+/// back whole, in start order, and `dag show` counts every one.
+#[test]
+fn a_run_of_many_records_reads_back_whole() {
+    let redis = TestRedis::start();
+    let url = redis.url();
+    let metrics = RedisMetrics::new(url.clone(), DEFAULT_METRICS_TTL);
+    let t0 = now_us() - 60_000_000;
+    let tasks: Vec<TaskRecord> = (0..25_001u32)
+        .map(|n| {
+            let start = t0 + u64::from(n) * 10;
+            record("many-1", n, "app::leaf", (start, start + 200), &[])
+        })
+        .collect();
+    let run = RunRecord {
+        id: "many-1".into(),
+        name: "app::leaf".into(),
+        state: RunState::Succeeded,
+        nodes: 25_001,
+        submitted_us: t0,
+        ended_us: Some(t0 + 300_000),
+        error: None,
+        client: "host:7".into(),
+    };
+    block_on(async {
+        metrics.put_run(&run).await.unwrap();
+        for slice in tasks.chunks(7_000) {
+            let batch = Batch {
+                recorder: "host:7".into(),
+                tasks: slice.to_vec(),
+                ..Batch::default()
+            };
+            metrics.put(batch).await.unwrap();
+        }
+        let read = metrics.run("many-1").await.unwrap().expect("the run");
+        assert_eq!(read.tasks.len(), 25_001);
+        let nodes: Vec<u32> = read.tasks.iter().map(|t| t.node).collect();
+        assert_eq!(nodes, (0..25_001).collect::<Vec<u32>>());
+    });
+    assert_eq!(show_json(&url, "many-1")["tasks"], 25_001);
+}

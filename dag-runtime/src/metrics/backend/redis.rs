@@ -27,6 +27,8 @@ use crate::metrics::record::{now_us, RunRecord, TaskRecord, WorkerRecord};
 use crate::metrics::storage::MetricsError;
 
 const RUNS: &str = "dagm:runs";
+/// Task records read by one `LRANGE` (about 100 bytes each).
+const RECORDS_PER_READ: usize = 10_000;
 const WORKERS: &str = "dagm:workers";
 
 fn run_key(id: &str) -> String {
@@ -191,21 +193,28 @@ impl MetricsBackend for RedisMetrics {
     async fn run(&self, id: &str) -> Result<Option<RunMetrics>, MetricsError> {
         let (run_key, tasks_key, digest_key) = (run_key(id), tasks_key(id), digest_key(id));
         let mut pipe = redis::pipe();
-        pipe.get(&run_key)
-            .lrange(&tasks_key, 0, -1)
-            .hgetall(&digest_key);
-        let (run, tasks, digests): (
+        pipe.get(&run_key).llen(&tasks_key).hgetall(&digest_key);
+        let (run, count, digests): (
             Option<Vec<u8>>,
-            Vec<Vec<u8>>,
+            usize,
             std::collections::HashMap<String, Vec<u8>>,
         ) = self.query("reading a run's metrics", &pipe).await?;
         let Some(run) = run else {
             return Ok(None);
         };
         let run: RunRecord = decode(&run_key, &run)?;
-        let mut records = Vec::with_capacity(tasks.len());
-        for bytes in &tasks {
-            records.push(decode::<TaskRecord>(&tasks_key, bytes)?);
+        // The records in slices: one command for a run of 100,000 tasks would pass the
+        // connection's response timeout, and hold the server that long.
+        let mut records = Vec::with_capacity(count);
+        for start in (0..count).step_by(RECORDS_PER_READ) {
+            let end = (start + RECORDS_PER_READ).min(count) - 1;
+            let mut pipe = redis::pipe();
+            pipe.lrange(&tasks_key, start as isize, end as isize);
+            let (slice,): (Vec<Vec<u8>>,) =
+                self.query("reading a run's task records", &pipe).await?;
+            for bytes in &slice {
+                records.push(decode::<TaskRecord>(&tasks_key, bytes)?);
+            }
         }
         records.sort_by_key(|t| (t.start_us, t.end_us));
         let mut digest = Digest::default();

@@ -15,8 +15,10 @@ use super::graph::{self, GraphView};
 use crate::error::addr_of;
 use crate::runs::{self, RunRow};
 
-/// The longest a request may wait on Redis before the page is told it is unreachable.
-pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
+/// The longest a request may wait on Redis before the page is told it is failing. Generous:
+/// reading the records of a run of a million tasks takes seconds. A Redis that refuses
+/// connections is reported at once (see [`Sources::bounded`]).
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Why an answer could not be given.
 #[derive(Debug, thiserror::Error)]
