@@ -34,7 +34,7 @@
 //! drop expired keys first, which is what clients can observe of Redis's expiry.
 //!
 //! Not implemented (they answer "unknown command", or "unknown subcommand"): pub/sub,
-//! `WATCH`, `XREAD`, `XINFO` other than `CONSUMERS`, `SLOWLOG`, `OBJECT`, `DEBUG`, replication
+//! `WATCH`, `XINFO` other than `CONSUMERS`, `SLOWLOG`, `OBJECT`, `DEBUG`, replication
 //! and persistence commands, ACL rules (`ACL SETUSER` records users and passwords; every user
 //! may run everything), Lua's `cjson`, `cmsgpack`, `bit` and `struct` libraries, and a script
 //! time limit (`BUSY`).
