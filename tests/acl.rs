@@ -155,3 +155,62 @@ fn the_invocation_stream_works_under_the_documented_acl() {
         stream.destroy().await.unwrap();
     });
 }
+
+/// Metrics in the DAG's Redis, `dag runs`/`dag show` and the dashboard's reads of a running
+/// DAG (`RedisStore::inspect`, `XREAD` of its events) work under the same rules.
+#[test]
+fn metrics_the_cli_and_the_dashboards_reads_work_under_the_documented_acl() {
+    if !needs_redis_server("metrics_the_cli_and_the_dashboards_reads_work_under_the_documented_acl")
+    {
+        return;
+    }
+    use dag::metrics::{MetricsStorage, Upload};
+    use dag::store::{event_stream_key, DagId, RedisStore};
+
+    let (_server, url) = restricted_server();
+    let runtime = Runtime::builder()
+        .redis(&url)
+        .metrics(MetricsStorage::dag_store().upload(Upload::EachTask))
+        .build()
+        .unwrap();
+    let leaves: Vec<Node<u64>> = (0..8).map(leaf).collect();
+    assert_eq!(sum(leaves).compute_on(&runtime).unwrap(), 36);
+    let metrics = runtime.metrics().unwrap();
+    metrics.flush().unwrap();
+
+    let dag_cli = |args: &[&str]| {
+        let output = std::process::Command::new(env!("CARGO_BIN_EXE_dag"))
+            .args(args)
+            .env("DAG_REDIS_URL", &url)
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+        assert!(output.status.success(), "dag {args:?}: {stderr}");
+        serde_json::from_slice::<serde_json::Value>(&output.stdout).unwrap()
+    };
+    let runs = dag_cli(&["runs", "--json"]);
+    let id = runs[0]["id"].as_str().unwrap().to_owned();
+    assert_eq!(runs[0]["tasks"], 9);
+    assert_eq!(dag_cli(&["show", &id, "--json"])["tasks"], 9);
+
+    let io = tokio::runtime::Runtime::new().unwrap();
+    io.block_on(async {
+        let store = RedisStore::connect(&url).await.unwrap();
+        // Ended: its keys are gone, which inspect reports as `None`, not as an error.
+        assert!(store
+            .inspect(&DagId::from(id.as_str()))
+            .await
+            .unwrap()
+            .is_none());
+        let client = redis::Client::open(url.as_str()).unwrap();
+        let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+        let read: Option<redis::Value> = redis::cmd("XREAD")
+            .arg("STREAMS")
+            .arg(event_stream_key(&DagId::from(id.as_str())))
+            .arg("0")
+            .query_async(&mut conn)
+            .await
+            .unwrap();
+        assert!(read.is_none(), "the ended run's events are gone: {read:?}");
+    });
+}

@@ -140,7 +140,9 @@ impl MetricsBackend for RedisMetrics {
                 .iter()
                 .map(|w| (w.worker.as_str(), encode(w)))
                 .collect();
-            pipe.hset_multiple(WORKERS, &fields).ignore();
+            // `HSET` with several pairs (what `hset_multiple` would send as `HMSET`, which
+            // Redis deprecated and `REDIS_ACL` does not grant).
+            pipe.cmd("HSET").arg(WORKERS).arg(&fields).ignore();
             pipe.pexpire(WORKERS, ttl).ignore();
         }
         if by_run.is_empty() && batch.digests.is_empty() && batch.workers.is_empty() {

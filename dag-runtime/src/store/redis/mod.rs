@@ -37,7 +37,9 @@ pub use config::RedisConfig;
 pub use inspect::{event_stream_key, DagSnapshot};
 
 /// The Redis ACL rules a client and a worker of `dag` need, and no more: every command the
-/// store, the scripts and the invocation stream send, on the keys `dag:*` and `dags`.
+/// store, the scripts, the invocation stream and the metrics (`dagm:*`, when they are kept in
+/// the DAG's Redis) send, on the keys `dag:*`, `dags` and `dagm:*`; the `dag` command and its
+/// dashboard need no more either.
 ///
 /// A user for `dag` alone, with `redis-cli` or in `redis.conf`:
 ///
@@ -49,13 +51,14 @@ pub use inspect::{event_stream_key, DagSnapshot};
 /// them equal).
 ///
 /// ```
-/// assert!(dag::store::REDIS_ACL.starts_with("~dag:* ~dags -@all"));
+/// assert!(dag::store::REDIS_ACL.starts_with("~dag:* ~dags ~dagm:* -@all"));
 /// assert!(dag::store::REDIS_ACL.contains("+evalsha"));
 /// ```
-pub const REDIS_ACL: &str = "~dag:* ~dags -@all +ping +get +mget +set +psetex +del +unlink \
-+pexpire +hset +hsetnx +hincrby +hget +rpush +lpop +blpop +lpush +ltrim +lrange +zadd +zrem \
-+zrangebyscore +scan +multi +exec +evalsha +script|load +xadd +xack +xdel +xclaim +xautoclaim \
-+xpending +xreadgroup +xgroup|create +xgroup|delconsumer +xinfo|consumers";
+pub const REDIS_ACL: &str = "~dag:* ~dags ~dagm:* -@all +ping +get +mget +set +psetex +del \
++unlink +pexpire +hset +hsetnx +hincrby +hget +hgetall +hmget +hlen +rpush +lpop +blpop +lpush \
++ltrim +lrange +llen +zadd +zrem +zrangebyscore +zrevrange +scan +multi +exec +evalsha \
++script|load +xadd +xack +xdel +xclaim +xautoclaim +xpending +xread +xreadgroup +xgroup|create \
++xgroup|delconsumer +xinfo|consumers";
 pub use store::{RedisStore, MAX_VALUE_BYTES};
 pub use stream::{InvocationStream, StreamEntry, StreamReader, DEFAULT_STREAM, GROUP};
 pub use thread_conn::ThreadConnections;
