@@ -364,6 +364,14 @@ fn with_a_token_every_api_request_needs_it() {
     assert_eq!(dashboard.get("/api/runs?token=s3cret", &[]).0, 200);
     let bearer = [("Authorization", "Bearer s3cret")];
     assert_eq!(dashboard.get("/api/runs", &bearer).0, 200);
+
+    // A token with characters a URL escapes, as the page sends it (encodeURIComponent).
+    let odd = Dashboard::start(&redis.url(), &["--token", "a b+c/é&d"]);
+    assert_eq!(
+        odd.get("/api/runs?token=a%20b%2Bc%2F%C3%A9%26d", &[]).0,
+        200
+    );
+    assert_eq!(odd.get("/api/runs?token=a%20b", &[]).0, 401);
 }
 
 #[test]

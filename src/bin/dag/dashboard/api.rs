@@ -14,6 +14,7 @@
 //! Redis is unreachable, 401 without the token when one is set (the API only: the page and
 //! its assets hold no data).
 
+use std::collections::HashMap;
 use std::convert::Infallible;
 use std::sync::Arc;
 
@@ -173,11 +174,9 @@ async fn authorize(
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "));
-    let in_query = request.uri().query().is_some_and(|query| {
-        query
-            .split('&')
-            .any(|pair| pair.strip_prefix("token=") == Some(token))
-    });
+    // Decoded as a form: the page sends `encodeURIComponent(token)`.
+    let in_query = Query::<HashMap<String, String>>::try_from_uri(request.uri())
+        .is_ok_and(|Query(query)| query.get("token").map(String::as_str) == Some(token));
     if bearer == Some(token) || in_query {
         return next.run(request).await;
     }
