@@ -490,33 +490,79 @@ fn touch_consumer(group: &mut Group, name: &[u8]) -> bool {
     }
 }
 
-/// `XREAD [COUNT n] [BLOCK ms] STREAMS key ... id ...`: the entries after each id (`$`: after
-/// the stream's last entry when the command is first run, so a blocked read waits for new ones).
-fn xread(ctx: &mut Ctx<'_>, args: &[Vec<u8>]) -> Reply {
-    let (mut count, mut block) = (None, None);
-    let mut i = 1;
-    let streams_at = loop {
+/// The options of `XREAD` and `XREADGROUP` before `STREAMS`.
+struct ReadOptions {
+    count: Option<usize>,
+    block: Option<u64>,
+    noack: bool,
+    /// The index of the first key, after `STREAMS`.
+    streams_at: usize,
+}
+
+/// Parses `[COUNT n] [BLOCK ms] [NOACK] STREAMS` from `args[from..]` (`NOACK` only where
+/// `noack_allowed`: `XREADGROUP`).
+fn read_options(args: &[Vec<u8>], from: usize, noack_allowed: bool) -> Result<ReadOptions, Reply> {
+    let mut options = ReadOptions {
+        count: None,
+        block: None,
+        noack: false,
+        streams_at: 0,
+    };
+    let mut i = from;
+    loop {
         let Some(a) = args.get(i) else {
-            return syntax_error();
+            return Err(syntax_error());
         };
         if is(a, "COUNT") && i + 1 < args.len() {
             match parse_i64(&args[i + 1]) {
-                Some(n) => count = (n > 0).then_some(n as usize),
-                None => return super::not_integer(),
+                Some(n) => options.count = (n > 0).then_some(n as usize),
+                None => return Err(super::not_integer()),
             }
             i += 2;
         } else if is(a, "BLOCK") && i + 1 < args.len() {
             match parse_i64(&args[i + 1]) {
-                Some(n) if n >= 0 => block = Some(n as u64),
-                Some(_) => return Reply::err("ERR timeout is negative"),
-                None => return Reply::err("ERR timeout is not an integer or out of range"),
+                Some(n) if n >= 0 => options.block = Some(n as u64),
+                Some(_) => return Err(Reply::err("ERR timeout is negative")),
+                None => return Err(Reply::err("ERR timeout is not an integer or out of range")),
             }
             i += 2;
+        } else if noack_allowed && is(a, "NOACK") {
+            options.noack = true;
+            i += 1;
         } else if is(a, "STREAMS") {
-            break i + 1;
+            options.streams_at = i + 1;
+            return Ok(options);
         } else {
-            return syntax_error();
+            return Err(syntax_error());
         }
+    }
+}
+
+/// The reply of a read of several streams: `[[key, entries], ...]`, a map in RESP3.
+fn streams_reply(resp: u8, results: Vec<(Reply, Reply)>) -> Reply {
+    if resp >= 3 {
+        Reply::Map(results)
+    } else {
+        Reply::Array(
+            results
+                .into_iter()
+                .map(|(k, v)| Reply::Array(vec![k, v]))
+                .collect(),
+        )
+    }
+}
+
+/// `XREAD [COUNT n] [BLOCK ms] STREAMS key ... id ...`: the entries after each id (`$`: after
+/// the stream's last entry when the command is first run, so a blocked read waits for new ones).
+fn xread(ctx: &mut Ctx<'_>, args: &[Vec<u8>]) -> Reply {
+    let ReadOptions {
+        count,
+        block,
+        streams_at,
+        ..
+    } = match read_options(args, 1, false) {
+        Ok(options) => options,
+        Err(e) => return e,
     };
     let rest = &args[streams_at..];
     if rest.is_empty() || rest.len() % 2 == 1 {
@@ -574,16 +620,7 @@ fn xread(ctx: &mut Ctx<'_>, args: &[Vec<u8>]) -> Reply {
         }
         return Reply::NilArray;
     }
-    if resp >= 3 {
-        Reply::Map(results)
-    } else {
-        Reply::Array(
-            results
-                .into_iter()
-                .map(|(k, v)| Reply::Array(vec![k, v]))
-                .collect(),
-        )
-    }
+    streams_reply(resp, results)
 }
 
 /// `XREADGROUP GROUP g c [COUNT n] [BLOCK ms] [NOACK] STREAMS key ... id ...`.
@@ -592,33 +629,14 @@ fn xreadgroup(ctx: &mut Ctx<'_>, args: &[Vec<u8>]) -> Reply {
         return syntax_error();
     }
     let (group_name, consumer) = (&args[2], &args[3]);
-    let (mut count, mut block, mut noack) = (None, None, false);
-    let mut i = 4;
-    let streams_at = loop {
-        let Some(a) = args.get(i) else {
-            return syntax_error();
-        };
-        if is(a, "COUNT") && i + 1 < args.len() {
-            match parse_i64(&args[i + 1]) {
-                Some(n) => count = (n > 0).then_some(n as usize),
-                None => return super::not_integer(),
-            }
-            i += 2;
-        } else if is(a, "BLOCK") && i + 1 < args.len() {
-            match parse_i64(&args[i + 1]) {
-                Some(n) if n >= 0 => block = Some(n as u64),
-                Some(_) => return Reply::err("ERR timeout is negative"),
-                None => return Reply::err("ERR timeout is not an integer or out of range"),
-            }
-            i += 2;
-        } else if is(a, "NOACK") {
-            noack = true;
-            i += 1;
-        } else if is(a, "STREAMS") {
-            break i + 1;
-        } else {
-            return syntax_error();
-        }
+    let ReadOptions {
+        count,
+        block,
+        noack,
+        streams_at,
+    } = match read_options(args, 4, true) {
+        Ok(options) => options,
+        Err(e) => return e,
     };
     let rest = &args[streams_at..];
     if rest.is_empty() || rest.len() % 2 == 1 {
@@ -743,16 +761,7 @@ fn xreadgroup(ctx: &mut Ctx<'_>, args: &[Vec<u8>]) -> Reply {
         }
         return Reply::NilArray;
     }
-    if resp >= 3 {
-        Reply::Map(results)
-    } else {
-        Reply::Array(
-            results
-                .into_iter()
-                .map(|(k, v)| Reply::Array(vec![k, v]))
-                .collect(),
-        )
-    }
+    streams_reply(resp, results)
 }
 
 /// A stream's entries.
