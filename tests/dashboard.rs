@@ -686,6 +686,31 @@ fn the_pages_in_a_browser() {
     assert!(note.contains("2001 nodes"), "{note}");
     browser.screenshot("large");
 
+    // A map node holds its child DAG's progress.
+    let doubled = numbers(4).map(double);
+    assert_eq!(total(&doubled).compute_on(&runtime).unwrap(), 12);
+    let mapped = eventually("the map run's elements recorded", || {
+        let (_, runs) = dashboard.json("/api/runs");
+        let id = runs.as_array()?.first()?["id"].as_str()?.to_owned();
+        let (_, view) = dashboard.json(&format!("/api/runs/{id}"));
+        let done = view["graph"]["nodes"]
+            .as_array()?
+            .iter()
+            .find_map(|n| n["map"]["done"].as_u64())?;
+        (done >= 4).then_some(id)
+    });
+    browser.open(&dashboard.url(&format!("/runs/{mapped}")));
+    browser.wait_for("document.body.dataset.loaded === '1'");
+    assert_eq!(browser.count("rect.map-bar"), 1);
+    assert!(browser.text(".node").contains("map") || browser.count(".node text") > 0);
+    let bar = browser.eval("document.querySelector('rect.map-bar').getAttribute('width')");
+    assert!(
+        bar.as_str()
+            .and_then(|w| w.parse::<f64>().ok())
+            .is_some_and(|w| w > 1.0),
+        "{bar}"
+    );
+
     // A run that goes on while the page is open: the page changes without reloading.
     let slow = thread::spawn(move || slow_chain(16, 300).compute_on(&runtime));
     let id = run_id(&dashboard, "slow_step", "running", None);
@@ -703,6 +728,7 @@ fn the_pages_in_a_browser() {
     assert_eq!(browser.eval("window.__marker"), "same page", "no reload");
     browser.screenshot("live");
     assert_eq!(slow.join().unwrap().unwrap(), 16);
+    // The sink has no `done` event: the page learns the end from the run's new state.
     browser.wait_for("document.querySelectorAll(\".node[data-state='done']\").length === 17");
 
     // With a token: the page passes it on to the API and to its links.

@@ -51,6 +51,8 @@ struct Watch {
     cursor: String,
     /// When its pages were last told to resync.
     resynced: Option<Instant>,
+    /// A resync held back by the pace, sent once [`RESYNC_EVERY`] has passed.
+    resync_due: bool,
 }
 
 impl Hub {
@@ -78,6 +80,7 @@ impl Hub {
         let watch = watches.entry(id.to_owned()).or_insert_with(|| Watch {
             sender: broadcast::channel(CHANNEL).0,
             resynced: None,
+            resync_due: false,
             cursor: format!(
                 "{}-0",
                 (now_us() / 1_000).saturating_sub(REPLAY.as_millis() as u64)
@@ -114,12 +117,19 @@ impl Hub {
         let mut watches = self.watches.lock().expect("watches lock");
         if let Some(watch) = watches.get_mut(id) {
             if !now && watch.resynced.is_some_and(|at| at.elapsed() < RESYNC_EVERY) {
+                watch.resync_due = true;
                 return;
             }
-            watch.resynced = Some(Instant::now());
-            let _ = watch
-                .sender
-                .send(json!({"kind": "resync"}).to_string().into());
+            watch.send_resync();
+        }
+    }
+
+    /// Sends the resyncs the pace held back whose time has come.
+    fn resync_due(&self) {
+        for watch in self.watches.lock().expect("watches lock").values_mut() {
+            if watch.resync_due && watch.resynced.is_none_or(|at| at.elapsed() >= RESYNC_EVERY) {
+                watch.send_resync();
+            }
         }
     }
 
@@ -129,6 +139,16 @@ impl Hub {
         for watch in self.watches.lock().expect("watches lock").values() {
             let _ = watch.sender.send(Arc::clone(&text));
         }
+    }
+}
+
+impl Watch {
+    fn send_resync(&mut self) {
+        self.resynced = Some(Instant::now());
+        self.resync_due = false;
+        let _ = self
+            .sender
+            .send(json!({"kind": "resync"}).to_string().into());
     }
 }
 
@@ -178,6 +198,7 @@ async fn read(hub: Arc<Hub>, sources: Arc<Sources>) {
                 }
             }
         }
+        hub.resync_due();
         let streams = hub.streams();
         if streams.is_empty() || unavailable {
             let _ = tokio::time::timeout(RUNS_EVERY, hub.wake.notified()).await;

@@ -49,6 +49,12 @@ async function getJson(path) {
 
 function live(path, onMessage) {
   const source = new EventSource(withToken(path));
+  // A browser keeps at most six connections to one server: an event stream left open by a
+  // page the user navigated away from (kept in the back-forward cache) would take one of them
+  // for good, and after a few pages the page's own requests would wait forever.
+  window.addEventListener("pagehide", () => source.close());
+  // Back to such a page: its stream is closed, so it loads afresh.
+  window.addEventListener("pageshow", (event) => { if (event.persisted) location.reload(); });
   source.onmessage = (event) => {
     let message;
     try { message = JSON.parse(event.data); } catch (e) { return; }
@@ -358,7 +364,11 @@ function drawGraph(graph, colourBy, onSelect) {
     el("title", { text: `${n.task} (${n.state})${n.error ? ": " + n.error : ""}` }),
     el("rect", { width: W, height: H, rx: 4 }),
     el("text", { x: 6, y: 12, text: label.length > 20 ? label.slice(0, 19) + "…" : label }),
-    el("text", { x: 6, y: 25, text: sub })));
+    el("text", { x: 6, y: 25, text: sub }),
+    // A map node holds its child DAG: a bar of the share of its tasks done.
+    n.map && n.map.tasks ? el("rect", { class: "map-bar", x: 70, y: 19, height: 6, rx: 2,
+      width: Math.max(1, 54 * n.map.done / n.map.tasks), "data-map": n.map.dag }) : null,
+    n.map && n.map.tasks ? el("rect", { class: "map-track", x: 70, y: 19, width: 54, height: 6, rx: 2 }) : null));
   }
   svg.append(edges, nodes);
   return svg;
