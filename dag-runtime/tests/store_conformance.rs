@@ -1356,3 +1356,55 @@ fn events_name_the_task_with_the_element_index() {
         });
     });
 }
+
+/// A large output this process stored (or fetched) is read from memory the next time: the
+/// fetch gets it even once its key is gone, and asks Redis only for the others. Small outputs
+/// and a cache of 0 bytes always go to Redis.
+#[test]
+fn large_outputs_are_read_from_this_process_once_it_has_them() {
+    on_each_backend(|_| {
+        let server = TestRedis::start();
+        let rt = runtime();
+        let large = Bytes::from(vec![7u8; 100 * 1024]);
+        for (budget, cached) in [(dag::store::DEFAULT_OUTPUT_CACHE, true), (0, false)] {
+            let config = RedisConfig {
+                output_cache_bytes: budget,
+                ..RedisConfig::default()
+            };
+            let f = rt.block_on(redis_fixture_with(&server, config));
+            let p = plan(&[&[2], &[2], &[]]);
+            let dag = rt.block_on(submit(&f, &p));
+            rt.block_on(async {
+                f.store()
+                    .complete(&dag, 0, large.clone(), &children_of(&p, 0), "")
+                    .await
+                    .unwrap();
+                complete(&f, &dag, &p, 1).await;
+            });
+            let mut conn = redis::Client::open(server.url())
+                .unwrap()
+                .get_connection()
+                .unwrap();
+            for node in [0, 1] {
+                let _: () = redis::cmd("DEL")
+                    .arg(format!("dag:{{{dag}}}:out:{node}"))
+                    .query(&mut conn)
+                    .unwrap();
+            }
+            let fetched = rt.block_on(f.store().fetch_outputs(&dag, &[0]));
+            if cached {
+                assert_eq!(fetched.unwrap(), Some(vec![large.clone()]));
+            } else {
+                assert!(fetched.is_err(), "no cache: the missing key is an error");
+            }
+            // The small output is never cached: its missing key is an error either way.
+            assert!(rt.block_on(f.store().fetch_outputs(&dag, &[0, 1])).is_err());
+            // An ended DAG is `None`, cached outputs or not.
+            rt.block_on(f.store().fail(&dag, error(2, "boom"))).unwrap();
+            assert_eq!(
+                rt.block_on(f.store().fetch_outputs(&dag, &[0])).unwrap(),
+                None
+            );
+        }
+    });
+}

@@ -22,3 +22,5 @@ pub const GRACE: &str = "DAG_GRACE";
 pub const SPAWNED_AT_US: &str = "DAG_SPAWNED_AT_US";
 /// The pid of the client that started this worker: the worker stops when it goes away.
 pub const PARENT_PID: &str = "DAG_PARENT_PID";
+/// Bytes of large outputs a worker process keeps in memory for its later tasks (`0`: off).
+pub const OUTPUT_CACHE: &str = "DAG_OUTPUT_CACHE";

@@ -3,7 +3,7 @@
 use dag_runtime::metrics::MetricsStorage;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use dag_runtime::store::{DagId, DEFAULT_STREAM};
+use dag_runtime::store::{DagId, DEFAULT_OUTPUT_CACHE, DEFAULT_STREAM};
 use dag_runtime::{Locality, REDIS_MAX_DEFAULT_WORKERS, REDIS_WORKERS_PER_CORE};
 
 use crate::env;
@@ -42,6 +42,10 @@ pub struct WorkerOptions {
     /// Task clustering and delayed I/O of large outputs (`DAG_LARGE_OUTPUT`, `DAG_CLUSTERING`,
     /// `DAG_DELAYED_IO`). The runtime that starts worker processes passes its own on.
     pub locality: Locality,
+    /// Bytes of large outputs this process keeps in memory for its later tasks
+    /// (`DAG_OUTPUT_CACHE`, bytes or with a unit; default
+    /// [`DEFAULT_OUTPUT_CACHE`](dag_runtime::store::DEFAULT_OUTPUT_CACHE), 0: off).
+    pub output_cache: usize,
 }
 
 /// The default [`WorkerOptions::lease`]: how soon the invocation of a dead worker is re-run.
@@ -66,6 +70,7 @@ impl WorkerOptions {
             grace: DEFAULT_GRACE,
             metrics: None,
             locality: Locality::default(),
+            output_cache: DEFAULT_OUTPUT_CACHE,
         }
     }
 
@@ -221,6 +226,16 @@ fn parse_options(
         grace,
         metrics: MetricsStorage::from_env().map_err(|e| e.to_string())?,
         locality: Locality::from_env()?,
+        output_cache: match env(env::OUTPUT_CACHE) {
+            None => DEFAULT_OUTPUT_CACHE,
+            Some(text) => dag_runtime::units::parse_size(&text).ok_or_else(|| {
+                format!(
+                    "{} must be a size in bytes, optionally with a unit (512MiB), or 0 \
+                     to turn the cache off; not {text:?}",
+                    env::OUTPUT_CACHE
+                )
+            })?,
+        },
     })
 }
 

@@ -9,7 +9,8 @@ use dag_runtime::engine::fault::{self, FaultPoint};
 use dag_runtime::engine::{fail_stored, run_invocation, Invocation, WorkerContext};
 use dag_runtime::metrics::WorkerMetrics;
 use dag_runtime::store::{
-    DagId, InvocationStream, RedisStore, Store, StreamEntry, TaskErrorRecord, ThreadConnections,
+    DagId, InvocationStream, RedisConfig, RedisStore, Store, StreamEntry, TaskErrorRecord,
+    ThreadConnections,
 };
 use dag_runtime::task::TaskPolicy;
 use dag_runtime::{process_name, DagError, Locality};
@@ -45,7 +46,11 @@ pub fn serve(options: WorkerOptions) -> Result<(), DagError> {
         .enable_all()
         .build()
         .map_err(|e| DagError::Runtime(format!("could not start the I/O runtime: {e}")))?;
-    let store = io.block_on(RedisStore::connect(&options.redis_url))?;
+    let config = RedisConfig {
+        output_cache_bytes: options.output_cache,
+        ..RedisConfig::default()
+    };
+    let store = io.block_on(RedisStore::connect_with(&options.redis_url, config))?;
     let stream = InvocationStream::new(store.clone(), options.stream.clone());
     let metrics = match &options.metrics {
         None => None,

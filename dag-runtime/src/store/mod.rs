@@ -24,7 +24,8 @@ mod redis;
 
 pub use self::redis::{
     event_stream_key, DagSnapshot, InvocationStream, RedisConfig, RedisStore, StreamEntry,
-    StreamReader, ThreadConnections, DEFAULT_STREAM, GROUP, MAX_VALUE_BYTES, REDIS_ACL,
+    StreamReader, ThreadConnections, DEFAULT_OUTPUT_CACHE, DEFAULT_STREAM, GROUP, MAX_VALUE_BYTES,
+    REDIS_ACL,
 };
 pub use memory::MemoryStore;
 

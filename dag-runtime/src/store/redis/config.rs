@@ -79,7 +79,23 @@ pub struct RedisConfig {
     /// # let _ = small;
     /// ```
     pub max_value_bytes: usize,
+    /// How many bytes of large outputs (64 KiB and up) this process keeps in memory after
+    /// storing or fetching them, so that its later tasks of the same DAG do not download them
+    /// again (default [`DEFAULT_OUTPUT_CACHE`]; 0 turns it off). Worker processes take it from
+    /// `DAG_OUTPUT_CACHE` (bytes, or with a unit: `512MiB`).
+    ///
+    /// ```
+    /// use dag::store::{RedisConfig, DEFAULT_OUTPUT_CACHE};
+    ///
+    /// assert_eq!(RedisConfig::default().output_cache_bytes, DEFAULT_OUTPUT_CACHE);
+    /// let off = RedisConfig { output_cache_bytes: 0, ..RedisConfig::default() };
+    /// # let _ = off;
+    /// ```
+    pub output_cache_bytes: usize,
 }
+
+/// The default [`RedisConfig::output_cache_bytes`]: 256 MiB.
+pub const DEFAULT_OUTPUT_CACHE: usize = 256 << 20;
 
 impl Default for RedisConfig {
     fn default() -> Self {
@@ -91,6 +107,7 @@ impl Default for RedisConfig {
             key_ttl: Duration::from_secs(24 * 60 * 60),
             keep_finished: false,
             max_value_bytes: super::MAX_VALUE_BYTES,
+            output_cache_bytes: DEFAULT_OUTPUT_CACHE,
         }
     }
 }

@@ -17,6 +17,7 @@
 //! | `plan_cache` | decoded plans kept per process |
 //! | `plan_chunks` | a plan stored as a hash of chunks, so no command handles a large plan at once |
 //! | `stream` | the invocation stream and its readers |
+//! | `output_cache` | large outputs this process stored or fetched, kept for its later tasks |
 //! | `inspect` | a running DAG read from outside (the dashboard): finished nodes, failures, events |
 
 mod cleanup;
@@ -25,6 +26,7 @@ mod connection;
 mod inspect;
 mod keys;
 mod outcome;
+mod output_cache;
 mod plan_cache;
 mod plan_chunks;
 mod scripts;
@@ -33,7 +35,7 @@ mod stream;
 mod thread_conn;
 mod wait;
 
-pub use config::RedisConfig;
+pub use config::{RedisConfig, DEFAULT_OUTPUT_CACHE};
 pub use inspect::{event_stream_key, DagSnapshot};
 
 /// The Redis ACL rules a client and a worker of `dag` need, and no more: every command the

@@ -12,6 +12,7 @@ use super::config::RedisConfig;
 use super::connection::{RedisConnection, Retry};
 use super::keys::{dag_of_key, DagKeys, DAGS};
 use super::outcome::{self, ErrorJson};
+use super::output_cache::OutputCache;
 use super::plan_cache::PlanCache;
 use super::plan_chunks;
 use super::scripts::{self, DoneEvent, EVENTS_KEPT, RUNNING};
@@ -74,6 +75,8 @@ pub struct RedisStore {
 struct Inner {
     conn: RedisConnection,
     plans: Mutex<PlanCache>,
+    /// Large outputs this process stored or fetched lately.
+    outputs: OutputCache,
     /// This process (`host:pid`), named in the `done` events.
     process: String,
 }
@@ -112,11 +115,13 @@ impl RedisStore {
     /// # }).unwrap();
     /// ```
     pub async fn connect_with(url: &str, config: RedisConfig) -> Result<Self, DagError> {
+        let outputs = OutputCache::new(config.output_cache_bytes);
         let conn = RedisConnection::open(url, config).await?;
         scripts::load_all(&conn).await?;
         Ok(RedisStore {
             inner: Arc::new(Inner {
                 conn,
+                outputs,
                 plans: Mutex::new(PlanCache::default()),
                 process: crate::process_name(),
             }),
@@ -315,11 +320,22 @@ impl Store for RedisStore {
         nodes: &[u32],
     ) -> Result<Option<Vec<Bytes>>, DagError> {
         let keys = DagKeys::new(dag);
+        // Large outputs this process has already: only the others are read.
+        let cached = self.inner.outputs.get(dag, nodes);
+        let wanted: Vec<u32> = match &cached {
+            Some(cached) => nodes
+                .iter()
+                .zip(cached)
+                .filter(|(_, c)| c.is_none())
+                .map(|(&n, _)| n)
+                .collect(),
+            None => nodes.to_vec(),
+        };
         // One round trip, but no command reads more than a batch of keys: a fan-in of a
         // million inputs must not stall the server for everyone else. The status travels in
         // the first `MGET`, so a small fetch stays one command.
         let mut pipe = redis::pipe();
-        let mut batches = nodes.chunks(KEYS_PER_COMMAND);
+        let mut batches = wanted.chunks(KEYS_PER_COMMAND);
         let first = pipe.cmd("MGET").arg(keys.status());
         for &node in batches.next().unwrap_or_default() {
             first.arg(keys.out(node));
@@ -338,18 +354,29 @@ impl Store for RedisStore {
         if values.next().flatten().as_deref() != Some(RUNNING.as_bytes()) {
             return Ok(None);
         }
-        let outputs: Vec<Option<Bytes>> = values.collect();
-        if outputs.len() != nodes.len() {
+        let fetched: Vec<Option<Bytes>> = values.collect();
+        if fetched.len() != wanted.len() {
             return Err(DagError::Store(format!(
                 "asked Redis for {} outputs of DAG {dag}, got {}",
-                nodes.len(),
-                outputs.len()
+                wanted.len(),
+                fetched.len()
             )));
         }
+        for (&node, value) in wanted.iter().zip(&fetched) {
+            if let Some(value) = value {
+                self.inner.outputs.insert(dag, node, value);
+            }
+        }
+        let mut fetched = fetched.into_iter();
+        let cached = cached.unwrap_or_else(|| vec![None; nodes.len()]);
         nodes
             .iter()
-            .zip(outputs)
-            .map(|(&node, value)| value.ok_or_else(|| missing_output(dag, node)))
+            .zip(cached)
+            .map(|(&node, cached)| {
+                cached
+                    .or_else(|| fetched.next().flatten())
+                    .ok_or_else(|| missing_output(dag, node))
+            })
             .collect::<Result<Vec<_>, _>>()
             .map(Some)
     }
@@ -376,7 +403,7 @@ impl Store for RedisStore {
             task: task.as_deref().unwrap_or(""),
         });
         let keys = DagKeys::new(dag);
-        scripts::complete(
+        let marked = scripts::complete(
             &self.inner.conn,
             &keys,
             node,
@@ -386,7 +413,12 @@ impl Store for RedisStore {
             keep,
             event,
         )
-        .await
+        .await?;
+        // Stored (not kept, not held): this process's later tasks can read it from memory.
+        if !keep.output && matches!(marked, Marked::Ready { .. }) {
+            self.inner.outputs.insert(dag, node, &output);
+        }
+        Ok(marked)
     }
 
     async fn fail(&self, dag: &DagId, error: TaskErrorRecord) -> Result<(), DagError> {
