@@ -499,6 +499,39 @@ struct ReadOptions {
     streams_at: usize,
 }
 
+/// Parses `[COUNT n] [BLOCK ms] [NOACK] STREAMS key ... id ...` from `args[from..]` for
+/// `command` (`xread`, or `xreadgroup`, which alone takes `NOACK`) and checks that keys and ids
+/// pair up and that a script does not block; returns the options, the keys and the ids.
+fn read_streams<'a>(
+    args: &'a [Vec<u8>],
+    from: usize,
+    command: &str,
+    in_script: bool,
+) -> Result<StreamsRead<'a>, Reply> {
+    let options = read_options(args, from, command == "xreadgroup")?;
+    let rest = &args[options.streams_at..];
+    if rest.is_empty() || rest.len() % 2 == 1 {
+        return Err(Reply::err(format!(
+            "ERR Unbalanced '{command}' list of streams: for each stream key an ID or '$' must be \
+             specified."
+        )));
+    }
+    if options.block.is_some() && in_script {
+        return Err(Reply::err(format!(
+            "ERR {command} command is not allowed with BLOCK option from scripts"
+        )));
+    }
+    let (keys, ids) = rest.split_at(rest.len() / 2);
+    Ok(StreamsRead { options, keys, ids })
+}
+
+/// What [`read_streams`] parsed: the options, then the keys and their ids.
+struct StreamsRead<'a> {
+    options: ReadOptions,
+    keys: &'a [Vec<u8>],
+    ids: &'a [Vec<u8>],
+}
+
 /// Parses `[COUNT n] [BLOCK ms] [NOACK] STREAMS` from `args[from..]` (`NOACK` only where
 /// `noack_allowed`: `XREADGROUP`).
 fn read_options(args: &[Vec<u8>], from: usize, noack_allowed: bool) -> Result<ReadOptions, Reply> {
@@ -555,25 +588,17 @@ fn streams_reply(resp: u8, results: Vec<(Reply, Reply)>) -> Reply {
 /// `XREAD [COUNT n] [BLOCK ms] STREAMS key ... id ...`: the entries after each id (`$`: after
 /// the stream's last entry when the command is first run, so a blocked read waits for new ones).
 fn xread(ctx: &mut Ctx<'_>, args: &[Vec<u8>]) -> Reply {
+    let StreamsRead { options, keys, ids } =
+        match read_streams(args, 1, "xread", ctx.client.in_script) {
+            Ok(read) => read,
+            Err(e) => return e,
+        };
     let ReadOptions {
         count,
         block,
         streams_at,
         ..
-    } = match read_options(args, 1, false) {
-        Ok(options) => options,
-        Err(e) => return e,
-    };
-    let rest = &args[streams_at..];
-    if rest.is_empty() || rest.len() % 2 == 1 {
-        return Reply::err(
-            "ERR Unbalanced 'xread' list of streams: for each stream key an ID or '$' must be specified.",
-        );
-    }
-    if block.is_some() && ctx.client.in_script {
-        return Reply::err("ERR xread command is not allowed with BLOCK option from scripts");
-    }
-    let (keys, ids) = rest.split_at(rest.len() / 2);
+    } = options;
     // Every key's type and every id are checked before anything is read.
     let mut starts = Vec::with_capacity(ids.len());
     for (key, id) in keys.iter().zip(ids) {
@@ -629,25 +654,17 @@ fn xreadgroup(ctx: &mut Ctx<'_>, args: &[Vec<u8>]) -> Reply {
         return syntax_error();
     }
     let (group_name, consumer) = (&args[2], &args[3]);
+    let StreamsRead { options, keys, ids } =
+        match read_streams(args, 4, "xreadgroup", ctx.client.in_script) {
+            Ok(read) => read,
+            Err(e) => return e,
+        };
     let ReadOptions {
         count,
         block,
         noack,
-        streams_at,
-    } = match read_options(args, 4, true) {
-        Ok(options) => options,
-        Err(e) => return e,
-    };
-    let rest = &args[streams_at..];
-    if rest.is_empty() || rest.len() % 2 == 1 {
-        return Reply::err(
-            "ERR Unbalanced 'xreadgroup' list of streams: for each stream key an ID or '$' must be specified.",
-        );
-    }
-    if block.is_some() && ctx.client.in_script {
-        return Reply::err("ERR xreadgroup command is not allowed with BLOCK option from scripts");
-    }
-    let (keys, ids) = rest.split_at(rest.len() / 2);
+        ..
+    } = options;
     // Parse every id, and check every stream and group, before reading anything.
     let mut starts = Vec::with_capacity(ids.len());
     for id in ids {
