@@ -86,6 +86,20 @@ fn command_stats(conn: &mut redis::Connection) -> HashMap<String, u64> {
 /// blocking waits, pipelines of metrics uploads (one `EXEC`-less pipeline counts its commands).
 const CLIENT_COMMANDS: &[&str] = &["evalsha", "eval", "mget", "blpop", "exists", "rpush", "set"];
 
+/// CPU time this process has used (every thread: the workers, the metrics thread, the
+/// client), in µs. Steadier than wall-clock time on a shared machine, and what metrics really
+/// cost when the cores are busy.
+fn cpu_us() -> f64 {
+    // SAFETY: getrusage fills the struct it is given.
+    let usage = unsafe {
+        let mut usage: libc::rusage = std::mem::zeroed();
+        libc::getrusage(libc::RUSAGE_SELF, &mut usage);
+        usage
+    };
+    let us = |t: libc::timeval| t.tv_sec as f64 * 1e6 + t.tv_usec as f64;
+    us(usage.ru_utime) + us(usage.ru_stime)
+}
+
 fn median(values: &mut [f64]) -> f64 {
     values.sort_by(f64::total_cmp);
     values[values.len() / 2]
@@ -104,40 +118,55 @@ fn main() {
     let (sink, expected) = tree(16);
     let tasks = (2u64 << 16) - 1;
     let embedded = configurations(true);
-    let runtimes: Vec<Runtime> = embedded
-        .iter()
-        .map(|(_, storage)| {
-            let builder = Runtime::builder();
-            match storage {
-                Some(storage) => builder.metrics(storage.clone()),
-                None => builder,
-            }
-            .build()
-            .unwrap()
-        })
-        .collect();
+    // A fresh runtime for each run: what one `compute` costs with metrics, with no records of
+    // earlier runs kept in the process (they would weigh on every configuration's allocator).
+    let runtime_for = |storage: &Option<MetricsStorage>| {
+        let builder = Runtime::builder();
+        match storage {
+            Some(storage) => builder.metrics(storage.clone()),
+            None => builder,
+        }
+        .build()
+        .unwrap()
+    };
     let mut times: Vec<Vec<f64>> = vec![Vec::new(); embedded.len()];
+    let mut cpu: Vec<Vec<f64>> = vec![Vec::new(); embedded.len()];
     for round in 0..=rounds {
-        for (i, runtime) in runtimes.iter().enumerate() {
+        for (i, (_, storage)) in embedded.iter().enumerate() {
+            let runtime = runtime_for(storage);
             let started = Instant::now();
-            assert_eq!(sink.compute_on(runtime), Ok(expected));
+            let cpu_before = cpu_us();
+            assert_eq!(sink.compute_on(&runtime), Ok(expected));
             let us = started.elapsed().as_secs_f64() * 1e6 / tasks as f64;
+            // The CPU time includes the upload (with `shutdown`, all of it happens here).
             if let Some(metrics) = runtime.metrics() {
                 metrics.flush().unwrap();
                 assert_eq!(metrics.dropped(), 0, "no record dropped");
             }
+            let cpu_per_task = (cpu_us() - cpu_before) / tasks as f64;
+            if let Some(metrics) = runtime.metrics() {
+                let run = metrics.last_run().unwrap().expect("the run's metrics");
+                assert_eq!(run.tasks.len() as u64, tasks, "a record per task");
+            }
+            drop(runtime);
             if round > 0 {
                 times[i].push(us); // round 0 warms up
+                cpu[i].push(cpu_per_task);
             }
         }
     }
     println!("embedded, tree of 2^16 leaves ({tasks} tasks), {rounds} rounds, medians:");
     let off = median(&mut times[0].clone());
-    for ((name, _), times) in embedded.iter().zip(&mut times) {
+    let off_cpu = median(&mut cpu[0].clone());
+    for (((name, _), times), cpu) in embedded.iter().zip(&mut times).zip(&mut cpu) {
         let us = median(times);
-        println!("  metrics {name:<11} {us:7.3} µs/task  ×{:.3}", us / off);
+        let cpu = median(cpu);
+        println!(
+            "  metrics {name:<11} {us:7.3} µs/task  ×{:.3}   CPU {cpu:7.3} µs/task  ×{:.3}",
+            us / off,
+            cpu / off_cpu
+        );
     }
-    drop(runtimes);
     if std::env::var("DAG_BENCH_REDIS").is_ok_and(|v| v == "0") {
         return;
     }

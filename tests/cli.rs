@@ -135,7 +135,7 @@ fn write_runs(url: &str) -> (u64, u64) {
         metrics.put_run(&bad).await.unwrap();
         let batch = Batch {
             recorder: "host:7".into(),
-            tasks,
+            tasks: vec![tasks],
             digests,
             workers: Vec::new(),
         };
@@ -524,7 +524,7 @@ fn a_run_of_many_records_reads_back_whole() {
         for slice in tasks.chunks(7_000) {
             let batch = Batch {
                 recorder: "host:7".into(),
-                tasks: slice.to_vec(),
+                tasks: vec![slice.to_vec()],
                 ..Batch::default()
             };
             metrics.put(batch).await.unwrap();

@@ -26,7 +26,7 @@ mod timer;
 pub use backend::{root_of, Batch, MemoryMetrics, MetricsBackend, RedisMetrics, RunMetrics};
 pub use digest::{Digest, Sketch, Stats, TaskDigest, RELATIVE_ERROR};
 pub use record::{
-    now_us, InputRecord, Kept, Outcome, RunRecord, RunState, TaskRecord, WorkerRecord,
+    now_us, InputRecord, InputRecords, Kept, Outcome, RunRecord, RunState, TaskRecord, WorkerRecord,
 };
 pub use recorder::Recorder;
 pub use report::{

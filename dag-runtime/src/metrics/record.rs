@@ -38,6 +38,10 @@ pub struct InputRecord {
     pub bytes: u64,
 }
 
+/// The inputs of a task that came from the store: inline up to two, so that recording the
+/// usual task (one input carried in memory, one or two fetched) allocates nothing.
+pub type InputRecords = smallvec::SmallVec<[InputRecord; 2]>;
+
 /// One attempt of one task: where and when it ran, and where its time went. Names are shared
 /// (`Arc<str>`): recording a task copies no text.
 ///
@@ -64,7 +68,7 @@ pub struct TaskRecord {
     pub fetch_us: u64,
     /// The inputs fetched from the store, with their sizes.
     #[serde(default)]
-    pub inputs: Vec<InputRecord>,
+    pub inputs: InputRecords,
     /// Time spent in the task's body (this attempt).
     pub run_us: u64,
     /// Size of the serialized output.

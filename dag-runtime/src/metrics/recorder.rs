@@ -71,6 +71,10 @@ pub struct Recorder {
     workers: Arc<Mutex<Vec<Arc<WorkerStats>>>>,
     uploader: Mutex<Option<JoinHandle<()>>>,
     backend: Arc<dyn MetricsBackend>,
+    /// Records a worker hands over at once (see `WorkerMetrics`).
+    batch: usize,
+    /// Emptied record buffers, back from the metrics thread for workers to fill again.
+    spare: Receiver<Vec<TaskRecord>>,
 }
 
 impl Recorder {
@@ -88,6 +92,7 @@ impl Recorder {
         let each_task = upload == Upload::EachTask;
         let (sender, receiver) = crossbeam_channel::bounded(queue);
         let queued = Arc::new(AtomicUsize::new(0));
+        let (give_back, spare) = crossbeam_channel::bounded(SPARE_BUFFERS);
         let workers: Arc<Mutex<Vec<Arc<WorkerStats>>>> = Arc::default();
         let recorder = Arc::new(Recorder {
             each_task,
@@ -99,6 +104,14 @@ impl Recorder {
             workers: Arc::clone(&workers),
             uploader: Mutex::new(None),
             backend: Arc::clone(&backend),
+            // Small enough that many workers' batches fit in the queue together.
+            batch: match upload {
+                Upload::Batch(n) => n.min(LOCAL_BATCH),
+                _ => LOCAL_BATCH,
+            }
+            .min(queue / 8)
+            .max(1),
+            spare,
         });
         let uploader = Uploader {
             name,
@@ -110,11 +123,13 @@ impl Recorder {
             recorder: Arc::downgrade(&recorder),
             queued,
             pending: Vec::new(),
+            pending_records: 0,
+            give_back,
             digests: BTreeMap::new(),
             touched: Default::default(),
             stop: None,
             flushes: Vec::new(),
-            facade: HashMap::new(),
+            facade: Default::default(),
             bytes_uploaded: metrics::counter!("dag_bytes_uploaded_total"),
             bytes_downloaded: metrics::counter!("dag_bytes_downloaded_total"),
         };
@@ -179,6 +194,20 @@ impl Recorder {
             self.queued.fetch_sub(n, Ordering::Relaxed);
             self.count_dropped(&records);
         }
+    }
+
+    /// How many records a worker hands over at once, at most: [`LOCAL_BATCH`], or the batch
+    /// of [`Upload::Batch`] or an eighth of the queue if smaller.
+    pub(crate) fn batch(&self) -> usize {
+        self.batch
+    }
+
+    /// An empty buffer for a worker's records: one the metrics thread gave back, or a new one
+    /// (while the first batches are on their way).
+    pub(crate) fn spare_buffer(&self) -> Vec<TaskRecord> {
+        self.spare
+            .try_recv()
+            .unwrap_or_else(|_| Vec::with_capacity(self.batch))
     }
 
     /// Whether workers send each record as it is made (the `EachTask` strategy) rather than
@@ -263,7 +292,12 @@ struct Uploader {
     receiver: Receiver<Message>,
     workers: Arc<Mutex<Vec<Arc<WorkerStats>>>>,
     recorder: std::sync::Weak<Recorder>,
-    pending: Vec<TaskRecord>,
+    /// Records not uploaded yet, in chunks of [`CHUNK`] allocated here (a chunk never grows,
+    /// so a record is moved once on this thread; an in-memory backend keeps the chunks).
+    pending: Vec<Vec<TaskRecord>>,
+    pending_records: usize,
+    /// Where emptied worker buffers go back (see [`Recorder::spare_buffer`]).
+    give_back: Sender<Vec<TaskRecord>>,
     /// Cumulative digest per run: uploads replace the recorder's digest of a run.
     digests: BTreeMap<String, (Digest, Instant)>,
     /// Runs with records since the last upload.
@@ -274,15 +308,23 @@ struct Uploader {
     queued: Arc<AtomicUsize>,
     /// Flushes found while draining the queue.
     flushes: Vec<Sender<Result<(), String>>>,
-    /// The `metrics` facade's handles, per task name.
-    facade: HashMap<Arc<str>, FacadeHandles>,
+    /// The `metrics` facade's handles, per task name, found by the address of the record's
+    /// shared name (each worker thread has its own copy of a name; the facade's registry gives
+    /// them the same counters). The name is kept, so that its address is not reused.
+    facade: rustc_hash::FxHashMap<usize, (Arc<str>, FacadeHandles)>,
     bytes_uploaded: metrics::Counter,
     bytes_downloaded: metrics::Counter,
 }
 
-/// Records a worker thread buffers before it queues them (but with `Upload::EachTask`): one
-/// queue operation per this many tasks.
-pub(crate) const LOCAL_BATCH: usize = 64;
+/// Records a worker thread buffers before it hands them over (but with `Upload::EachTask`, or
+/// a smaller `Upload::Batch`): one queue operation per this many tasks.
+pub(crate) const LOCAL_BATCH: usize = 128;
+
+/// Emptied worker buffers kept for reuse.
+const SPARE_BUFFERS: usize = 64;
+
+/// Records per chunk of the uploader's pending records.
+const CHUNK: usize = 4096;
 
 /// How often the metrics thread looks at the queue while records are coming.
 const POLL: Duration = Duration::from_millis(1);
@@ -358,7 +400,7 @@ impl Uploader {
                     self.drain();
                     let due = match self.upload {
                         Upload::EachTask => true,
-                        Upload::Batch(n) => self.pending.len() >= n,
+                        Upload::Batch(n) => self.pending_records >= n,
                         Upload::Every(_) | Upload::OnShutdown => false,
                     };
                     if due {
@@ -407,23 +449,24 @@ impl Uploader {
                 self.queued.fetch_sub(1, Ordering::Relaxed);
                 self.add(record);
             }
-            Message::Tasks(records) => {
+            Message::Tasks(mut records) => {
                 self.queued.fetch_sub(records.len(), Ordering::Relaxed);
-                records.into_iter().for_each(|r| self.add(r));
+                records.drain(..).for_each(|r| self.add(r));
+                let _ = self.give_back.try_send(records);
             }
             _ => {}
         }
     }
 
+    /// Digests one record (the facade, the counters and the run's digest) and keeps it for the
+    /// next upload.
     fn add(&mut self, record: TaskRecord) {
-        match self.facade.get(&record.task) {
-            Some(handles) => handles.emit(&record),
-            None => {
-                let handles = FacadeHandles::new(&record.task);
-                handles.emit(&record);
-                self.facade.insert(Arc::clone(&record.task), handles);
-            }
-        }
+        let name = Arc::as_ptr(&record.task) as *const u8 as usize;
+        self.facade
+            .entry(name)
+            .or_insert_with(|| (Arc::clone(&record.task), FacadeHandles::new(&record.task)))
+            .1
+            .emit(&record);
         let run = root_of(&record.dag);
         let bytes_down = record.bytes_downloaded();
         if bytes_down > 0 {
@@ -444,7 +487,15 @@ impl Uploader {
         if !self.touched.contains(run) {
             self.touched.insert(run.to_owned());
         }
-        self.pending.push(record);
+        self.pending_records += 1;
+        match self.pending.last_mut() {
+            Some(chunk) if chunk.len() < CHUNK => chunk.push(record),
+            _ => {
+                let mut chunk = Vec::with_capacity(CHUNK);
+                chunk.push(record);
+                self.pending.push(chunk);
+            }
+        }
     }
 
     fn upload(&mut self) -> Result<(), MetricsError> {
@@ -473,6 +524,7 @@ impl Uploader {
                 entry.1 = now;
             }
         }
+        self.pending_records = 0;
         let batch = Batch {
             recorder: self.name.clone(),
             tasks: std::mem::take(&mut self.pending),

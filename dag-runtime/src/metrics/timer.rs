@@ -1,25 +1,47 @@
 //! What the worker step measures, phase by phase, for one task: [`TaskTimer`]. With metrics off
 //! it holds nothing and every call is a no-op.
 //!
-//! Cheap on purpose (it runs for every task): one wall-clock read per task, one monotonic read
-//! per phase boundary, no text copied (names are shared `Arc<str>`s), and one non-blocking send
-//! of the record; digesting and uploading happen on the metrics thread.
+//! Cheap on purpose (it runs for every task; measured in `benches/metrics.rs`):
+//!
+//! - one clock read per phase boundary, from the CPU's time-stamp counter ([`quanta`], a few
+//!   nanoseconds, where the system clock costs 20-30 in a VM); wall-clock times are derived
+//!   from a base the worker takes now and then, not read per task;
+//! - no text copied and no shared counter touched: names are `Arc<str>`s this worker thread
+//!   owns copies of (a DAG id shared by every worker would make each record bounce its
+//!   reference count between cores);
+//! - no allocation and no hand-off per task: a worker writes its records into a buffer of
+//!   `LOCAL_BATCH` (128) records and hands the buffer over whole (when full, when its first record
+//!   is [`HAND_OVER_AFTER`] old, and when the worker goes idle), taking an empty one that the
+//!   metrics thread gave back. A worker thread never allocates nor frees a large block:
+//!   measured on the embedded tree of 2^16 leaves, a fresh buffer per batch (or a large chunk
+//!   kept by the backend) made glibc's allocator consolidate and trim the worker's arena, and
+//!   the engine's own small allocations slowed down by 40-90%.
 
 use std::cell::RefCell;
-use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use super::record::{now_us, InputRecord, Kept, Outcome, TaskRecord};
-use super::recorder::{Recorder, WorkerStats, LOCAL_BATCH};
+use quanta::Instant;
+use rustc_hash::FxHashMap;
+
+use super::record::{now_us, InputRecord, InputRecords, Kept, Outcome, TaskRecord};
+use super::recorder::{Recorder, WorkerStats};
 use crate::store::DagId;
+
+/// How long a worker keeps a record before it hands it over, at most (while it keeps running
+/// tasks; it hands everything over when it goes idle anyway).
+pub(crate) const HAND_OVER_AFTER: Duration = Duration::from_millis(100);
+
+/// How often a worker takes a new base for wall-clock times (the time-stamp counter and the
+/// system clock drift apart slowly; NTP adjusts the latter).
+const REBASE_EVERY: Duration = Duration::from_secs(10);
 
 /// The metrics side of one worker thread: its process's recorder, its own counters, and the
 /// records it has not queued yet.
 ///
-/// A worker queues its records 64 at a time (one queue operation per 64 tasks rather than per
-/// task), and whatever it holds when it goes idle (the end of each invocation), before a DAG's
-/// result is stored, and when it is dropped; with
+/// A worker hands its records over in batches (see the module's docs): when a batch is full,
+/// when it holds a record older than [`HAND_OVER_AFTER`], when the worker goes idle (the end
+/// of each invocation), before a DAG's result is stored, and when it is dropped; with
 /// [`Upload::EachTask`](super::Upload::EachTask), each record at once.
 pub struct WorkerMetrics {
     recorder: Arc<Recorder>,
@@ -27,7 +49,46 @@ pub struct WorkerMetrics {
     cold_start: Option<Duration>,
     name: Arc<str>,
     /// Touched only by its own thread: the lock is never contended.
-    buffered: Mutex<Vec<TaskRecord>>,
+    local: Mutex<Local>,
+}
+
+/// What a worker thread keeps between its records.
+struct Local {
+    buffered: Vec<TaskRecord>,
+    /// When the oldest buffered record was made.
+    oldest: Option<Instant>,
+    /// This thread's copy of the id of the DAG it recorded last.
+    dag: Option<Arc<str>>,
+    /// A time-stamp-counter reading and the wall clock (µs since the epoch) at that moment.
+    base: (Instant, u64),
+}
+
+impl Local {
+    fn new() -> Self {
+        Local {
+            buffered: Vec::new(),
+            oldest: None,
+            dag: None,
+            base: (Instant::now(), now_us()),
+        }
+    }
+
+    /// `at` in µs since the epoch.
+    fn epoch_us(&self, at: Instant) -> u64 {
+        let (base, base_us) = self.base;
+        match at.checked_duration_since(base) {
+            Some(after) => base_us + micros(after),
+            None => base_us.saturating_sub(micros(base - at)),
+        }
+    }
+
+    /// This thread's shared copy of `dag`'s id.
+    fn dag(&mut self, dag: &DagId) -> Arc<str> {
+        match &self.dag {
+            Some(id) if **id == *dag.as_str() => Arc::clone(id),
+            _ => Arc::clone(self.dag.insert(dag.as_str().into())),
+        }
+    }
 }
 
 impl Clone for WorkerMetrics {
@@ -38,7 +99,7 @@ impl Clone for WorkerMetrics {
             stats: Arc::clone(&self.stats),
             cold_start: self.cold_start,
             name: Arc::clone(&self.name),
-            buffered: Mutex::new(Vec::new()),
+            local: Mutex::new(Local::new()),
         }
     }
 }
@@ -59,33 +120,57 @@ impl WorkerMetrics {
             stats,
             cold_start,
             name: name.into(),
-            buffered: Mutex::new(Vec::new()),
+            local: Mutex::new(Local::new()),
         }
     }
 
-    /// Queues what this worker has buffered.
+    fn local(&self) -> std::sync::MutexGuard<'_, Local> {
+        self.local.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Hands over what this worker has buffered (and takes a new base for wall-clock times
+    /// when the last is old: this runs when the worker goes idle, off the task's path).
     pub fn flush(&self) {
-        let mut buffered = self.buffered.lock().unwrap_or_else(|e| e.into_inner());
-        if !buffered.is_empty() {
-            self.recorder.tasks(std::mem::replace(
-                &mut *buffered,
-                Vec::with_capacity(LOCAL_BATCH),
-            ));
+        let mut local = self.local();
+        if !local.buffered.is_empty() {
+            self.hand_over(&mut local);
+        }
+        if local.base.0.elapsed() > REBASE_EVERY {
+            local.base = (Instant::now(), now_us());
         }
     }
 
-    fn record(&self, record: TaskRecord) {
+    /// Records one attempt of a task of `dag`, made at `made` (the clock's last reading), built
+    /// by `make` from this thread's copy of the DAG's id and its clock base.
+    fn record(
+        &self,
+        dag: &DagId,
+        made: Instant,
+        make: impl FnOnce(Arc<str>, &Local) -> TaskRecord,
+    ) {
+        let mut guard = self.local();
+        let local = &mut *guard;
+        let record = make(local.dag(dag), local);
         if self.recorder.each_task() {
+            drop(guard);
             return self.recorder.task(record);
         }
-        let mut buffered = self.buffered.lock().unwrap_or_else(|e| e.into_inner());
-        buffered.push(record);
-        if buffered.len() >= LOCAL_BATCH {
-            self.recorder.tasks(std::mem::replace(
-                &mut *buffered,
-                Vec::with_capacity(LOCAL_BATCH),
-            ));
+        if local.buffered.capacity() == 0 {
+            local.buffered = self.recorder.spare_buffer();
         }
+        local.buffered.push(record);
+        let oldest = *local.oldest.get_or_insert(made);
+        if local.buffered.len() >= self.recorder.batch() || made - oldest > HAND_OVER_AFTER {
+            self.hand_over(local);
+        }
+    }
+
+    /// Queues the buffered records, and takes an empty buffer.
+    fn hand_over(&self, local: &mut Local) {
+        local.oldest = None;
+        let spare = self.recorder.spare_buffer();
+        self.recorder
+            .tasks(std::mem::replace(&mut local.buffered, spare));
     }
 
     /// Another worker thread `name` of the same process (with the same cold start).
@@ -102,7 +187,7 @@ impl WorkerMetrics {
 thread_local! {
     /// Shared copies of the registered task names (`&'static str`) this thread has recorded,
     /// by address: a record gets its name without copying it.
-    static TASK_NAMES: RefCell<HashMap<usize, Arc<str>>> = RefCell::new(HashMap::new());
+    static TASK_NAMES: RefCell<FxHashMap<usize, Arc<str>>> = RefCell::new(FxHashMap::default());
 }
 
 /// The shared form of a task's name.
@@ -132,14 +217,13 @@ pub(crate) struct TaskTimer<'a> {
 struct State<'a> {
     metrics: &'a WorkerMetrics,
     started: Instant,
-    start_us: u64,
     /// The last phase boundary.
     lap: Instant,
     /// When the current attempt started.
     attempt_started: Instant,
     carried_from: Option<u32>,
     fetch_us: u64,
-    inputs: Vec<InputRecord>,
+    inputs: InputRecords,
     run_us: u64,
     attempt: u32,
     output_bytes: u64,
@@ -174,22 +258,25 @@ impl State<'_> {
         lap
     }
 
-    /// `at` in µs since the epoch.
-    fn epoch_us(&self, at: Instant) -> u64 {
-        self.start_us + micros(at - self.started)
-    }
-
-    fn record(&self, dag: &DagId, node: u32, task: Arc<str>, outcome: Outcome) -> TaskRecord {
+    /// The record of this attempt, so far, with `dag` this thread's copy of the DAG's id.
+    fn record(
+        &self,
+        dag: Arc<str>,
+        local: &Local,
+        node: u32,
+        task: Arc<str>,
+        outcome: Outcome,
+    ) -> TaskRecord {
         TaskRecord {
-            dag: dag.shared(),
+            dag,
             node,
             task,
             worker: Arc::clone(&self.metrics.name),
             attempt: self.attempt,
-            start_us: self.start_us,
-            end_us: self.epoch_us(self.lap),
+            start_us: local.epoch_us(self.started),
+            end_us: local.epoch_us(self.lap),
             fetch_us: self.fetch_us,
-            inputs: Vec::new(),
+            inputs: InputRecords::new(),
             run_us: self.run_us,
             output_bytes: self.output_bytes,
             store_us: self.store_us,
@@ -215,12 +302,11 @@ impl<'a> TaskTimer<'a> {
                 State {
                     metrics,
                     started: now,
-                    start_us: now_us(),
                     lap: now,
                     attempt_started: now,
                     carried_from,
                     fetch_us: 0,
-                    inputs: Vec::new(),
+                    inputs: InputRecords::new(),
                     run_us: 0,
                     attempt: 1,
                     output_bytes: 0,
@@ -270,10 +356,14 @@ impl<'a> TaskTimer<'a> {
         };
         state.run_us = micros(state.lap());
         if let AttemptEnd::Failed { last: false, .. } = end {
-            let mut record = state.record(dag, node, shared_task_name(task), Outcome::Retried);
-            record.start_us = state.epoch_us(state.attempt_started);
-            record.fetch_us = 0;
-            state.metrics.record(record);
+            let state = &*state;
+            state.metrics.record(dag, state.lap, |dag, local| {
+                let mut record =
+                    state.record(dag, local, node, shared_task_name(task), Outcome::Retried);
+                record.start_us = local.epoch_us(state.attempt_started);
+                record.fetch_us = 0;
+                record
+            });
         }
     }
 
@@ -319,18 +409,22 @@ impl<'a> TaskTimer<'a> {
             return;
         };
         state.metrics.stats.add_task(state.lap - state.started);
-        let mut record = state.record(dag, node, task(), outcome);
-        record.inputs = std::mem::take(&mut state.inputs);
-        let placed = state.placed;
-        record.continued = if placed.here > 0 {
-            placed.here
-        } else {
-            u32::from(ready > 0)
-        };
-        record.delegated = (ready as u32).saturating_sub(record.continued);
-        record.kept_by = placed.kept_by;
-        record.saved_by_clustering = placed.saved_by_clustering;
-        record.saved_by_delayed_io = placed.saved_by_delayed_io;
-        state.metrics.record(record);
+        let inputs = std::mem::take(&mut state.inputs);
+        let state = &state;
+        state.metrics.record(dag, state.lap, |dag, local| {
+            let mut record = state.record(dag, local, node, task(), outcome);
+            record.inputs = inputs;
+            let placed = state.placed;
+            record.continued = if placed.here > 0 {
+                placed.here
+            } else {
+                u32::from(ready > 0)
+            };
+            record.delegated = (ready as u32).saturating_sub(record.continued);
+            record.kept_by = placed.kept_by;
+            record.saved_by_clustering = placed.saved_by_clustering;
+            record.saved_by_delayed_io = placed.saved_by_delayed_io;
+            record
+        });
     }
 }

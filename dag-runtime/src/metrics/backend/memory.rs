@@ -13,7 +13,7 @@ use crate::metrics::storage::MetricsError;
 /// Runs kept in memory; the oldest are forgotten beyond this.
 pub const MEMORY_RUNS_KEPT: usize = 1_000;
 
-/// Task records kept in memory, all runs together (about 150 bytes each); beyond this the
+/// Task records kept in memory, all runs together (about 200 bytes each); beyond this the
 /// oldest runs lose their task records (their run records and digests stay).
 pub const MEMORY_RECORDS_KEPT: usize = 2_000_000;
 
@@ -28,7 +28,9 @@ struct Inner {
     runs: HashMap<String, RunRecord>,
     /// (submitted µs, id), oldest first.
     order: BTreeMap<(u64, String), ()>,
-    tasks: HashMap<String, Vec<TaskRecord>>,
+    /// Each run's task records, in the chunks they were uploaded in (kept as they came: no
+    /// record is copied again).
+    tasks: HashMap<String, Vec<Vec<TaskRecord>>>,
     /// run → recorder → digest.
     digests: HashMap<String, HashMap<String, Digest>>,
     workers: HashMap<String, WorkerRecord>,
@@ -62,7 +64,7 @@ impl Inner {
                 break;
             };
             if let Some(tasks) = self.tasks.remove(&id) {
-                self.records -= tasks.len();
+                self.records -= records_in(&tasks);
             }
         }
     }
@@ -74,29 +76,54 @@ impl Inner {
             };
             self.runs.remove(&id);
             if let Some(tasks) = self.tasks.remove(&id) {
-                self.records -= tasks.len();
+                self.records -= records_in(&tasks);
             }
             self.digests.remove(&id);
         }
     }
 }
 
+fn records_in(chunks: &[Vec<TaskRecord>]) -> usize {
+    chunks.iter().map(Vec::len).sum()
+}
+
+/// Whether a record of DAG `dag` belongs to run `run`, the root of `first` (the same shared
+/// id, which is the usual case, is decided without comparing text).
+fn same_run(dag: &Arc<str>, first: &Arc<str>, run: &str) -> bool {
+    Arc::ptr_eq(dag, first) || root_of(dag) == run
+}
+
 #[async_trait]
 impl MetricsBackend for MemoryMetrics {
     async fn put(&self, batch: Batch) -> Result<(), MetricsError> {
         let mut inner = self.lock();
-        // Records come in runs of one DAG: each run of records is appended at once.
-        let mut records = batch.tasks.into_iter().peekable();
-        while let Some(first) = records.next() {
-            let dag = Arc::clone(&first.dag);
-            let tasks = inner.tasks.entry(root_of(&dag).to_owned()).or_default();
-            let before = tasks.len();
-            tasks.push(first);
-            while let Some(next) = records.next_if(|r| Arc::ptr_eq(&r.dag, &dag)) {
-                tasks.push(next);
+        for mut chunk in batch.tasks {
+            inner.records += chunk.len();
+            // A chunk handed over early (a worker going idle, or slow tasks) is mostly room.
+            if chunk.capacity() > 2 * chunk.len() {
+                chunk.shrink_to_fit();
             }
-            let added = tasks.len() - before;
-            inner.records += added;
+            // A chunk usually holds one run's records and is kept whole; one that mixes runs
+            // (concurrent DAGs) is split.
+            let Some(first) = chunk.first() else {
+                continue;
+            };
+            let run = root_of(&first.dag);
+            if chunk.iter().all(|r| same_run(&r.dag, &first.dag, run)) {
+                let run = run.to_owned();
+                inner.tasks.entry(run).or_default().push(chunk);
+                continue;
+            }
+            let mut by_run: BTreeMap<String, Vec<TaskRecord>> = BTreeMap::new();
+            for record in chunk {
+                by_run
+                    .entry(root_of(&record.dag).to_owned())
+                    .or_default()
+                    .push(record);
+            }
+            for (run, records) in by_run {
+                inner.tasks.entry(run).or_default().push(records);
+            }
         }
         if inner.records > MEMORY_RECORDS_KEPT {
             inner.trim_records();
@@ -140,7 +167,14 @@ impl MetricsBackend for MemoryMetrics {
         let Some(run) = inner.runs.get(id).cloned() else {
             return Ok(None);
         };
-        let mut tasks = inner.tasks.get(id).cloned().unwrap_or_default();
+        let mut tasks: Vec<TaskRecord> = inner
+            .tasks
+            .get(id)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .cloned()
+            .collect();
         tasks.sort_by_key(|t| (t.start_us, t.end_us));
         let mut digest = Digest::default();
         for part in inner.digests.get(id).into_iter().flat_map(|d| d.values()) {

@@ -27,13 +27,21 @@ pub struct Batch {
     /// The recorder (`host:pid`): digests are kept per recorder and per run, and replaced by
     /// each upload (they are cumulative).
     pub recorder: String,
-    /// New task records, in the order they were recorded.
-    pub tasks: Vec<TaskRecord>,
+    /// New task records, in the order they were recorded, in chunks (the recorder moves
+    /// records once, into chunks that never grow; an in-memory backend keeps the chunks).
+    pub tasks: Vec<Vec<TaskRecord>>,
     /// The recorder's cumulative digest of each run (by root DAG id) it recorded tasks of since
     /// the last upload.
     pub digests: BTreeMap<String, Digest>,
     /// The recorder's workers, as of now.
     pub workers: Vec<WorkerRecord>,
+}
+
+impl Batch {
+    /// The task records, in order.
+    pub fn task_records(&self) -> impl Iterator<Item = &TaskRecord> {
+        self.tasks.iter().flatten()
+    }
 }
 
 /// Everything recorded of one run.

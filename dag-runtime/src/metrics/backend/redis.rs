@@ -118,7 +118,7 @@ impl MetricsBackend for RedisMetrics {
         let ttl = self.ttl_ms();
         let mut pipe = redis::pipe();
         let mut by_run: std::collections::BTreeMap<&str, Vec<Vec<u8>>> = Default::default();
-        for record in &batch.tasks {
+        for record in batch.task_records() {
             by_run
                 .entry(root_of(&record.dag))
                 .or_default()
