@@ -128,6 +128,7 @@ impl TestCluster {
                 Err(e) => last = e,
             }
         }
+        // (`last` is read below; the loop always runs.)
         panic!("the test Redis Cluster did not form: {last}");
     }
 
@@ -228,12 +229,11 @@ impl TestCluster {
     /// masters serving the 16,384 slots.
     pub fn wait_until_ok(&self, timeout: Duration) -> Result<(), String> {
         let deadline = Instant::now() + timeout;
-        let mut last = String::new();
         loop {
-            match self.check_ok() {
+            let last = match self.check_ok() {
                 Ok(()) => return Ok(()),
-                Err(e) => last = e,
-            }
+                Err(e) => e,
+            };
             if Instant::now() > deadline {
                 return Err(format!("the cluster is not ok after {timeout:?}: {last}"));
             }
