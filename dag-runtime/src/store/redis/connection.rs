@@ -157,7 +157,8 @@ enum Backend {
     },
     Cluster {
         /// Opens the dedicated connections: its response timeout covers a blocking command.
-        blocking: ClusterClient,
+        /// (Boxed: a cluster client is much larger than the server's variant.)
+        blocking: Box<ClusterClient>,
         shared: ClusterConnection,
     },
 }
@@ -285,7 +286,10 @@ impl RedisConnection {
             })?
             .map_err(|e| map_error(&addr, "could not connect to the cluster", &e))?;
         Ok(Self::with_backend(
-            Backend::Cluster { blocking, shared },
+            Backend::Cluster {
+                blocking: Box::new(blocking),
+                shared,
+            },
             addr,
             config,
         ))
