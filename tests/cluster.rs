@@ -226,12 +226,122 @@ fn an_unreachable_cluster_is_a_prompt_error() {
     assert!(error.to_string().contains("seed"), "{error}");
 }
 
+#[task]
+fn slow_leaf(i: u64, delay_ms: u64) -> u64 {
+    std::thread::sleep(Duration::from_millis(delay_ms));
+    i + 1
+}
+
+fn slow_tree(leaves: u64, delay_ms: u64) -> Node<u64> {
+    let leaves = (0..leaves).map(|i| slow_leaf(i, delay_ms)).collect();
+    reduce_pairwise(leaves, |a, b| add(a, b))
+}
+
+/// Starts `dags` slow trees of `leaves` leaves on `runtime`, each on a thread of its own;
+/// joined, each gives its outcome (or the check fails if it does not end within the guard).
+fn start_slow_dags(
+    runtime: &Runtime,
+    dags: usize,
+    leaves: u64,
+) -> Vec<std::thread::JoinHandle<Result<u64, DagError>>> {
+    (0..dags)
+        .map(|_| {
+            let runtime = runtime.clone();
+            std::thread::spawn(move || {
+                support::compute_within(&slow_tree(leaves, 40), &runtime, Duration::from_secs(180))
+            })
+        })
+        .collect()
+}
+
+/// A graceful failover of every master in turn (`CLUSTER FAILOVER` on its replica, which waits
+/// until the replica has caught up), while DAGs run on local threads and on worker processes:
+/// every DAG completes with the right value.
+fn dags_complete_across_a_failover_of_every_master() {
+    let Some(cluster) = TestCluster::start("dags_complete_across_a_failover_of_every_master")
+    else {
+        return;
+    };
+    let local = Runtime::builder()
+        .redis_cluster(cluster.urls())
+        .workers(4)
+        .build()
+        .unwrap();
+    let processes = Runtime::builder()
+        .redis_cluster(cluster.urls())
+        .spawn_workers(2)
+        .workers(2)
+        .build()
+        .unwrap();
+    let mut running = start_slow_dags(&local, 4, 32);
+    running.extend(start_slow_dags(&processes, 4, 32));
+    std::thread::sleep(Duration::from_millis(300));
+    for master in cluster.master_ports() {
+        let replica = cluster
+            .replica_of(master)
+            .expect("every master has a replica");
+        cluster
+            .failover(replica, false)
+            .unwrap_or_else(|e| panic!("the failover of {master} to {replica}: {e}"));
+    }
+    for dag in running {
+        assert_eq!(
+            dag.join().unwrap().expect("the DAG completes"),
+            sum_1_to(32)
+        );
+    }
+    drop((local, processes));
+    nothing_left(&cluster);
+}
+
+/// A master killed (SIGKILL) while DAGs run, its replica promoted by the cluster itself: every
+/// DAG ends, with the right value or with an error that says what happened; none hangs.
+fn a_master_killed_mid_run_never_hangs_a_dag() {
+    let Some(mut cluster) = TestCluster::start("a_master_killed_mid_run_never_hangs_a_dag") else {
+        return;
+    };
+    let runtime = Runtime::builder()
+        .redis_cluster(cluster.urls())
+        .workers(4)
+        .build()
+        .unwrap();
+    let running = start_slow_dags(&runtime, 6, 32);
+    std::thread::sleep(Duration::from_millis(300));
+    let victim = cluster.master_ports()[0];
+    cluster.kill(victim);
+    cluster
+        .wait_until_ok(Duration::from_secs(60))
+        .expect("the replica of the killed master takes over");
+    let (mut ok, mut failed) = (0, 0);
+    for dag in running {
+        match dag.join().unwrap() {
+            Ok(value) => {
+                assert_eq!(value, sum_1_to(32), "never a wrong result");
+                ok += 1;
+            }
+            Err(error) => {
+                eprintln!("a DAG failed after the master died: {error}");
+                assert!(
+                    matches!(error, DagError::Redis { .. } | DagError::Store(_)),
+                    "{error:?}"
+                );
+                failed += 1;
+            }
+        }
+    }
+    eprintln!("after killing master {victim}: {ok} DAGs completed, {failed} failed");
+    // The runtime still works on the cluster as it is now.
+    assert_eq!(compute(&tree(8), &runtime), sum_1_to(8));
+}
+
 const TESTS: &[Test] = &dag_test_support::tests![
     shapes_on_local_threads,
     different_dags_land_on_different_masters,
     shapes_on_worker_processes,
     the_examples_flags_name_a_cluster,
     an_unreachable_cluster_is_a_prompt_error,
+    dags_complete_across_a_failover_of_every_master,
+    a_master_killed_mid_run_never_hangs_a_dag,
 ];
 
 fn main() {

@@ -3,8 +3,9 @@
 //!
 //! Six `redis-server --cluster-enabled yes` processes (nothing written to disk but each node's
 //! `nodes-<port>.conf`, in a fresh temporary directory), joined with `redis-cli --cluster create
-//! ... --cluster-replicas 1`, ready once `CLUSTER INFO` says `cluster_state:ok` on every node and
-//! every node agrees on who serves every slot; all killed, and the directory removed, on drop.
+//! ... --cluster-replicas 1`, ready once `CLUSTER INFO` says `cluster_state:ok` on every node,
+//! every node agrees on who serves every slot and every replica is in sync with its master;
+//! all killed, and the directory removed, on drop.
 //!
 //! Without `redis-server` or `redis-cli` on `PATH`, [`TestCluster::start`] returns `None` after
 //! printing that the test is skipped (Debian's `redis-server` package carries both), unless
@@ -265,6 +266,15 @@ impl TestCluster {
                 .count();
             if masters != MASTERS {
                 return Err(format!("node {port} sees {masters} masters"));
+            }
+            // A replica that has not finished its first sync cannot take over (its data is
+            // too old for an election): wait until each is in sync with its master.
+            let replication: String = self
+                .query(port, redis::cmd("INFO").arg("replication"))
+                .map_err(|e| format!("INFO replication on {port}: {e}"))?;
+            if replication.contains("role:slave") && !replication.contains("master_link_status:up")
+            {
+                return Err(format!("replica {port} is not in sync with its master yet"));
             }
         }
         let first = views.first().ok_or("no node is alive")?;

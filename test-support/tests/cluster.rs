@@ -53,3 +53,22 @@ fn a_test_cluster_forms_and_is_torn_down() {
         assert!(gone, "{url} is down after drop");
     }
 }
+
+#[test]
+fn a_killed_master_is_replaced_by_its_replica() {
+    let Some(mut cluster) = TestCluster::start("a_killed_master_is_replaced_by_its_replica") else {
+        return;
+    };
+    let victim = cluster.master_ports()[0];
+    let replica = cluster.replica_of(victim).unwrap();
+    cluster.kill(victim);
+    if let Err(e) = cluster.wait_until_ok(Duration::from_secs(60)) {
+        for port in [replica] {
+            let info: String = cluster.query(port, redis::cmd("CLUSTER").arg("INFO")).unwrap();
+            let nodes: String = cluster.query(port, redis::cmd("CLUSTER").arg("NODES")).unwrap();
+            eprintln!("{port}:\n{info}\n{nodes}");
+        }
+        panic!("{e}");
+    }
+    assert!(cluster.master_ports().contains(&replica));
+}
