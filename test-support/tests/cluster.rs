@@ -64,8 +64,12 @@ fn a_killed_master_is_replaced_by_its_replica() {
     cluster.kill(victim);
     if let Err(e) = cluster.wait_until_ok(Duration::from_secs(60)) {
         for port in [replica] {
-            let info: String = cluster.query(port, redis::cmd("CLUSTER").arg("INFO")).unwrap();
-            let nodes: String = cluster.query(port, redis::cmd("CLUSTER").arg("NODES")).unwrap();
+            let info: String = cluster
+                .query(port, redis::cmd("CLUSTER").arg("INFO"))
+                .unwrap();
+            let nodes: String = cluster
+                .query(port, redis::cmd("CLUSTER").arg("NODES"))
+                .unwrap();
             eprintln!("{port}:\n{info}\n{nodes}");
         }
         panic!("{e}");

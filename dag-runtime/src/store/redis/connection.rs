@@ -67,10 +67,11 @@ const IDLE_KEPT: usize = 16;
 
 /// How many times the cluster connection retries a request after a redirection it could not
 /// follow at once, a lost node or `TRYAGAIN`/`CLUSTERDOWN` (a failover in progress), waiting
-/// 20 ms, 40 ms, ... up to [`CLUSTER_MAX_RETRY_WAIT_MS`] in between: about 15 s in all, more
-/// than a failover takes with the usual `cluster-node-timeout`, and still a prompt error for a
-/// cluster that is down.
-const CLUSTER_RETRIES: u32 = 12;
+/// a random time up to 20 ms, 40 ms, ... up to [`CLUSTER_MAX_RETRY_WAIT_MS`] in between: about
+/// 20 s in all on average (at most about 40 s), more than a failover takes with a
+/// `cluster-node-timeout` of a few seconds, and still an error rather than a hang for a cluster
+/// that stays down.
+const CLUSTER_RETRIES: u32 = 25;
 
 /// The longest wait between two retries of a cluster request (ms).
 const CLUSTER_MAX_RETRY_WAIT_MS: u64 = 2000;
