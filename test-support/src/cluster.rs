@@ -376,6 +376,39 @@ impl TestCluster {
         }
     }
 
+    /// Moves `slots` hash slots from the master on `from` to the master on `to` with
+    /// `redis-cli --cluster reshard` (keys migrate one by one: clients see `ASK` and `MOVED`
+    /// meanwhile), and waits until the cluster is ok again.
+    pub fn reshard(&self, from: u16, to: u16, slots: usize) -> Result<(), String> {
+        let nodes = self.nodes();
+        let id = |port: u16| {
+            nodes
+                .iter()
+                .find(|n| n.port == port)
+                .map(|n| n.id.clone())
+                .ok_or_else(|| format!("no node on port {port}"))
+        };
+        let output = Command::new("redis-cli")
+            .arg("--cluster")
+            .arg("reshard")
+            .arg(format!("127.0.0.1:{from}"))
+            .args(["--cluster-from", &id(from)?, "--cluster-to", &id(to)?])
+            .args(["--cluster-slots", &slots.to_string(), "--cluster-yes"])
+            .args(["--cluster-pipeline", "10"])
+            .stdin(Stdio::null())
+            .output()
+            .map_err(|e| format!("could not run redis-cli: {e}"))?;
+        if !output.status.success() {
+            return Err(format!(
+                "redis-cli --cluster reshard failed ({}): {}{}",
+                output.status,
+                String::from_utf8_lossy(&output.stdout),
+                String::from_utf8_lossy(&output.stderr)
+            ));
+        }
+        self.wait_until_ok(FORM_TIMEOUT)
+    }
+
     /// The port of a replica of the master on `master_port`.
     pub fn replica_of(&self, master_port: u16) -> Option<u16> {
         let nodes = self.nodes();
