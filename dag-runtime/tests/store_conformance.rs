@@ -925,6 +925,65 @@ fn cluster_gc_removes_expired_and_abandoned_dags() {
     rt.block_on(gc_removes_expired_and_abandoned_dags(Arc::new(fixture)));
 }
 
+/// A DAG whose slot moved to another master since the store last wrote to it: every
+/// operation (transactions and pipelines included, which the cluster client does not redirect
+/// by itself) reaches the new owner.
+#[test]
+fn a_dag_whose_slot_moved_goes_on_on_the_new_master() {
+    let Some(cluster) = TestCluster::start("a_dag_whose_slot_moved_goes_on_on_the_new_master")
+    else {
+        return;
+    };
+    let rt = runtime();
+    let fixture = rt.block_on(cluster_fixture(&cluster, RedisConfig::default()));
+    let f = Arc::new(fixture);
+    let p = plan(&[&[2], &[2], &[]]);
+    let (moved_first, moved_later) = (DagId::new(), DagId::new());
+    rt.block_on(async {
+        // The store learns where both slots are.
+        for dag in [&moved_first, &moved_later] {
+            let keys = DagId::new();
+            f.store().put_plan(&keys, &p).await.unwrap();
+            f.store().cancel(&keys).await.unwrap();
+            let _ = f.store().get_plan(dag).await.unwrap();
+        }
+        f.store().put_plan(&moved_later, &p).await.unwrap();
+        complete(&f, &moved_later, &p, 0).await;
+    });
+    for dag in [&moved_first, &moved_later] {
+        let slot = cluster.slot_of(&format!("dag:{{{dag}}}:status"));
+        let owner = cluster.owner_of(slot).unwrap();
+        let to = cluster
+            .master_ports()
+            .into_iter()
+            .find(|&p| p != owner)
+            .unwrap();
+        cluster.move_slot(slot, to).unwrap();
+        assert_eq!(cluster.owner_of(slot), Some(to));
+    }
+    rt.block_on(async {
+        // A transaction first (put_plan), on a slot that moved.
+        f.store().put_plan(&moved_first, &p).await.unwrap();
+        assert!(f.store().get_plan(&moved_first).await.unwrap().is_some());
+        // A DAG under way whose keys migrated: pipelines, scripts, the wait and the cleanup.
+        assert_eq!(
+            complete(&f, &moved_later, &p, 1).await,
+            Completion::Ready(vec![2])
+        );
+        let fetched = f
+            .store()
+            .fetch_outputs(&moved_later, &[0, 1])
+            .await
+            .unwrap();
+        assert_eq!(fetched, Some(vec![out(0), out(1)]));
+        for dag in [&moved_first, &moved_later] {
+            f.store().finish(dag, out(2)).await.unwrap();
+            assert_eq!(f.store().wait(dag).await.unwrap(), Outcome::Success(out(2)));
+            assert_eq!((f.leftovers)(dag), Vec::<String>::new());
+        }
+    });
+}
+
 /// DAGs spread over the masters, and each DAG's keys stay on one of them.
 #[test]
 fn dags_spread_over_the_masters_of_a_cluster() {

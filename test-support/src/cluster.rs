@@ -409,6 +409,79 @@ impl TestCluster {
         self.wait_until_ok(FORM_TIMEOUT)
     }
 
+    /// The port of the master serving hash slot `slot`.
+    pub fn owner_of(&self, slot: u16) -> Option<u16> {
+        let port = *self.live_ports().first()?;
+        let slots: redis::Value = self.query(port, redis::cmd("CLUSTER").arg("SLOTS")).ok()?;
+        slot_owners(&slots)
+            .into_iter()
+            .find(|(first, last, _)| (*first..=*last).contains(&u64::from(slot)))
+            .map(|(_, _, port)| port)
+    }
+
+    /// The hash slot of `key` (`CLUSTER KEYSLOT`).
+    pub fn slot_of(&self, key: &str) -> u16 {
+        let port = self.live_ports()[0];
+        self.query(port, redis::cmd("CLUSTER").arg("KEYSLOT").arg(key))
+            .expect("CLUSTER KEYSLOT answers")
+    }
+
+    /// Moves hash slot `slot`, with its keys, to the master on `to`, as `redis-cli --cluster
+    /// reshard` does for each slot (`SETSLOT IMPORTING/MIGRATING`, `MIGRATE`, `SETSLOT NODE`
+    /// on every master); clients that knew the old owner get `MOVED` next time.
+    pub fn move_slot(&self, slot: u16, to: u16) -> Result<(), String> {
+        let from = self.owner_of(slot).ok_or("nobody serves the slot")?;
+        if from == to {
+            return Ok(());
+        }
+        let nodes = self.nodes();
+        let id = |port: u16| {
+            nodes
+                .iter()
+                .find(|n| n.port == port)
+                .map(|n| n.id.clone())
+                .ok_or_else(|| format!("no node on port {port}"))
+        };
+        let (from_id, to_id) = (id(from)?, id(to)?);
+        let setslot = |port: u16, args: &[&str]| {
+            let mut cmd = redis::cmd("CLUSTER");
+            cmd.arg("SETSLOT").arg(slot).arg(args);
+            self.query::<()>(port, &cmd)
+                .map_err(|e| format!("CLUSTER SETSLOT {slot} {args:?} on {port}: {e}"))
+        };
+        setslot(to, &["IMPORTING", &from_id])?;
+        setslot(from, &["MIGRATING", &to_id])?;
+        loop {
+            let keys: Vec<String> = self
+                .query(
+                    from,
+                    redis::cmd("CLUSTER")
+                        .arg("GETKEYSINSLOT")
+                        .arg(slot)
+                        .arg(100),
+                )
+                .map_err(|e| format!("GETKEYSINSLOT: {e}"))?;
+            if keys.is_empty() {
+                break;
+            }
+            let mut migrate = redis::cmd("MIGRATE");
+            migrate
+                .arg("127.0.0.1")
+                .arg(to)
+                .arg("")
+                .arg(0)
+                .arg(5000)
+                .arg("KEYS")
+                .arg(&keys);
+            self.query::<()>(from, &migrate)
+                .map_err(|e| format!("MIGRATE: {e}"))?;
+        }
+        for port in self.master_ports() {
+            setslot(port, &["NODE", &to_id])?;
+        }
+        self.wait_until_ok(FORM_TIMEOUT)
+    }
+
     /// The port of a replica of the master on `master_port`.
     pub fn replica_of(&self, master_port: u16) -> Option<u16> {
         let nodes = self.nodes();

@@ -445,8 +445,11 @@ impl RedisConnection {
                     sent => sent,
                 }
             }
-            // The cluster connection reconnects and retries by itself (see the module docs).
-            Backend::Cluster { shared, .. } => request.on(&mut shared.clone()).await,
+            // The cluster connection reconnects, follows redirections and retries by itself
+            // (see the module docs); but not a pipeline whose commands were redirected (a
+            // transaction aborted by `MOVED`, a slot migrating), which ran nowhere: see
+            // `send_to_cluster`.
+            Backend::Cluster { shared, .. } => send_to_cluster(&request, shared).await,
         };
         sent.map_err(|e| self.error(action, e))
     }
@@ -524,6 +527,62 @@ impl RedisConnection {
                 Err(_) => tokio::time::sleep(RECONNECT_PAUSE).await,
             }
         }
+    }
+}
+
+/// How many times a pipeline refused by a moving slot is sent again.
+const REDIRECTED_RETRIES: u32 = 20;
+
+/// Sends `request` on the cluster connection. A pipeline that the cluster refused because its
+/// slot moved or is moving (`MOVED`, `ASK`, `TRYAGAIN`, `CLUSTERDOWN`, or a transaction that
+/// `EXEC` aborted for one of those) did not run, so it is sent again, whatever its
+/// [`Retry`]: first a plain `EXISTS` of its first key teaches the cluster connection where
+/// the slot is now (it follows the redirection of a single command and updates its slot map),
+/// then the pipeline goes there, with a growing pause (up to 20 times, about 10 s).
+async fn send_to_cluster<T: FromRedisValue>(
+    request: &Request<'_>,
+    shared: &ClusterConnection,
+) -> RedisResult<T> {
+    let mut conn = shared.clone();
+    let mut attempt = 0;
+    loop {
+        let sent = request.on(&mut conn).await;
+        let Request::Pipe(pipe) = request else {
+            return sent;
+        };
+        match sent {
+            Err(e) if attempt < REDIRECTED_RETRIES && redirected(&e) => {
+                attempt += 1;
+                if let Some(key) = first_key(pipe) {
+                    let _ = redis::cmd("EXISTS")
+                        .arg(key)
+                        .query_async::<i64>(&mut conn)
+                        .await;
+                }
+                tokio::time::sleep(Duration::from_millis(25 * u64::from(attempt.min(20)))).await;
+            }
+            sent => return sent,
+        }
+    }
+}
+
+/// Whether `e` says the request's slot moved or is moving, or the cluster is changing over:
+/// the request did not run.
+fn redirected(e: &RedisError) -> bool {
+    const CODES: [&str; 5] = ["MOVED", "ASK", "TRYAGAIN", "CLUSTERDOWN", "EXECABORT"];
+    e.code().is_some_and(|code| CODES.contains(&code))
+        || e.clone()
+            .into_server_errors()
+            .is_some_and(|errors| errors.iter().any(|(_, e)| CODES.contains(&e.code())))
+}
+
+/// The first key of `pipe`: the first argument of its first command (every pipeline of the
+/// store starts with a command on a key of its slot).
+fn first_key(pipe: &redis::Pipeline) -> Option<Vec<u8>> {
+    let cmd = pipe.cmd_iter().next()?;
+    match cmd.args_iter().nth(1)? {
+        redis::Arg::Simple(key) => Some(key.to_vec()),
+        _ => None,
     }
 }
 
