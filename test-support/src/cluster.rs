@@ -82,15 +82,17 @@ pub fn needs_redis_cluster(test: &str) -> bool {
     if missing.is_empty() {
         return true;
     }
+    let verb = if missing.len() == 1 { "is" } else { "are" };
     if required() {
         panic!(
-            "{test}: {CLUSTER_ENV} asks for a Redis Cluster, but {} not on PATH (Debian/Ubuntu: \
-             `apt-get install redis-server`, which has both redis-server and redis-cli)",
+            "{test}: {CLUSTER_ENV} asks for a Redis Cluster, but {} {verb} not on PATH \
+             (Debian/Ubuntu: `apt-get install redis-server`, which has both redis-server and \
+             redis-cli)",
             missing.join(" and ")
         );
     }
     println!(
-        "{test}: SKIPPED, it needs a Redis Cluster and {} not on PATH (Debian/Ubuntu: \
+        "{test}: SKIPPED, it needs a Redis Cluster and {} {verb} not on PATH (Debian/Ubuntu: \
          `apt-get install redis-server`)",
         missing.join(" and ")
     );
