@@ -2,6 +2,10 @@
 //! [`MemoryStore`] and a [`RedisStore`] on each Redis backend of `dag_test_support::backends`
 //! (the in-process Redis, and a throwaway `redis-server` when one is on `PATH`).
 //!
+//! The Redis checks run on a Redis Cluster too (3 masters, 3 replicas, started by the tests:
+//! `dag_test_support::TestCluster`, skipped with a message without `redis-server`/`redis-cli`),
+//! through [`RedisStore::connect_cluster`].
+//!
 //! Each check is an `async fn(&Fixture)`; the `conformance!` macro at the bottom turns every
 //! check into one test per store. Redis-only behaviour (URLs, passwords, faults) is at the end.
 
@@ -15,7 +19,7 @@ use dag_runtime::store::{
     RedisConfig, RedisStore, Store, TaskErrorRecord,
 };
 use dag_runtime::DagError;
-use dag_test_support::{info_number, keys_matching, on_each_backend, TestRedis};
+use dag_test_support::{info_number, keys_matching, on_each_backend, TestCluster, TestRedis};
 
 /// Lists what is left of a DAG in a store (keys, entries), for the cleanup checks.
 type Leftovers = Box<dyn Fn(&DagId) -> Vec<String> + Send + Sync>;
@@ -74,6 +78,51 @@ async fn redis_fixture_with(server: &TestRedis, config: RedisConfig) -> Fixture 
             keys
         }),
     }
+}
+
+async fn cluster_fixture(cluster: &TestCluster, config: RedisConfig) -> Fixture {
+    let store = RedisStore::connect_cluster(cluster.urls(), config)
+        .await
+        .expect("connects to the test cluster");
+    assert!(store.is_cluster());
+    let client = redis::cluster::ClusterClient::new(cluster.urls()).unwrap();
+    let ports = cluster.master_ports();
+    Fixture {
+        store: Arc::new(store),
+        leftovers: Box::new(move |dag| {
+            // Every master: a DAG's keys are on one, but which one is the cluster's business.
+            let mut keys: Vec<String> = ports
+                .iter()
+                .flat_map(|&port| {
+                    let mut conn = dag_test_support::connect(&format!("redis://127.0.0.1:{port}"));
+                    keys_matching(&mut conn, &format!("dag:{{{dag}}}:*"))
+                })
+                .collect();
+            let mut conn = client.get_connection().expect("a cluster connection");
+            let score: Option<f64> = redis::cmd("ZSCORE")
+                .arg("dags")
+                .arg(dag.as_str())
+                .query(&mut conn)
+                .unwrap();
+            if score.is_some() {
+                keys.push(format!("dags member {dag}"));
+            }
+            keys
+        }),
+    }
+}
+
+fn run_on_cluster<F, Fut>(check: F)
+where
+    F: FnOnce(Arc<Fixture>) -> Fut,
+    Fut: std::future::Future<Output = ()>,
+{
+    let Some(cluster) = TestCluster::shared("store conformance on a Redis Cluster") else {
+        return;
+    };
+    let rt = runtime();
+    let fixture = rt.block_on(cluster_fixture(cluster, RedisConfig::default()));
+    rt.block_on(check(Arc::new(fixture)));
 }
 
 fn runtime() -> tokio::runtime::Runtime {
@@ -758,7 +807,8 @@ async fn cancel_after_the_end_removes_what_is_left(f: Arc<Fixture>) {
     assert_eq!((f.leftovers)(&failed), Vec::<String>::new());
 }
 
-/// Defines, for each check, one test per store: `memory::<check>` and `redis::<check>`.
+/// Defines, for each check, one test per store: `memory::<check>`, `redis_store::<check>` and
+/// `redis_cluster::<check>`.
 macro_rules! conformance {
     ($($check:ident),* $(,)?) => {
         mod memory {
@@ -766,6 +816,9 @@ macro_rules! conformance {
         }
         mod redis_store {
             $( #[test] fn $check() { super::run_on_redis(super::$check); } )*
+        }
+        mod redis_cluster {
+            $( #[test] fn $check() { super::run_on_cluster(super::$check); } )*
         }
     };
 }
@@ -854,6 +907,135 @@ fn redis_gc_removes_expired_and_abandoned_dags() {
         };
         let fixture = rt.block_on(redis_fixture_with(&server, config));
         rt.block_on(gc_removes_expired_and_abandoned_dags(Arc::new(fixture)));
+    });
+}
+
+#[test]
+fn cluster_gc_removes_expired_and_abandoned_dags() {
+    // A cluster of its own: `gc` with a short TTL would count other tests' DAGs.
+    let Some(cluster) = TestCluster::start("cluster_gc_removes_expired_and_abandoned_dags") else {
+        return;
+    };
+    let rt = runtime();
+    let config = RedisConfig {
+        key_ttl: SHORT_TTL,
+        ..RedisConfig::default()
+    };
+    let fixture = rt.block_on(cluster_fixture(&cluster, config));
+    rt.block_on(gc_removes_expired_and_abandoned_dags(Arc::new(fixture)));
+}
+
+/// A DAG whose slot moved to another master since the store last wrote to it: every
+/// operation (transactions and pipelines included, which the cluster client does not redirect
+/// by itself) reaches the new owner.
+#[test]
+fn a_dag_whose_slot_moved_goes_on_on_the_new_master() {
+    let Some(cluster) = TestCluster::start("a_dag_whose_slot_moved_goes_on_on_the_new_master")
+    else {
+        return;
+    };
+    let rt = runtime();
+    let fixture = rt.block_on(cluster_fixture(&cluster, RedisConfig::default()));
+    let f = Arc::new(fixture);
+    let p = plan(&[&[2], &[2], &[]]);
+    let (moved_first, moved_later) = (DagId::new(), DagId::new());
+    rt.block_on(async {
+        // The store learns where both slots are.
+        for dag in [&moved_first, &moved_later] {
+            let keys = DagId::new();
+            f.store().put_plan(&keys, &p).await.unwrap();
+            f.store().cancel(&keys).await.unwrap();
+            let _ = f.store().get_plan(dag).await.unwrap();
+        }
+        f.store().put_plan(&moved_later, &p).await.unwrap();
+        complete(&f, &moved_later, &p, 0).await;
+    });
+    for dag in [&moved_first, &moved_later] {
+        let slot = cluster.slot_of(&format!("dag:{{{dag}}}:status"));
+        let owner = cluster.owner_of(slot).unwrap();
+        let to = cluster
+            .master_ports()
+            .into_iter()
+            .find(|&p| p != owner)
+            .unwrap();
+        cluster.move_slot(slot, to).unwrap();
+        assert_eq!(cluster.owner_of(slot), Some(to));
+    }
+    rt.block_on(async {
+        // A transaction first (put_plan), on a slot that moved.
+        f.store().put_plan(&moved_first, &p).await.unwrap();
+        assert!(f.store().get_plan(&moved_first).await.unwrap().is_some());
+        // A DAG under way whose keys migrated: pipelines, scripts, the wait and the cleanup.
+        assert_eq!(
+            complete(&f, &moved_later, &p, 1).await,
+            Completion::Ready(vec![2])
+        );
+        let fetched = f
+            .store()
+            .fetch_outputs(&moved_later, &[0, 1])
+            .await
+            .unwrap();
+        assert_eq!(fetched, Some(vec![out(0), out(1)]));
+        for dag in [&moved_first, &moved_later] {
+            f.store().finish(dag, out(2)).await.unwrap();
+            assert_eq!(f.store().wait(dag).await.unwrap(), Outcome::Success(out(2)));
+            assert_eq!((f.leftovers)(dag), Vec::<String>::new());
+        }
+    });
+}
+
+/// DAGs spread over the masters, and each DAG's keys stay on one of them.
+#[test]
+fn dags_spread_over_the_masters_of_a_cluster() {
+    let Some(cluster) = TestCluster::shared("dags_spread_over_the_masters_of_a_cluster") else {
+        return;
+    };
+    let rt = runtime();
+    let config = RedisConfig {
+        keep_finished: true,
+        ..RedisConfig::default()
+    };
+    let store = rt
+        .block_on(RedisStore::connect_cluster(cluster.urls(), config))
+        .unwrap();
+    let p = plan(&[&[2], &[2], &[]]);
+    let dags: Vec<DagId> = (0..24).map(|_| DagId::new()).collect();
+    rt.block_on(async {
+        for dag in &dags {
+            store.put_plan(dag, &p).await.unwrap();
+            for node in 0..2 {
+                store
+                    .complete(dag, node, out(node), &children_of(&p, node), "")
+                    .await
+                    .unwrap();
+            }
+            store.finish(dag, out(2)).await.unwrap();
+            assert_eq!(store.wait(dag).await.unwrap(), Outcome::Success(out(2)));
+        }
+    });
+    let mut used = std::collections::BTreeSet::new();
+    for dag in &dags {
+        let holders: Vec<u16> = cluster
+            .master_ports()
+            .into_iter()
+            .filter(|&port| {
+                !cluster
+                    .keys_on(port, &format!("dag:{{{dag}}}:*"))
+                    .is_empty()
+            })
+            .collect();
+        assert_eq!(
+            holders.len(),
+            1,
+            "DAG {dag}'s keys are on one master: {holders:?}"
+        );
+        used.insert(holders[0]);
+    }
+    assert!(used.len() > 1, "24 DAGs on one master only: {used:?}");
+    rt.block_on(async {
+        for dag in &dags {
+            store.cancel(dag).await.unwrap();
+        }
     });
 }
 

@@ -1,4 +1,5 @@
-//! The command-line flags of examples and tools: `--redis URL`, `--workers N`.
+//! The command-line flags of examples and tools: `--redis URL` or `--redis-cluster URL,...`,
+//! `--workers N`.
 
 use std::collections::BTreeSet;
 use std::io::IsTerminal;
@@ -7,13 +8,14 @@ use std::time::{Duration, Instant};
 use dag_runtime::metrics::{MetricsStorage, RunReport};
 use dag_runtime::{DagError, Locality, Runtime};
 
-use crate::env;
-
 /// Builds the runtime an example or tool asked for on its command line, removing the flags it
 /// used from `args`:
 ///
 /// - `--redis URL` (or `DAG_REDIS_URL`): DAG state in Redis, invocations to the worker pool
 ///   serving `dag:invocations` (started by hand with `--dag-worker`);
+/// - `--redis-cluster URL,URL,...` (or `DAG_REDIS_CLUSTER`): the same on a Redis Cluster,
+///   named by some of its nodes (not together with `--redis`: that is a
+///   [`RedisChoiceError`](crate::RedisChoiceError));
 /// - `--workers N` with a Redis URL: start `N` worker processes of this executable instead
 ///   (`--workers 0`: run the tasks on threads of this process, state in Redis);
 /// - neither: the embedded runtime.
@@ -30,6 +32,7 @@ use crate::env;
 /// ```
 pub fn runtime_from_args(args: &mut Vec<String>) -> Result<Runtime, DagError> {
     let mut url = None;
+    let mut cluster = None;
     let mut workers = None;
     let mut i = 0;
     while i < args.len() {
@@ -37,7 +40,7 @@ pub fn runtime_from_args(args: &mut Vec<String>) -> Result<Runtime, DagError> {
             Some((flag, value)) => (flag.to_owned(), Some(value.to_owned())),
             None => (args[i].clone(), None),
         };
-        if flag != "--redis" && flag != "--workers" {
+        if flag != "--redis" && flag != "--redis-cluster" && flag != "--workers" {
             i += 1;
             continue;
         }
@@ -49,13 +52,18 @@ pub fn runtime_from_args(args: &mut Vec<String>) -> Result<Runtime, DagError> {
         };
         if flag == "--redis" {
             url = Some(value);
+        } else if flag == "--redis-cluster" {
+            cluster = Some(value);
         } else {
             workers = Some(value.parse::<usize>().map_err(|_| {
                 DagError::Runtime(format!("--workers takes a number, not {value:?}"))
             })?);
         }
     }
-    let url = url.or_else(|| std::env::var(env::REDIS_URL).ok().filter(|u| !u.is_empty()));
+    let redis = crate::address::redis_choice(url.as_deref(), cluster.as_deref(), |name| {
+        std::env::var(name).ok()
+    })
+    .map_err(|e| DagError::Runtime(e.to_string()))?;
     let metrics = match std::env::var_os("DAG_METRICS") {
         None => Some(MetricsStorage::dag_store()),
         Some(_) => MetricsStorage::from_env().map_err(|e| DagError::Runtime(e.to_string()))?,
@@ -67,16 +75,16 @@ pub fn runtime_from_args(args: &mut Vec<String>) -> Result<Runtime, DagError> {
     if let Some(metrics) = metrics {
         builder = builder.metrics(metrics);
     }
-    match (url, workers) {
+    match (redis, workers) {
         (None, None) => builder.build(),
         (None, Some(_)) => Err(DagError::Runtime(
             "--workers starts worker processes, which share DAGs through Redis: give --redis URL \
-             (or DAG_REDIS_URL) too"
+             (or DAG_REDIS_URL, or a cluster: --redis-cluster URL,URL,...) too"
                 .into(),
         )),
-        (Some(url), None) => builder.redis(url).worker_pool().build(),
-        (Some(url), Some(0)) => builder.redis(url).build(),
-        (Some(url), Some(n)) => builder.redis(url).spawn_workers(n).build(),
+        (Some(redis), None) => builder.redis_address(redis).worker_pool().build(),
+        (Some(redis), Some(0)) => builder.redis_address(redis).build(),
+        (Some(redis), Some(n)) => builder.redis_address(redis).spawn_workers(n).build(),
     }
 }
 

@@ -5,6 +5,9 @@
 pub const WORKER: &str = "DAG_WORKER";
 /// The Redis URL (the same as `--redis URL`).
 pub const REDIS_URL: &str = "DAG_REDIS_URL";
+/// A Redis Cluster's seed node URLs, separated by commas (the same as `--redis-cluster`); not
+/// together with [`REDIS_URL`].
+pub const REDIS_CLUSTER: &str = "DAG_REDIS_CLUSTER";
 /// The invocation stream's key (the same as `--stream KEY`; default `dag:invocations`).
 pub const STREAM: &str = "DAG_STREAM";
 /// Worker threads reading the stream (the same as `--concurrency N`).

@@ -81,6 +81,7 @@ use dag_runtime::{
     DagError,
 };
 
+mod address;
 mod cli;
 mod dags;
 pub mod env;
@@ -90,6 +91,7 @@ mod publish;
 mod serve;
 mod signals;
 
+pub use address::{redis_choice, RedisChoiceError};
 pub use cli::{print_run_summary, runtime_from_args};
 pub use dag_runtime::process_name;
 pub use launch::MAX_LAUNCHES;
@@ -134,7 +136,7 @@ pub fn run_if_worker() {
 mod tests {
     use std::time::Duration;
 
-    use dag_runtime::store::{DagId, DEFAULT_STREAM};
+    use dag_runtime::store::{DagId, RedisAddress, DEFAULT_STREAM};
 
     use super::*;
 
@@ -161,7 +163,7 @@ mod tests {
         )
         .unwrap()
         .unwrap();
-        assert_eq!(options.redis_url, "redis://h:1");
+        assert_eq!(options.redis, RedisAddress::Server("redis://h:1".into()));
         assert_eq!(options.concurrency, 3);
         assert_eq!(options.stream, DEFAULT_STREAM);
         assert_eq!(options.invocation, None);
@@ -197,7 +199,7 @@ mod tests {
             _ => None,
         };
         let options = worker_options(["prog"], env).unwrap().unwrap();
-        assert_eq!(options.redis_url, "redis://e:2");
+        assert_eq!(options.redis, RedisAddress::Server("redis://e:2".into()));
         assert_eq!(options.stream, "s");
         assert_eq!(options.invocation, Some((DagId::from("abc"), 7)));
         assert_eq!(options.claim, "1700000000000-0");

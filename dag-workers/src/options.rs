@@ -3,7 +3,7 @@
 use dag_runtime::metrics::MetricsStorage;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use dag_runtime::store::{DagId, DEFAULT_OUTPUT_CACHE, DEFAULT_STREAM};
+use dag_runtime::store::{DagId, RedisAddress, DEFAULT_OUTPUT_CACHE, DEFAULT_STREAM};
 use dag_runtime::{Locality, REDIS_MAX_DEFAULT_WORKERS, REDIS_WORKERS_PER_CORE};
 
 use crate::env;
@@ -12,8 +12,8 @@ use crate::env;
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct WorkerOptions {
-    /// The Redis server holding the DAGs and the stream.
-    pub redis_url: String,
+    /// The Redis server, or Redis Cluster, holding the DAGs and the stream.
+    pub redis: RedisAddress,
     /// The invocation stream's key.
     pub stream: String,
     /// Threads reading the stream.
@@ -59,7 +59,7 @@ impl WorkerOptions {
     /// concurrency.
     pub fn new(redis_url: impl Into<String>) -> Self {
         WorkerOptions {
-            redis_url: redis_url.into(),
+            redis: RedisAddress::Server(redis_url.into()),
             stream: DEFAULT_STREAM.to_owned(),
             concurrency: default_concurrency(),
             invocation: None,
@@ -92,6 +92,12 @@ impl WorkerOptions {
         self
     }
 
+    /// Serves the DAGs of `redis` (a server or a cluster) instead.
+    pub fn redis(mut self, redis: RedisAddress) -> Self {
+        self.redis = redis;
+        self
+    }
+
     /// Sets the stream's key.
     pub fn stream(mut self, key: impl Into<String>) -> Self {
         self.stream = key.into();
@@ -111,8 +117,8 @@ pub fn default_concurrency() -> usize {
 
 /// The worker options, as printed when they are wrong.
 pub const USAGE: &str = "\
-worker options: --dag-worker [--redis URL] [--concurrency N] [--stream KEY] [--lease 10s] [--grace 30s]
-  or the environment: DAG_WORKER=1 DAG_REDIS_URL=URL DAG_CONCURRENCY=N DAG_STREAM=KEY DAG_LEASE=10s DAG_GRACE=30s";
+worker options: --dag-worker [--redis URL | --redis-cluster URL,URL,...] [--concurrency N] [--stream KEY] [--lease 10s] [--grace 30s]
+  or the environment: DAG_WORKER=1 DAG_REDIS_URL=URL (or DAG_REDIS_CLUSTER=URL,URL,...) DAG_CONCURRENCY=N DAG_STREAM=KEY DAG_LEASE=10s DAG_GRACE=30s";
 
 /// Whether this process was started as a worker, and with what options.
 ///
@@ -139,8 +145,8 @@ fn parse_options(
     args: &[String],
     env: impl Fn(&str) -> Option<String>,
 ) -> Result<WorkerOptions, String> {
-    let (mut url, mut stream, mut concurrency, mut lease, mut grace) =
-        (None, None, None, None, None);
+    let (mut url, mut cluster, mut stream, mut concurrency, mut lease, mut grace) =
+        (None, None, None, None, None, None);
     let mut rest = args.iter().skip(1);
     while let Some(arg) = rest.next() {
         let (flag, inline) = match arg.split_once('=') {
@@ -156,6 +162,7 @@ fn parse_options(
         match flag {
             "--dag-worker" => {}
             "--redis" => url = Some(value("--redis")?),
+            "--redis-cluster" => cluster = Some(value("--redis-cluster")?),
             "--stream" => stream = Some(value("--stream")?),
             "--concurrency" => concurrency = Some(value("--concurrency")?),
             "--lease" => lease = Some(value("--lease")?),
@@ -167,9 +174,13 @@ fn parse_options(
             }
         }
     }
-    let url = url.or_else(|| env(env::REDIS_URL)).ok_or_else(|| {
-        "a worker needs the Redis server: --redis URL or DAG_REDIS_URL".to_owned()
-    })?;
+    let redis = crate::address::redis_choice(url.as_deref(), cluster.as_deref(), &env)
+        .map_err(|e| e.to_string())?
+        .ok_or_else(|| {
+            "a worker needs the Redis server: --redis URL or DAG_REDIS_URL (or a Redis Cluster: \
+             --redis-cluster URL,URL,... or DAG_REDIS_CLUSTER)"
+                .to_owned()
+        })?;
     let concurrency = match concurrency.or_else(|| env(env::CONCURRENCY)) {
         None => default_concurrency(),
         Some(n) => n
@@ -213,7 +224,7 @@ fn parse_options(
         .and_then(|us| us.parse::<u64>().ok())
         .map(|us| UNIX_EPOCH + Duration::from_micros(us));
     Ok(WorkerOptions {
-        redis_url: url,
+        redis,
         stream: stream
             .or_else(|| env(env::STREAM))
             .unwrap_or_else(|| DEFAULT_STREAM.to_owned()),

@@ -50,7 +50,7 @@ pub fn serve(options: WorkerOptions) -> Result<(), DagError> {
         output_cache_bytes: options.output_cache,
         ..RedisConfig::default()
     };
-    let store = io.block_on(RedisStore::connect_with(&options.redis_url, config))?;
+    let store = io.block_on(options.redis.connect(config))?;
     let stream = InvocationStream::new(store.clone(), options.stream.clone());
     let metrics = match &options.metrics {
         None => None,
@@ -58,7 +58,9 @@ pub fn serve(options: WorkerOptions) -> Result<(), DagError> {
             let recorder = storage
                 .start_recorder(
                     process_name(),
-                    Some(&options.redis_url),
+                    // On a cluster, metrics "in the DAG's store" stay in this process (their
+                    // writes span slots; not supported there yet).
+                    options.redis.server_url(),
                     io.handle().clone(),
                 )
                 .map_err(|e| DagError::Runtime(e.to_string()))?;

@@ -10,6 +10,8 @@
 //!   [`harness`]; `DAG_TEST_REDIS=inprocess|real|both` overrides both choices. Tests of
 //!   `redis-server`'s own features (ACL rules, SLOWLOG) use [`RedisServer`] after
 //!   [`needs_redis_server`].
+//! - [`cluster`]: [`TestCluster`], a throwaway Redis Cluster (3 masters, 3 replicas) on free
+//!   ports, skipped with a message where `redis-server` or `redis-cli` is missing.
 //! - [`harness`]: one libtest-style front end ([`run_tests`], [`tests!`]) for the test
 //!   executables with their own `main` (`harness = false`), such as the process tests that are
 //!   also the worker processes they start.
@@ -32,11 +34,13 @@
 //! // The server is killed when `server` is dropped.
 //! ```
 
+pub mod cluster;
 pub mod harness;
 pub mod keys;
 pub mod tree;
 pub mod worker_process;
 
+pub use cluster::{needs_redis_cluster, ClusterNode, TestCluster};
 pub use harness::{run_tests, Test};
 pub use keys::{connect, info_number, keys_matching};
 pub use tree::{reduce_pairwise, sum_1_to};

@@ -11,17 +11,17 @@
 use std::sync::OnceLock;
 
 use crate::error::DagError;
-use crate::store::InvocationStream;
+use crate::store::{InvocationStream, RedisAddress};
 
 /// Starts worker processes of this executable for a runtime. Implemented by `dag-workers`.
 pub trait ProcessLauncher: Send + Sync + 'static {
-    /// Starts `processes` long-lived workers serving `stream` at `redis_url`, with `threads`
+    /// Starts `processes` long-lived workers serving `stream` at `redis`, with `threads`
     /// worker threads each and `env` added to their environment (e.g. the metrics settings).
     fn spawn_pool(
         &self,
         processes: usize,
         threads: usize,
-        redis_url: &str,
+        redis: &RedisAddress,
         stream: &InvocationStream,
         env: &[(String, String)],
     ) -> Result<Box<dyn WorkerProcesses>, DagError>;
@@ -31,7 +31,7 @@ pub trait ProcessLauncher: Send + Sync + 'static {
     fn per_invocation(
         &self,
         max_alive: usize,
-        redis_url: &str,
+        redis: &RedisAddress,
         stream: &InvocationStream,
         io: &tokio::runtime::Handle,
         env: &[(String, String)],

@@ -6,7 +6,7 @@ use crate::engine::{Invocation, LoadedDag, WorkerContext};
 use crate::error::DagError;
 use crate::invoke::processes::{self, WorkerProcesses};
 use crate::invoke::LocalPool;
-use crate::store::{DagId, InvocationStream, RedisStore, DEFAULT_STREAM};
+use crate::store::{DagId, InvocationStream, RedisAddress, RedisStore, DEFAULT_STREAM};
 
 use super::io::IoRuntime;
 
@@ -29,7 +29,7 @@ pub(super) struct StreamInvoker {
 
 /// The Redis server of a runtime whose invocations go through a stream.
 pub(super) struct RedisTarget<'a> {
-    pub url: &'a str,
+    pub address: &'a RedisAddress,
     pub store: &'a RedisStore,
     /// The stream the builder named, if any.
     pub stream: Option<&'a str>,
@@ -68,7 +68,7 @@ impl Invoker {
         invoker.processes = Some(launcher.spawn_pool(
             processes,
             threads,
-            redis.url,
+            redis.address,
             &invoker.stream,
             &redis.env,
         )?);
@@ -85,7 +85,7 @@ impl Invoker {
         let mut invoker = StreamInvoker::private(&redis, io)?;
         invoker.processes = Some(launcher.per_invocation(
             max_alive,
-            redis.url,
+            redis.address,
             &invoker.stream,
             io.handle(),
             &redis.env,

@@ -23,9 +23,9 @@ mod memory;
 mod redis;
 
 pub use self::redis::{
-    event_stream_key, DagSnapshot, InvocationStream, RedisConfig, RedisStore, StreamEntry,
-    StreamReader, ThreadConnections, DEFAULT_OUTPUT_CACHE, DEFAULT_STREAM, GROUP, MAX_VALUE_BYTES,
-    REDIS_ACL,
+    event_stream_key, DagSnapshot, InvocationStream, RedisAddress, RedisConfig, RedisStore,
+    StreamEntry, StreamReader, ThreadConnections, DEFAULT_OUTPUT_CACHE, DEFAULT_STREAM, GROUP,
+    MAX_VALUE_BYTES, REDIS_ACL,
 };
 pub use memory::MemoryStore;
 

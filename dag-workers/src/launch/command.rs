@@ -3,6 +3,7 @@
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use dag_runtime::store::RedisAddress;
 use dag_runtime::DagError;
 
 use crate::env;
@@ -14,10 +15,10 @@ fn now_micros() -> u128 {
         .unwrap_or(0)
 }
 
-/// A command that starts this executable as a worker on `stream` at `redis_url`, with `env`
+/// A command that starts this executable as a worker on `stream` at `redis`, with `env`
 /// added to its environment.
 pub(super) fn worker_command(
-    redis_url: &str,
+    redis: &RedisAddress,
     stream: &str,
     env: &[(String, String)],
 ) -> Result<Command, DagError> {
@@ -26,13 +27,18 @@ pub(super) fn worker_command(
     let mut command = Command::new(exe);
     command
         .env(env::WORKER, "1")
-        .env(env::REDIS_URL, redis_url)
+        .env_remove(env::REDIS_URL)
+        .env_remove(env::REDIS_CLUSTER)
         .env(env::STREAM, stream)
         .env(env::PARENT_PID, std::process::id().to_string())
         .env(env::SPAWNED_AT_US, now_micros().to_string())
         .env_remove(env::INVOCATION)
         .envs(env.iter().map(|(k, v)| (k, v)))
         .stdin(Stdio::null());
+    match redis {
+        RedisAddress::Server(url) => command.env(env::REDIS_URL, url),
+        RedisAddress::Cluster(_) => command.env(env::REDIS_CLUSTER, redis.to_string()),
+    };
     Ok(command)
 }
 

@@ -19,6 +19,7 @@ use pool::SpawnedPool;
 
 use dag_runtime::invoke::processes::{ProcessLauncher, WorkerProcesses};
 use dag_runtime::store::InvocationStream;
+use dag_runtime::store::RedisAddress;
 use dag_runtime::DagError;
 
 use crate::env;
@@ -46,19 +47,19 @@ impl ProcessLauncher for ThisExecutable {
         &self,
         processes: usize,
         threads: usize,
-        redis_url: &str,
+        redis: &RedisAddress,
         stream: &InvocationStream,
         env: &[(String, String)],
     ) -> Result<Box<dyn WorkerProcesses>, DagError> {
         self.check()?;
-        let pool = SpawnedPool::start(processes, redis_url, stream.key(), threads, env)?;
+        let pool = SpawnedPool::start(processes, redis, stream.key(), threads, env)?;
         Ok(Box::new(pool))
     }
 
     fn per_invocation(
         &self,
         max_alive: usize,
-        redis_url: &str,
+        redis: &RedisAddress,
         stream: &InvocationStream,
         io: &tokio::runtime::Handle,
         env: &[(String, String)],
@@ -66,7 +67,7 @@ impl ProcessLauncher for ThisExecutable {
         self.check()?;
         let launcher = Launcher::start(
             stream.clone(),
-            redis_url.to_owned(),
+            redis.clone(),
             max_alive,
             io.clone(),
             env.to_vec(),

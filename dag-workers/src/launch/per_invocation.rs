@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 
 use dag_runtime::engine::fail_stored;
 use dag_runtime::invoke::processes::WorkerProcesses;
+use dag_runtime::store::RedisAddress;
 use dag_runtime::store::{FailureKind, InvocationStream, Store, StreamEntry, TaskErrorRecord};
 use dag_runtime::DagError;
 
@@ -44,7 +45,7 @@ impl Launcher {
     /// Starts the launcher thread.
     pub(crate) fn start(
         stream: InvocationStream,
-        redis_url: String,
+        redis: RedisAddress,
         max_alive: usize,
         handle: tokio::runtime::Handle,
         extra_env: Vec<(String, String)>,
@@ -53,7 +54,7 @@ impl Launcher {
         let counters = Arc::new(LaunchCounters::default());
         let state = LauncherState {
             stream,
-            redis_url,
+            redis,
             extra_env,
             max_alive: max_alive.max(1),
             handle,
@@ -98,7 +99,7 @@ impl Drop for Launcher {
 
 struct LauncherState {
     stream: InvocationStream,
-    redis_url: String,
+    redis: RedisAddress,
     /// Added to each process's environment.
     extra_env: Vec<(String, String)>,
     max_alive: usize,
@@ -179,8 +180,8 @@ impl LauncherState {
 
     /// Starts the process of `entry`; `false` if it could not be started (the DAG is failed).
     fn launch(&self, entry: StreamEntry, exits: &crossbeam_channel::Sender<Exit>) -> bool {
-        let started = worker_command(&self.redis_url, self.stream.key(), &self.extra_env).and_then(
-            |mut c| {
+        let started =
+            worker_command(&self.redis, self.stream.key(), &self.extra_env).and_then(|mut c| {
                 // The entry id is the run's claim: a re-launch gets back what a crashed one made
                 // ready (see `Store::complete`).
                 c.env(
@@ -189,8 +190,7 @@ impl LauncherState {
                 )
                 .spawn()
                 .map_err(|e| DagError::Runtime(format!("could not start a worker process: {e}")))
-            },
-        );
+            });
         let mut child = match started {
             Ok(child) => child,
             Err(e) => {

@@ -6,6 +6,7 @@ use std::process::Child;
 use std::time::Duration;
 
 use dag_runtime::invoke::processes::WorkerProcesses;
+use dag_runtime::store::RedisAddress;
 use dag_runtime::DagError;
 
 use super::command::{stop_children, worker_command};
@@ -24,7 +25,7 @@ impl SpawnedPool {
     /// Starts `n` workers with `concurrency` threads each on `stream`.
     pub(crate) fn start(
         n: usize,
-        redis_url: &str,
+        redis: &RedisAddress,
         stream: &str,
         concurrency: usize,
         extra_env: &[(String, String)],
@@ -33,7 +34,7 @@ impl SpawnedPool {
             children: Vec::with_capacity(n),
         };
         for _ in 0..n {
-            let child = worker_command(redis_url, stream, extra_env)?
+            let child = worker_command(redis, stream, extra_env)?
                 .env(env::CONCURRENCY, concurrency.to_string())
                 .spawn()
                 .map_err(|e| DagError::Runtime(format!("could not start a worker process: {e}")))?;

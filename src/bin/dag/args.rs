@@ -13,6 +13,16 @@ pub struct Cli {
     #[arg(long, env = "DAG_REDIS_URL", global = true, value_name = "URL")]
     pub redis: Option<String>,
 
+    /// A Redis Cluster holding the DAGs instead: the URLs of some of its nodes, separated by
+    /// commas. Only `gc` works on a cluster so far (metrics are not kept on one yet).
+    #[arg(
+        long,
+        env = "DAG_REDIS_CLUSTER",
+        global = true,
+        value_name = "URL,URL,..."
+    )]
+    pub redis_cluster: Option<String>,
+
     /// Give up on a command (and Redis) after this many seconds.
     #[arg(long, global = true, default_value_t = 30, value_name = "SECONDS")]
     pub timeout: u64,

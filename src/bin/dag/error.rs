@@ -12,6 +12,19 @@ pub enum CliError {
          (the Redis your runtimes record metrics in)"
     )]
     NoRedis,
+    /// `--redis` and `--redis-cluster` (or their variables) both given.
+    #[error("{0}")]
+    RedisChoice(#[from] dag::worker::RedisChoiceError),
+    /// A command that reads metrics, on a Redis Cluster.
+    #[error(
+        "`dag {command}` reads metrics, and metrics are not kept on a Redis Cluster yet \
+         (runtimes on a cluster keep them in their process); only `dag gc` works with \
+         --redis-cluster / DAG_REDIS_CLUSTER"
+    )]
+    NotOnCluster {
+        /// The command given.
+        command: &'static str,
+    },
     /// `dag show` of an id with no metrics.
     #[error(
         "no run {id:?} in the metrics at {addr}: it may have expired (metrics are kept a week), \

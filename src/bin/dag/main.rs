@@ -7,7 +7,8 @@
 //! dag dashboard [--bind ADDR]       serves the runs' live graphs and metrics to a browser
 //! ```
 //!
-//! Every command reads the Redis of `--redis URL` or `DAG_REDIS_URL`. Errors go to stderr with
+//! Every command reads the Redis of `--redis URL` or `DAG_REDIS_URL`; `gc` also works on a
+//! Redis Cluster (`--redis-cluster URL,URL,...` or `DAG_REDIS_CLUSTER`). Errors go to stderr with
 //! exit code 1; output goes to stdout (a closed pipe, as with `| head`, is not an error).
 //!
 //! | module | owns |
@@ -34,6 +35,7 @@ use std::time::Duration;
 
 use clap::Parser;
 use dag::metrics::{RedisMetrics, DEFAULT_METRICS_TTL};
+use dag::store::{RedisAddress, Store};
 
 use crate::args::{Cli, Command};
 use crate::error::{addr_of, CliError};
@@ -49,10 +51,15 @@ fn main() -> ExitCode {
 }
 
 fn run(cli: Cli) -> Result<(), CliError> {
-    let url = cli
-        .redis
-        .filter(|url| !url.trim().is_empty())
-        .ok_or(CliError::NoRedis)?;
+    let redis = cli.redis.filter(|url| !url.trim().is_empty());
+    let cluster = cli.redis_cluster.filter(|urls| !urls.trim().is_empty());
+    let url = match dag::worker::redis_choice(redis.as_deref(), cluster.as_deref(), |_| None)? {
+        None => return Err(CliError::NoRedis),
+        Some(RedisAddress::Server(url)) => url,
+        Some(cluster @ RedisAddress::Cluster(_)) => {
+            return run_on_cluster(cli.command, &cluster, cli.timeout)
+        }
+    };
     if let Command::Dashboard { bind, token } = cli.command {
         // Long-running, and it must start (and say why pages fail) while Redis is down.
         return dashboard::serve(url, &bind, token);
@@ -80,6 +87,40 @@ fn run(cli: Cli) -> Result<(), CliError> {
         .map_err(|_| CliError::TimedOut {
             addr: addr_of(&url),
             secs: cli.timeout,
+        })??;
+    print(&output)
+}
+
+/// `dag gc` on a Redis Cluster (the other commands read metrics, which a cluster does not keep).
+fn run_on_cluster(command: Command, cluster: &RedisAddress, secs: u64) -> Result<(), CliError> {
+    match command {
+        Command::Gc => {}
+        Command::Runs { .. } => return Err(CliError::NotOnCluster { command: "runs" }),
+        Command::Show { .. } => return Err(CliError::NotOnCluster { command: "show" }),
+        Command::Dashboard { .. } => {
+            return Err(CliError::NotOnCluster {
+                command: "dashboard",
+            })
+        }
+    }
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(CliError::Runtime)?;
+    let gc = async {
+        let store = cluster.connect(Default::default()).await?;
+        let dags = store.gc().await?;
+        Ok::<_, CliError>(format!(
+            "removed {dags} expired DAG{} from the store at {}\n",
+            if dags == 1 { "" } else { "s" },
+            store.addr()
+        ))
+    };
+    let output = runtime
+        .block_on(async { tokio::time::timeout(Duration::from_secs(secs), gc).await })
+        .map_err(|_| CliError::TimedOut {
+            addr: cluster.to_string(),
+            secs,
         })??;
     print(&output)
 }

@@ -5,6 +5,7 @@
 //!
 //! | module | owns |
 //! | --- | --- |
+//! | `address` | [`RedisAddress`]: one server or a Redis Cluster |
 //! | `config` | [`RedisConfig`]: timeouts, events, time to live, `keep_finished` |
 //! | `connection` | the connections to the server (shared and dedicated), their revival after a lost connection, and the mapping of redis errors to [`DagError`](crate::DagError) |
 //! | `thread_conn` | [`ThreadConnections`]: worker threads' own blocking connections, so a step's round trip needs no hand-off to the I/O thread |
@@ -20,6 +21,7 @@
 //! | `output_cache` | large outputs this process stored or fetched, kept for its later tasks |
 //! | `inspect` | a running DAG read from outside (the dashboard): finished nodes, failures, events |
 
+mod address;
 mod cleanup;
 mod config;
 mod connection;
@@ -35,6 +37,7 @@ mod stream;
 mod thread_conn;
 mod wait;
 
+pub use address::RedisAddress;
 pub use config::{RedisConfig, DEFAULT_OUTPUT_CACHE};
 pub use inspect::{event_stream_key, DagSnapshot};
 

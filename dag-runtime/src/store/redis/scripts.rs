@@ -66,7 +66,20 @@ static CANCEL: LazyLock<LuaScript> =
 pub(crate) async fn load_all(conn: &RedisConnection) -> Result<(), DagError> {
     let mut load = redis::pipe();
     for lua in [&*COMPLETE, &*FAIL, &*FINISH, &*CANCEL] {
-        load.cmd("SCRIPT").arg("LOAD").arg(&lua.source).ignore();
+        if conn.is_cluster() {
+            // Alone, `SCRIPT LOAD` goes to every node of a cluster (a pipeline goes to one).
+            conn.send::<()>(
+                redis::cmd("SCRIPT").arg("LOAD").arg(&lua.source),
+                Retry::Once,
+                "could not load the Lua scripts",
+            )
+            .await?;
+        } else {
+            load.cmd("SCRIPT").arg("LOAD").arg(&lua.source).ignore();
+        }
+    }
+    if conn.is_cluster() {
+        return Ok(());
     }
     conn.send(&load, Retry::Once, "could not load the Lua scripts")
         .await
@@ -196,8 +209,8 @@ pub(crate) async fn finish(
     Ok(ended == 1)
 }
 
-/// `cancel.lua`: ends the DAG and removes its keys other than the per-node ones. Returns
-/// whether this call ended a running DAG.
+/// `cancel.lua`: ends the DAG and removes its keys other than the per-node ones (and, on one
+/// server, its entry in `dags`). Returns whether this call ended a running DAG.
 pub(crate) async fn cancel(
     conn: &RedisConnection,
     keys: &DagKeys,
@@ -208,9 +221,12 @@ pub(crate) async fn cancel(
         .key(keys.errors())
         .key(keys.result())
         .key(keys.plan())
-        .key(keys.events())
-        .key(DAGS)
-        .arg(dag.as_str());
+        .key(keys.events());
+    if !conn.is_cluster() {
+        // On a cluster `dags` is in another slot: the caller removes the DAG from it apart.
+        call.key(DAGS);
+    }
+    call.arg(dag.as_str());
     let cancelled: i64 = conn
         .send(&call, Retry::Once, "could not cancel the DAG")
         .await?;

@@ -9,7 +9,7 @@ use bytes::Bytes;
 
 use super::cleanup::{delete_node_keys, KEYS_PER_COMMAND};
 use super::config::RedisConfig;
-use super::connection::{RedisConnection, Retry};
+use super::connection::{RedisConnection, Retry, ScanState};
 use super::keys::{dag_of_key, DagKeys, DAGS};
 use super::outcome::{self, ErrorJson};
 use super::output_cache::OutputCache;
@@ -128,7 +128,49 @@ impl RedisStore {
         })
     }
 
-    /// The server's address, `host:port`.
+    /// Connects to the Redis Cluster (or Valkey cluster) whose seed nodes are `urls` (any
+    /// iterator of `redis://host:port` URL strings: a few of its nodes; the others are learned
+    /// from them), with `config`.
+    ///
+    /// Every key of one DAG carries the DAG's hash tag, so each DAG's scripts run on one shard
+    /// while different DAGs spread over the shards. Fails promptly with [`DagError::Redis`]
+    /// naming the seeds if none answers, and with [`DagError::Runtime`] if `urls` is empty.
+    ///
+    /// ```no_run
+    /// use dag::store::{RedisConfig, RedisStore};
+    ///
+    /// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+    /// let seeds = ["redis://10.0.0.1:7000", "redis://10.0.0.2:7000"];
+    /// let store = RedisStore::connect_cluster(seeds, RedisConfig::default()).await?;
+    /// assert!(store.is_cluster());
+    /// # Ok::<(), dag::DagError>(())
+    /// # }).unwrap();
+    /// ```
+    pub async fn connect_cluster<I, S>(urls: I, config: RedisConfig) -> Result<Self, DagError>
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        let urls: Vec<String> = urls.into_iter().map(Into::into).collect();
+        let outputs = OutputCache::new(config.output_cache_bytes);
+        let conn = RedisConnection::open_cluster(&urls, config).await?;
+        scripts::load_all(&conn).await?;
+        Ok(RedisStore {
+            inner: Arc::new(Inner {
+                conn,
+                outputs,
+                plans: Mutex::new(PlanCache::default()),
+                process: crate::process_name(),
+            }),
+        })
+    }
+
+    /// Whether this store is on a Redis Cluster ([`connect_cluster`](Self::connect_cluster)).
+    pub fn is_cluster(&self) -> bool {
+        self.inner.conn.is_cluster()
+    }
+
+    /// The server's address, `host:port` (for a cluster: `Redis Cluster ` and its seeds).
     ///
     /// ```no_run
     /// # tokio::runtime::Runtime::new().unwrap().block_on(async {
@@ -198,6 +240,19 @@ impl RedisStore {
         Ok(())
     }
 
+    /// Removes `dag` from `dags` (on a cluster, where no script or transaction of the DAG's
+    /// slot can name it).
+    async fn unlist(&self, dag: &DagId) -> Result<(), DagError> {
+        self.inner
+            .conn
+            .send::<()>(
+                redis::cmd("ZREM").arg(DAGS).arg(dag.as_str()),
+                Retry::Once,
+                "could not remove the DAG from `dags`",
+            )
+            .await
+    }
+
     fn check_size(&self, what: impl FnOnce() -> String, size: usize) -> Result<(), DagError> {
         let limit = self.config().max_value_bytes;
         if size > limit {
@@ -244,9 +299,13 @@ impl Store for RedisStore {
             .hset(keys.done(), "nodes", plan.nodes.len())
             .ignore()
             .pexpire(keys.done(), ttl as i64)
-            .ignore()
-            .zadd(DAGS, dag.as_str(), submitted)
             .ignore();
+        // `dags` is not tagged with the DAG: on a cluster it lives in another slot, so it is
+        // updated by a command of its own (sent at the same time), never in this transaction.
+        let cluster = self.inner.conn.is_cluster();
+        if !cluster {
+            pipe.zadd(DAGS, dag.as_str(), submitted).ignore();
+        }
         if self.config().events {
             // Created here with its expiry, so that the completions appending to it need not
             // set one (one command less per task).
@@ -264,11 +323,17 @@ impl Store for RedisStore {
                 .pexpire(keys.events(), ttl as i64)
                 .ignore();
         }
-        let stored = self
-            .inner
-            .conn
-            .send::<()>(&pipe, Retry::Once, "could not store the plan")
-            .await;
+        let conn = &self.inner.conn;
+        let store = conn.send::<()>(&pipe, Retry::Once, "could not store the plan");
+        let stored = if cluster {
+            let mut zadd = redis::cmd("ZADD");
+            zadd.arg(DAGS).arg(submitted).arg(dag.as_str());
+            let list = conn.send::<()>(&zadd, Retry::Once, "could not list the DAG in `dags`");
+            let (stored, listed) = futures::join!(store, list);
+            stored.and(listed)
+        } else {
+            store.await
+        };
         if stored.is_err() {
             self.plans().remove(dag);
         }
@@ -477,13 +542,17 @@ impl Store for RedisStore {
         }
         let keys = DagKeys::new(dag);
         let mut rest = redis::pipe();
-        rest.atomic()
-            .del(&keys.outcome_keys())
-            .ignore()
-            .zrem(DAGS, dag.as_str())
-            .ignore();
+        rest.atomic().del(&keys.outcome_keys()).ignore();
+        let cluster = self.inner.conn.is_cluster();
+        if !cluster {
+            rest.zrem(DAGS, dag.as_str()).ignore();
+        }
         let plan = self.known_plan(dag).await;
         self.remove_ended(dag, &keys, plan, Some(rest)).await?;
+        if cluster {
+            // `dags` is in another slot than the DAG's keys: a command of its own.
+            self.unlist(dag).await?;
+        }
         Ok(outcome)
     }
 
@@ -493,6 +562,10 @@ impl Store for RedisStore {
         let plan = self.known_plan(dag).await;
         let cancelled = scripts::cancel(&self.inner.conn, &keys, dag).await?;
         self.remove_ended(dag, &keys, plan, None).await?;
+        if self.inner.conn.is_cluster() {
+            // The script could not name `dags` (another slot): removed from it here.
+            self.unlist(dag).await?;
+        }
         Ok(cancelled)
     }
 
@@ -569,21 +642,18 @@ impl Store for RedisStore {
         if stale.is_empty() {
             return Ok(0);
         }
-        // One pass over the DAG keys (rather than one SCAN per DAG): `dag:{<id>}:...`.
-        let mut cursor = 0_u64;
-        loop {
-            let (next, batch): (u64, Vec<String>) = conn
-                .send(
-                    redis::cmd("SCAN")
-                        .arg(cursor)
-                        .arg("MATCH")
-                        .arg("dag:{*")
-                        .arg("COUNT")
-                        .arg(KEYS_PER_COMMAND),
-                    Retry::Once,
-                    "could not scan for keys of old DAGs",
-                )
-                .await?;
+        // One pass over the DAG keys (rather than one SCAN per DAG): `dag:{<id>}:...`, on
+        // every master of a cluster.
+        let mut scan = ScanState::default();
+        while let Some(batch) = conn
+            .scan_step(
+                &mut scan,
+                "dag:{*",
+                KEYS_PER_COMMAND,
+                "could not scan for keys of old DAGs",
+            )
+            .await?
+        {
             let doomed: Vec<&String> = batch
                 .iter()
                 .filter(|key| dag_of_key(key).is_some_and(|id| stale.contains(id)))
@@ -596,10 +666,6 @@ impl Store for RedisStore {
                 )
                 .await?;
             }
-            if next == 0 {
-                break;
-            }
-            cursor = next;
         }
         let stale: Vec<&str> = stale.into_iter().collect();
         for batch in stale.chunks(KEYS_PER_COMMAND) {

@@ -12,6 +12,39 @@
 //! | --- | --- |
 //! | `<stream>` (default [`DEFAULT_STREAM`]) | queued and running invocations, group [`GROUP`] |
 //! | `<stream>:cold_start_us` | list of worker processes' cold-start times in µs (newest first) |
+//!
+//! # On a Redis Cluster
+//!
+//! Today the stream is one key, so on a cluster it lives on one master: every `XADD`,
+//! `XREADGROUP`, `XACK` and lease renewal of every worker goes to that shard, while the DAGs'
+//! own keys spread over all of them. It works (the stream's commands each name one key, and
+//! blocking reads use cluster connections of their own, see `connection.rs`), but that shard
+//! is the limit of the hand-offs between processes. The design for spreading it (not built
+//! yet):
+//!
+//! - **Shards of the stream.** `K` streams `<stream>:{s<k>}` (`k` in `0..K`, `K` a small
+//!   multiple of the masters, fixed per stream name, say 16), each with its own group
+//!   [`GROUP`]. Hash tags pick slots, not masters, so `K` > masters spreads them over the
+//!   masters with high probability, and a resharding moves a shard like any key.
+//! - **Where an invocation goes.** A root or a handed-on child goes to shard
+//!   `hash(dag id, node) mod K`: the invocations of one large DAG spread too (by the DAG id
+//!   alone, one large DAG would be a hot key again). Nothing needs them in order.
+//! - **Who reads what.** Every worker reads every shard: a `XREADGROUP` names one slot on a
+//!   cluster (several streams of several slots in one command are a `CROSSSLOT` error), so
+//!   each worker thread has a home shard (`thread index + process offset mod K`) on which it
+//!   blocks, and before blocking it sweeps the other shards once without `BLOCK` in turn
+//!   (one round trip per shard, pipelined per master through the cluster connection), so that
+//!   no shard's entries wait for a reader that happens to block elsewhere; with more threads in
+//!   a pool than shards, every shard has a blocking reader.
+//! - **Leases and claims.** Leases stay per entry: renewal (`XCLAIM ... JUSTID`) and
+//!   acknowledgement go to the entry's shard, grouped per shard in one pipeline each, and each
+//!   thread's `XAUTOCLAIM` sweep visits the shards in rotation, so a dead worker's entries on
+//!   any shard are taken over within about `K` sweeps (the sweep period is shortened by `K`
+//!   to keep the bound of a lease and a half). An entry id is unique within one stream only,
+//!   so the *claim* recorded in a DAG's `done` hash (see `complete.lua`) becomes
+//!   `<k>/<entry id>`: a re-run of the same entry, on whichever worker, presents the same
+//!   claim and gets its children back; `MAX_DELIVERIES` counts per entry as today.
+//! - **One server** keeps `K = 1` and the key `<stream>` itself, so nothing changes there.
 
 use std::time::Duration;
 

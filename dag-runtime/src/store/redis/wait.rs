@@ -39,6 +39,8 @@ impl RedisStore {
         // Whether the last request lost the connection: one more try reconnects; a second
         // loss in a row means the server is away.
         let mut lost_last = false;
+        // Failovers seen during this wait (see `changing_over`).
+        let mut changes = 0;
         loop {
             let looked = if look_first {
                 self.look(dag, &keys, &mut conn).await
@@ -65,6 +67,14 @@ impl RedisStore {
                     // After a timed-out BLPOP, check that the DAG still exists.
                     look_first = !look_first;
                     lost_last = false;
+                }
+                Err(e) if changing_over(&e) && changes < MAX_CHANGE_OVERS => {
+                    // A failover or resharding under the wait (a Redis Cluster): the master
+                    // that held the list unblocked us, or the cluster is electing a new one.
+                    // Look at the DAG again (on the new master) after a pause.
+                    changes += 1;
+                    look_first = true;
+                    tokio::time::sleep(CHANGE_OVER_PAUSE).await;
                 }
                 Err(e) if e.clone().into_server_errors().is_some() => {
                     return Err(self
@@ -137,6 +147,23 @@ impl RedisStore {
             self.addr()
         ))
     }
+}
+
+/// How many times one wait rides through a change of masters before it gives up.
+const MAX_CHANGE_OVERS: u32 = 600;
+
+/// The pause before looking again after a change of masters (600 of them: a minute).
+const CHANGE_OVER_PAUSE: std::time::Duration = std::time::Duration::from_millis(100);
+
+/// Whether the server's answer says its role or the cluster's state is changing (a failover,
+/// a resharding): `UNBLOCKED` (a blocked `BLPOP` on a master that became a replica),
+/// `CLUSTERDOWN`, `TRYAGAIN`, `MASTERDOWN`, `LOADING`, `READONLY`. What the cluster client did
+/// not ride through itself: the wait looks again rather than failing the DAG.
+fn changing_over(e: &redis::RedisError) -> bool {
+    matches!(
+        e.code(),
+        Some("UNBLOCKED" | "CLUSTERDOWN" | "TRYAGAIN" | "MASTERDOWN" | "LOADING" | "READONLY")
+    )
 }
 
 /// Reports a value on a DAG's result list that is not its outcome (written by something else).

@@ -7,7 +7,8 @@
 -- KEYS[3]  dag:{id}:result
 -- KEYS[4]  dag:{id}:plan
 -- KEYS[5]  dag:{id}:events
--- KEYS[6]  dags
+-- KEYS[6]  dags (on one server; on a Redis Cluster it is in another slot, so it is left out
+--          and the caller removes the DAG from it with a command of its own)
 --
 -- Whatever the DAG's status, its keys are removed, the status first: a worker's next step
 -- (complete/fail/finish check the status inside their script, fetch_outputs reads it with the
@@ -18,5 +19,7 @@ if redis.call('GET', KEYS[1]) == RUNNING then
   cancelled = 1
 end
 redis.call('UNLINK', KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5])
-redis.call('ZREM', KEYS[6], ARGV[1])
+if KEYS[6] then
+  redis.call('ZREM', KEYS[6], ARGV[1])
+end
 return cancelled
