@@ -154,6 +154,48 @@ fn different_dags_land_on_different_masters() {
     }
 }
 
+/// A user with exactly `dag::store::REDIS_ACL` on every node (ACL users are per node, not
+/// replicated: replicas need it too, for after a failover) computes the shapes: the cluster
+/// client's own commands (`CLUSTER SLOTS`, `ASKING`) are in the documented rules.
+fn shapes_under_the_documented_acl() {
+    let Some(cluster) = TestCluster::shared("shapes_under_the_documented_acl") else {
+        return;
+    };
+    let ports: Vec<u16> = cluster.nodes().iter().map(|n| n.port).collect();
+    for port in &ports {
+        let mut setuser = redis::cmd("ACL");
+        setuser
+            .arg("SETUSER")
+            .arg("dag")
+            .arg("reset")
+            .arg("on")
+            .arg(">secret");
+        for rule in dag::store::REDIS_ACL.split_whitespace() {
+            setuser.arg(rule);
+        }
+        let _: () = cluster
+            .query(*port, &setuser)
+            .unwrap_or_else(|e| panic!("ACL SETUSER on {port}: {e}"));
+    }
+    let urls: Vec<String> = ports
+        .iter()
+        .map(|p| format!("redis://dag:secret@127.0.0.1:{p}"))
+        .collect();
+    let runtime = Runtime::builder()
+        .redis_cluster(urls)
+        .workers(2)
+        .build()
+        .unwrap();
+    compute_the_shapes(&runtime);
+    drop(runtime);
+    for port in &ports {
+        let _: () = cluster
+            .query(*port, redis::cmd("ACL").arg("DELUSER").arg("dag"))
+            .unwrap_or_else(|e| panic!("ACL DELUSER on {port}: {e}"));
+    }
+    nothing_left(cluster);
+}
+
 fn shapes_on_worker_processes() {
     let Some(cluster) = TestCluster::shared("shapes_on_worker_processes") else {
         return;
@@ -379,6 +421,7 @@ const TESTS: &[Test] = &dag_test_support::tests![
     shapes_on_local_threads,
     different_dags_land_on_different_masters,
     shapes_on_worker_processes,
+    shapes_under_the_documented_acl,
     the_examples_flags_name_a_cluster,
     an_unreachable_cluster_is_a_prompt_error,
     dags_complete_across_a_failover_of_every_master,

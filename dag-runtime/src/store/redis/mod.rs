@@ -44,7 +44,9 @@ pub use inspect::{event_stream_key, DagSnapshot};
 /// The Redis ACL rules a client and a worker of `dag` need, and no more: every command the
 /// store, the scripts, the invocation stream and the metrics (`dagm:*`, when they are kept in
 /// the DAG's Redis) send, on the keys `dag:*`, `dags` and `dagm:*`; the `dag` command and its
-/// dashboard need no more either.
+/// dashboard need no more either. On a Redis Cluster the cluster client also sends
+/// `CLUSTER SLOTS` (its map of slots) and `ASKING` (a slot being moved); ACL users are per
+/// node, so set the user on every node, replicas included.
 ///
 /// A user for `dag` alone, with `redis-cli` or in `redis.conf`:
 ///
@@ -63,7 +65,7 @@ pub const REDIS_ACL: &str = "~dag:* ~dags ~dagm:* -@all +ping +get +mget +set +p
 +unlink +pexpire +hset +hsetnx +hincrby +hget +hgetall +hmget +hlen +rpush +lpop +blpop +lpush \
 +ltrim +lrange +llen +zadd +zrem +zrangebyscore +zrevrange +scan +multi +exec +evalsha \
 +script|load +xadd +xack +xdel +xclaim +xautoclaim +xpending +xread +xreadgroup +xgroup|create \
-+xgroup|delconsumer +xinfo|consumers";
++xgroup|delconsumer +xinfo|consumers +cluster|slots +asking";
 pub use store::{RedisStore, MAX_VALUE_BYTES};
 pub use stream::{InvocationStream, StreamEntry, StreamReader, DEFAULT_STREAM, GROUP};
 pub use thread_conn::ThreadConnections;
