@@ -245,11 +245,9 @@ fn the_examples_flags_name_a_cluster() {
 }
 
 fn an_unreachable_cluster_is_a_prompt_error() {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    // Port 1: nothing listens there, and no other test can start listening (a port bound and
+    // closed could be taken by a server another test starts meanwhile).
+    let port = 1;
     let started = Instant::now();
     let error = Runtime::builder()
         .redis_cluster([format!("redis://127.0.0.1:{port}")])
@@ -277,6 +275,32 @@ fn slow_leaf(i: u64, delay_ms: u64) -> u64 {
 fn slow_tree(leaves: u64, delay_ms: u64) -> Node<u64> {
     let leaves = (0..leaves).map(|i| slow_leaf(i, delay_ms)).collect();
     reduce_pairwise(leaves, |a, b| add(a, b))
+}
+
+/// Joins the DAGs `start_slow_dags` started: each ended with the right value or a clear error
+/// (`what` says what happened meanwhile). Returns how many completed and how many failed.
+fn outcomes(
+    running: Vec<std::thread::JoinHandle<Result<u64, DagError>>>,
+    what: &str,
+) -> (usize, usize) {
+    let (mut ok, mut failed) = (0, 0);
+    for dag in running {
+        match dag.join().unwrap() {
+            Ok(value) => {
+                assert_eq!(value, sum_1_to(32), "never a wrong result");
+                ok += 1;
+            }
+            Err(error) => {
+                eprintln!("a DAG failed {what}: {error}");
+                assert!(
+                    matches!(error, DagError::Redis { .. } | DagError::Store(_)),
+                    "{error:?}"
+                );
+                failed += 1;
+            }
+        }
+    }
+    (ok, failed)
 }
 
 /// Starts `dags` slow trees of `leaves` leaves on `runtime`, each on a thread of its own;
@@ -354,23 +378,7 @@ fn a_master_killed_mid_run_never_hangs_a_dag() {
     cluster
         .wait_until_ok(Duration::from_secs(60))
         .expect("the replica of the killed master takes over");
-    let (mut ok, mut failed) = (0, 0);
-    for dag in running {
-        match dag.join().unwrap() {
-            Ok(value) => {
-                assert_eq!(value, sum_1_to(32), "never a wrong result");
-                ok += 1;
-            }
-            Err(error) => {
-                eprintln!("a DAG failed after the master died: {error}");
-                assert!(
-                    matches!(error, DagError::Redis { .. } | DagError::Store(_)),
-                    "{error:?}"
-                );
-                failed += 1;
-            }
-        }
-    }
+    let (ok, failed) = outcomes(running, "after the master died");
     eprintln!("after killing master {victim}: {ok} DAGs completed, {failed} failed");
     // The runtime still works on the cluster as it is now.
     assert_eq!(compute(&tree(8), &runtime), sum_1_to(8));
@@ -394,23 +402,7 @@ fn dags_run_through_a_resharding() {
     // Half of the first master's slots to the second, then a third of them on to the third.
     cluster.reshard(masters[0], masters[1], 2730).unwrap();
     cluster.reshard(masters[1], masters[2], 3000).unwrap();
-    let (mut ok, mut failed) = (0, 0);
-    for dag in running {
-        match dag.join().unwrap() {
-            Ok(value) => {
-                assert_eq!(value, sum_1_to(32), "never a wrong result");
-                ok += 1;
-            }
-            Err(error) => {
-                eprintln!("a DAG failed during the resharding: {error}");
-                assert!(
-                    matches!(error, DagError::Redis { .. } | DagError::Store(_)),
-                    "{error:?}"
-                );
-                failed += 1;
-            }
-        }
-    }
+    let (ok, failed) = outcomes(running, "during the resharding");
     eprintln!("through the resharding: {ok} DAGs completed, {failed} failed");
     assert_eq!(compute(&tree(8), &runtime), sum_1_to(8));
     drop(runtime);
