@@ -40,7 +40,7 @@ const REBASE_EVERY: Duration = Duration::from_secs(10);
 /// records it has not queued yet.
 ///
 /// A worker hands its records over in batches (see the module's docs): when a batch is full,
-/// when it holds a record older than [`HAND_OVER_AFTER`], when the worker goes idle (the end
+/// when it holds a record older than 100 ms, when the worker goes idle (the end
 /// of each invocation), before a DAG's result is stored, and when it is dropped; with
 /// [`Upload::EachTask`](super::Upload::EachTask), each record at once.
 pub struct WorkerMetrics {
