@@ -164,19 +164,10 @@ impl TestCluster {
         for &port in &ports {
             create.arg(format!("127.0.0.1:{port}"));
         }
-        let output = create
-            .args(["--cluster-replicas", "1", "--cluster-yes"])
-            .stdin(Stdio::null())
-            .output()
-            .map_err(|e| format!("could not run redis-cli: {e}"))?;
-        if !output.status.success() {
-            return Err(format!(
-                "redis-cli --cluster create failed ({}): {}{}",
-                output.status,
-                String::from_utf8_lossy(&output.stdout),
-                String::from_utf8_lossy(&output.stderr)
-            ));
-        }
+        run_redis_cli(
+            create.args(["--cluster-replicas", "1", "--cluster-yes"]),
+            "create",
+        )?;
         cluster.wait_until_ok(FORM_TIMEOUT)?;
         Ok(cluster)
     }
@@ -390,24 +381,16 @@ impl TestCluster {
                 .map(|n| n.id.clone())
                 .ok_or_else(|| format!("no node on port {port}"))
         };
-        let output = Command::new("redis-cli")
-            .arg("--cluster")
-            .arg("reshard")
-            .arg(format!("127.0.0.1:{from}"))
-            .args(["--cluster-from", &id(from)?, "--cluster-to", &id(to)?])
-            .args(["--cluster-slots", &slots.to_string(), "--cluster-yes"])
-            .args(["--cluster-pipeline", "10"])
-            .stdin(Stdio::null())
-            .output()
-            .map_err(|e| format!("could not run redis-cli: {e}"))?;
-        if !output.status.success() {
-            return Err(format!(
-                "redis-cli --cluster reshard failed ({}): {}{}",
-                output.status,
-                String::from_utf8_lossy(&output.stdout),
-                String::from_utf8_lossy(&output.stderr)
-            ));
-        }
+        run_redis_cli(
+            Command::new("redis-cli")
+                .arg("--cluster")
+                .arg("reshard")
+                .arg(format!("127.0.0.1:{from}"))
+                .args(["--cluster-from", &id(from)?, "--cluster-to", &id(to)?])
+                .args(["--cluster-slots", &slots.to_string(), "--cluster-yes"])
+                .args(["--cluster-pipeline", "10"]),
+            "reshard",
+        )?;
         self.wait_until_ok(FORM_TIMEOUT)
     }
 
@@ -600,6 +583,23 @@ impl TestCluster {
         }
         SHARED.as_ref()
     }
+}
+
+/// Runs `redis-cli --cluster <what> ...` (`command`), failing with its output if it fails.
+fn run_redis_cli(command: &mut Command, what: &str) -> Result<(), String> {
+    let output = command
+        .stdin(Stdio::null())
+        .output()
+        .map_err(|e| format!("could not run redis-cli: {e}"))?;
+    if output.status.success() {
+        return Ok(());
+    }
+    Err(format!(
+        "redis-cli --cluster {what} failed ({}): {}{}",
+        output.status,
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    ))
 }
 
 #[cfg(test)]

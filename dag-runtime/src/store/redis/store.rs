@@ -116,7 +116,11 @@ impl RedisStore {
     /// ```
     pub async fn connect_with(url: &str, config: RedisConfig) -> Result<Self, DagError> {
         let outputs = OutputCache::new(config.output_cache_bytes);
-        let conn = RedisConnection::open(url, config).await?;
+        Self::on(RedisConnection::open(url, config).await?, outputs).await
+    }
+
+    /// A store on `conn` (one server or a cluster), once its scripts are loaded.
+    async fn on(conn: RedisConnection, outputs: OutputCache) -> Result<Self, DagError> {
         scripts::load_all(&conn).await?;
         Ok(RedisStore {
             inner: Arc::new(Inner {
@@ -153,16 +157,7 @@ impl RedisStore {
     {
         let urls: Vec<String> = urls.into_iter().map(Into::into).collect();
         let outputs = OutputCache::new(config.output_cache_bytes);
-        let conn = RedisConnection::open_cluster(&urls, config).await?;
-        scripts::load_all(&conn).await?;
-        Ok(RedisStore {
-            inner: Arc::new(Inner {
-                conn,
-                outputs,
-                plans: Mutex::new(PlanCache::default()),
-                process: crate::process_name(),
-            }),
-        })
+        Self::on(RedisConnection::open_cluster(&urls, config).await?, outputs).await
     }
 
     /// Whether this store is on a Redis Cluster ([`connect_cluster`](Self::connect_cluster)).
